@@ -1,0 +1,181 @@
+/* The probe app (Responder role): reports what it received and produces the
+ * output a case asks for through QUERY_STRING (see README "The probe app"). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_util.h"
+#include "fcgi_request.h"
+
+#define PROBE_TEXT_MAX 4096
+#define PROBE_OUTPUT_CHUNK 65536u
+
+struct probe {
+    struct stream_digest stdin_digest;
+    unsigned status;
+    bool echo;
+    bool generate_output; /* out=N given */
+    uint64_t output_left;
+    uint64_t output_sent;
+    uint64_t delay_ms;
+    uint32_t app_status;
+    char stderr_text[PROBE_TEXT_MAX];
+};
+
+static void probe_destroy(struct fcgi_request *req)
+{
+    struct probe *p = req->app_state;
+    if (!p)
+        return;
+    stream_digest_free(&p->stdin_digest);
+    free(p);
+    req->app_state = NULL;
+}
+
+static void write_text(struct fcgi_request *req, uint8_t stream, const char *text)
+{
+    fcgi_request_write(req, stream, text, strlen(text));
+}
+
+static void fail_request(struct fcgi_request *req, const char *why)
+{
+    write_text(req, FCGI_STDERR, why);
+    fcgi_request_finish(req, 1);
+}
+
+static void write_headers(struct fcgi_request *req, const char *content_type, const char *digest_hex,
+                          bool digest_known)
+{
+    struct probe *p = req->app_state;
+    struct byte_queue head;
+    byte_queue_init(&head, 1024);
+    bool ok = queue_printf(&head, "Status: %u %s\r\nContent-Type: %s\r\n", p->status,
+                           p->status == 200 ? "OK" : "Probe", content_type);
+    if (digest_known)
+        ok = ok && queue_printf(&head, "X-Probe-Stdin-Length: %llu\r\nX-Probe-Stdin-Sha256: %s\r\n",
+                                (unsigned long long)p->stdin_digest.length, digest_hex);
+    ok = ok && byte_queue_append(&head, "\r\n", 2);
+    if (ok)
+        fcgi_request_write(req, FCGI_STDOUT, byte_queue_peek(&head), byte_queue_len(&head));
+    byte_queue_free(&head);
+}
+
+/* The JSON report: role, params in the order received, stdin length and digest. */
+static bool write_report(struct fcgi_request *req, const char *digest_hex)
+{
+    struct probe *p = req->app_state;
+    struct byte_queue body;
+    byte_queue_init(&body, fcgi_request_stdout_room(req));
+    bool ok = queue_printf(&body, "{\"role\":\"responder\",\"params\":[");
+    for (size_t i = 0; ok && i < req->params_count; i++) {
+        const struct fcgi_nv *nv = &req->params[i];
+        ok = byte_queue_append(&body, i ? ",[\"" : "[\"", i ? 3 : 2) && json_append_bytes(&body, nv->name, nv->name_len) &&
+             byte_queue_append(&body, "\",\"", 3) && json_append_bytes(&body, nv->value, nv->value_len) &&
+             byte_queue_append(&body, "\"]", 2);
+    }
+    ok = ok && queue_printf(&body, "],\"stdin_length\":%llu,\"stdin_sha256\":\"%s\"}\n",
+                            (unsigned long long)p->stdin_digest.length, digest_hex);
+    ok = ok && fcgi_request_write(req, FCGI_STDOUT, byte_queue_peek(&body), byte_queue_len(&body));
+    byte_queue_free(&body);
+    return ok;
+}
+
+/* Writes the next piece of the out=N pattern: byte i is 'a' + i % 26. */
+static void write_pattern(struct fcgi_request *req)
+{
+    struct probe *p = req->app_state;
+    uint8_t chunk[PROBE_OUTPUT_CHUNK];
+    size_t n = p->output_left < sizeof(chunk) ? (size_t)p->output_left : sizeof(chunk);
+    for (size_t i = 0; i < n; i++)
+        chunk[i] = (uint8_t)('a' + (p->output_sent + i) % 26);
+    if (!fcgi_request_write(req, FCGI_STDOUT, chunk, n)) {
+        fail_request(req, "probe: output spool full\n");
+        return;
+    }
+    p->output_left -= n;
+    p->output_sent += n;
+    if (p->output_left)
+        fcgi_request_want_writable(req);
+    else
+        fcgi_request_finish(req, p->app_status);
+}
+
+static void respond(struct fcgi_request *req)
+{
+    struct probe *p = req->app_state;
+    char digest_hex[65];
+    stream_digest_final_hex(&p->stdin_digest, digest_hex);
+    if (p->stderr_text[0])
+        write_text(req, FCGI_STDERR, p->stderr_text);
+    if (p->generate_output) {
+        write_headers(req, "application/octet-stream", digest_hex, true);
+        if (p->output_left)
+            write_pattern(req);
+        else
+            fcgi_request_finish(req, p->app_status);
+        return;
+    }
+    write_headers(req, "application/json", digest_hex, true);
+    if (!write_report(req, digest_hex)) {
+        fail_request(req, "probe: report larger than the output spool\n");
+        return;
+    }
+    fcgi_request_finish(req, p->app_status);
+}
+
+static void probe_start(struct fcgi_request *req)
+{
+    struct probe *p = calloc(1, sizeof(*p));
+    if (!p || !stream_digest_init(&p->stdin_digest)) {
+        free(p);
+        fcgi_request_finish(req, 1);
+        return;
+    }
+    req->app_state = p;
+    size_t qlen;
+    const uint8_t *query = fcgi_request_param(req, "QUERY_STRING", &qlen);
+    p->status = (unsigned)query_get_u64(query, qlen, "status", 200);
+    if (p->status < 100 || p->status > 999)
+        p->status = 200;
+    p->echo = query_get_u64(query, qlen, "echo", 0) != 0;
+    char scratch[24];
+    p->generate_output = query_get(query, qlen, "out", scratch, sizeof(scratch));
+    p->output_left = query_get_u64(query, qlen, "out", 0);
+    p->delay_ms = query_get_u64(query, qlen, "delay", 0);
+    p->app_status = (uint32_t)query_get_u64(query, qlen, "app_status", 0);
+    if (!query_get(query, qlen, "err", p->stderr_text, sizeof(p->stderr_text)))
+        p->stderr_text[0] = '\0';
+    if (p->echo) /* headers now, so that output flows before STDIN ends */
+        write_headers(req, "application/octet-stream", "", false);
+}
+
+static void probe_input(struct fcgi_request *req, uint8_t type, const uint8_t *data, size_t len)
+{
+    struct probe *p = req->app_state;
+    if (type != FCGI_STDIN)
+        return;
+    stream_digest_update(&p->stdin_digest, data, len);
+    if (p->echo) {
+        if (len && !fcgi_request_write(req, FCGI_STDOUT, data, len))
+            fail_request(req, "probe: echo spool full\n");
+        else if (!len)
+            fcgi_request_finish(req, p->app_status);
+        return;
+    }
+    if (len)
+        return;
+    if (p->delay_ms)
+        fcgi_request_wake_at(req, fcgi_request_now(req) + p->delay_ms);
+    else
+        respond(req);
+}
+
+static void probe_timer(struct fcgi_request *req) { respond(req); }
+
+const struct fcgi_app app_probe = {
+    .name = "probe",
+    .start = probe_start,
+    .input = probe_input,
+    .writable = write_pattern,
+    .timer = probe_timer,
+    .destroy = probe_destroy,
+};

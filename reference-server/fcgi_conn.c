@@ -1,0 +1,674 @@
+#include "fcgi_conn.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fcgi_codec.h"
+#include "fcgi_request.h"
+
+/* Output is cut into records of at most this much content: a multiple of 8,
+ * so that only a stream's last record needs padding. */
+#define OUTPUT_RECORD_CONTENT 65528u
+/* Finished ids remembered by the go-id-reuse fault (Go kept all of them). */
+#define FINISHED_IDS_REMEMBERED 1024u
+/* A stuck app gets this many writable() calls per pump before others go. */
+#define WRITABLE_CALLS_PER_PUMP 4
+
+struct fcgi_conn {
+    const struct fcgi_limits *limits;
+    struct fcgi_load *load;
+    unsigned long id;
+    bool overloaded;
+    uint64_t now_ms;
+    enum fcgi_conn_state state;
+    bool input_eof;
+    bool close_when_idle; /* a request without FCGI_KEEP_CONN has ended */
+    struct byte_queue in;
+    struct byte_queue out;
+    struct fcgi_request **reqs;
+    size_t reqs_count;
+    size_t reqs_alloc;
+    uint16_t *finished_ids; /* go-id-reuse fault only; a ring */
+    size_t finished_count;
+    char close_reason[160];
+};
+
+static bool fault(const struct fcgi_conn *c, enum fault f) { return fault_on(c->limits->faults, f); }
+
+static void conn_log(const struct fcgi_conn *c, const char *fmt, ...)
+{
+    if (!c->limits->log)
+        return;
+    char message[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    c->limits->log(c->id, message);
+}
+
+/* A protocol error or a fault that drops the connection: stop reading, send what
+ * is queued, close. Requests in flight are dropped without END_REQUEST. */
+static void conn_fail(struct fcgi_conn *c, const char *fmt, ...)
+{
+    if (c->state == FCGI_CONN_CLOSING)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->close_reason, sizeof(c->close_reason), fmt, ap);
+    va_end(ap);
+    c->state = FCGI_CONN_CLOSING;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void emit_record(struct fcgi_conn *c, uint8_t type, uint16_t request_id, const uint8_t *content,
+                        size_t len)
+{
+    uint8_t header[FCGI_HEADER_LEN];
+    static const uint8_t zeros[8];
+    uint8_t padding = fcgi_padding_for(len);
+    struct fcgi_header h = {FCGI_VERSION_1, type, request_id, (uint16_t)len, padding};
+    fcgi_header_encode(&h, header);
+    if (!byte_queue_append(&c->out, header, sizeof(header)) || !byte_queue_append(&c->out, content, len) ||
+        !byte_queue_append(&c->out, zeros, padding))
+        conn_fail(c, "output queue over its limit");
+}
+
+/* The id an application record goes out with: its own, unless a fault says 0. */
+static uint16_t reply_id(const struct fcgi_conn *c, uint16_t id)
+{
+    return fault(c, FAULT_REPLY_ID_ZERO) ? 0 : id;
+}
+
+static void emit_stream_chunk(struct fcgi_conn *c, struct fcgi_request *req, uint8_t type,
+                              const uint8_t *data, size_t len)
+{
+    emit_record(c, type, reply_id(c, req->id), data, len);
+    if (type == FCGI_STDOUT && len > 0 && !(req->flags & REQ_STDOUT_SENT)) {
+        req->flags |= REQ_STDOUT_SENT;
+        if (fault(c, FAULT_STDOUT_AFTER_EMPTY))
+            emit_record(c, FCGI_STDOUT, reply_id(c, req->id), NULL, 0);
+    }
+}
+
+static void emit_end_request(struct fcgi_conn *c, uint16_t id, uint32_t app_status, uint8_t protocol_status)
+{
+    uint8_t body[8];
+    struct fcgi_end_request end = {app_status, protocol_status};
+    fcgi_end_request_encode(&end, body);
+    emit_record(c, FCGI_END_REQUEST, reply_id(c, id), body, sizeof(body));
+    if (fault(c, FAULT_END_REQUEST_TWICE))
+        emit_record(c, FCGI_END_REQUEST, reply_id(c, id), body, sizeof(body));
+}
+
+static bool output_full(const struct fcgi_conn *c) { return byte_queue_len(&c->out) >= c->limits->out_high_water; }
+
+/* ---- the request table --------------------------------------------------- */
+
+static struct fcgi_request *find_request(const struct fcgi_conn *c, uint16_t id)
+{
+    for (size_t i = 0; i < c->reqs_count; i++)
+        if (c->reqs[i]->id == id)
+            return c->reqs[i];
+    return NULL;
+}
+
+static bool id_finished_before(const struct fcgi_conn *c, uint16_t id)
+{
+    size_t n = c->finished_count < FINISHED_IDS_REMEMBERED ? c->finished_count : FINISHED_IDS_REMEMBERED;
+    for (size_t i = 0; i < n; i++)
+        if (c->finished_ids[i] == id)
+            return true;
+    return false;
+}
+
+static void remember_finished_id(struct fcgi_conn *c, uint16_t id)
+{
+    if (!c->finished_ids) {
+        c->finished_ids = calloc(FINISHED_IDS_REMEMBERED, sizeof(*c->finished_ids));
+        if (!c->finished_ids)
+            return;
+    }
+    c->finished_ids[c->finished_count++ % FINISHED_IDS_REMEMBERED] = id;
+}
+
+static struct fcgi_request *add_request(struct fcgi_conn *c, uint16_t id, uint16_t role, bool keep_conn)
+{
+    if (c->reqs_count == c->reqs_alloc) {
+        size_t alloc = c->reqs_alloc ? c->reqs_alloc * 2 : 4;
+        struct fcgi_request **grown = realloc(c->reqs, alloc * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        c->reqs = grown;
+        c->reqs_alloc = alloc;
+    }
+    struct fcgi_request *req = calloc(1, sizeof(*req));
+    if (!req)
+        return NULL;
+    req->clock_ms = &c->now_ms;
+    req->id = id;
+    req->role = role;
+    req->keep_conn = keep_conn;
+    byte_queue_init(&req->params_stream, c->limits->max_params_bytes);
+    byte_queue_init(&req->stdout_spool, c->limits->max_spool_bytes);
+    byte_queue_init(&req->stderr_spool, c->limits->max_spool_bytes);
+    req->app = role == FCGI_AUTHORIZER ? &app_authorizer : role == FCGI_FILTER ? &app_filter : &app_probe;
+    c->reqs[c->reqs_count++] = req;
+    c->load->active_requests++;
+    return req;
+}
+
+static void free_request(struct fcgi_request *req)
+{
+    if (req->app && req->app->destroy)
+        req->app->destroy(req);
+    byte_queue_free(&req->params_stream);
+    byte_queue_free(&req->stdout_spool);
+    byte_queue_free(&req->stderr_spool);
+    free(req->params);
+    free(req);
+}
+
+static void remove_request(struct fcgi_conn *c, size_t index)
+{
+    struct fcgi_request *req = c->reqs[index];
+    if (fault(c, FAULT_GO_ID_REUSE))
+        remember_finished_id(c, req->id);
+    c->reqs[index] = c->reqs[--c->reqs_count];
+    c->load->active_requests--;
+    free_request(req);
+}
+
+/* After an END_REQUEST: close once idle unless FCGI_KEEP_CONN asked otherwise. */
+static void after_end_request(struct fcgi_conn *c, bool keep_conn)
+{
+    bool close = !keep_conn;
+    if (fault(c, FAULT_KEEP_CONN_CLOSE))
+        close = true;
+    if (fault(c, FAULT_KEEP_CONN_NEVER_CLOSE))
+        close = false;
+    if (close)
+        c->close_when_idle = true;
+    if (c->close_when_idle && c->reqs_count == 0 && c->state == FCGI_CONN_OPEN)
+        c->state = FCGI_CONN_CLOSING;
+}
+
+/* Ends request `index`: stream terminators, END_REQUEST, and its id is free. */
+static void end_request(struct fcgi_conn *c, size_t index)
+{
+    struct fcgi_request *req = c->reqs[index];
+    uint16_t id = req->id;
+    bool keep_conn = req->keep_conn;
+    if (!fault(c, FAULT_NO_EMPTY_STDOUT))
+        emit_record(c, FCGI_STDOUT, reply_id(c, id), NULL, 0);
+    if (req->flags & REQ_STDERR_USED)
+        emit_record(c, FCGI_STDERR, reply_id(c, id), NULL, 0);
+    emit_end_request(c, id, req->app_status, FCGI_REQUEST_COMPLETE);
+    remove_request(c, index);
+    after_end_request(c, keep_conn);
+}
+
+/* A request refused at BEGIN_REQUEST: END_REQUEST alone, no streams. */
+static void reject_request(struct fcgi_conn *c, uint16_t id, bool keep_conn, uint8_t protocol_status)
+{
+    emit_end_request(c, id, 0, protocol_status);
+    after_end_request(c, keep_conn);
+}
+
+/* Moves spooled output into records, asks apps for more, and ends finished
+ * requests, while the output queue has room. */
+static void pump(struct fcgi_conn *c)
+{
+    size_t i = 0;
+    int writable_calls = 0;
+    while (i < c->reqs_count && c->state == FCGI_CONN_OPEN) {
+        struct fcgi_request *req = c->reqs[i];
+        struct byte_queue *spools[2] = {&req->stderr_spool, &req->stdout_spool};
+        const uint8_t types[2] = {FCGI_STDERR, FCGI_STDOUT};
+        for (int s = 0; s < 2; s++) {
+            while (byte_queue_len(spools[s]) > 0 && !output_full(c)) {
+                size_t n = byte_queue_len(spools[s]);
+                if (n > OUTPUT_RECORD_CONTENT)
+                    n = OUTPUT_RECORD_CONTENT;
+                emit_stream_chunk(c, req, types[s], byte_queue_peek(spools[s]), n);
+                byte_queue_consume(spools[s], n);
+            }
+        }
+        bool drained = byte_queue_len(&req->stdout_spool) == 0 && byte_queue_len(&req->stderr_spool) == 0;
+        if (drained && (req->flags & REQ_FINISHED)) {
+            if (output_full(c))
+                return;
+            end_request(c, i);
+            continue; /* slot i now holds another request */
+        }
+        if (drained && (req->flags & REQ_WANTS_WRITABLE) && !output_full(c) &&
+            writable_calls < WRITABLE_CALLS_PER_PUMP) {
+            req->flags &= ~(unsigned)REQ_WANTS_WRITABLE;
+            req->app->writable(req);
+            writable_calls++;
+            continue; /* send what it produced */
+        }
+        writable_calls = 0;
+        i++;
+    }
+}
+
+/* ---- inbound records ------------------------------------------------------ */
+
+static void answer_get_values(struct fcgi_conn *c, const uint8_t *content, size_t len)
+{
+    if (fault(c, FAULT_GET_VALUES_IGNORED))
+        return;
+    char max_conns[16], max_reqs[16];
+    snprintf(max_conns, sizeof(max_conns), "%u", c->limits->max_conns);
+    snprintf(max_reqs, sizeof(max_reqs), "%u", c->limits->max_reqs);
+    const struct {
+        const char *name;
+        const char *value;
+    } known[] = {
+        {"FCGI_MAX_CONNS", max_conns},
+        {"FCGI_MAX_REQS", max_reqs},
+        {"FCGI_MPXS_CONNS", c->limits->mpx ? "1" : "0"},
+    };
+    enum { KNOWN = sizeof(known) / sizeof(known[0]) };
+    bool asked[KNOWN] = {false};
+    size_t pos = 0;
+    while (pos < len) {
+        struct fcgi_nv nv;
+        size_t used;
+        if (fcgi_nv_decode(content + pos, len - pos, &nv, &used) != FCGI_DECODE_OK) {
+            conn_fail(c, "malformed GET_VALUES content");
+            return;
+        }
+        pos += used;
+        for (int k = 0; k < KNOWN; k++)
+            if (nv.name_len == strlen(known[k].name) && memcmp(nv.name, known[k].name, nv.name_len) == 0)
+                asked[k] = true;
+    }
+    uint8_t result[128];
+    size_t result_len = 0;
+    for (int k = 0; k < KNOWN; k++) {
+        if (!asked[k] && !fault(c, FAULT_GET_VALUES_STREAM))
+            continue;
+        result_len += fcgi_nv_encode((const uint8_t *)known[k].name, strlen(known[k].name),
+                                     (const uint8_t *)known[k].value, strlen(known[k].value),
+                                     result + result_len, sizeof(result) - result_len);
+    }
+    emit_record(c, FCGI_GET_VALUES_RESULT, FCGI_NULL_REQUEST_ID, result, result_len);
+    if (fault(c, FAULT_GET_VALUES_STREAM))
+        emit_record(c, FCGI_GET_VALUES_RESULT, FCGI_NULL_REQUEST_ID, NULL, 0);
+}
+
+static void handle_management(struct fcgi_conn *c, uint8_t type, const uint8_t *content, size_t len)
+{
+    if (c->reqs_count > 0 && fault(c, FAULT_MGMT_MID_REQUEST_CLOSE)) {
+        conn_fail(c, "management record during a request (fault mgmt-mid-request-close)");
+        return;
+    }
+    if (type == FCGI_GET_VALUES) {
+        answer_get_values(c, content, len);
+        return;
+    }
+    /* Spec §4.2: any management type the application does not understand, which
+     * includes application types sent with the null request id. */
+    if (fault(c, FAULT_UNKNOWN_TYPE_IGNORED))
+        return;
+    uint8_t body[8];
+    fcgi_unknown_type_encode(type, body);
+    emit_record(c, FCGI_UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, body, sizeof(body));
+}
+
+static bool role_enabled(const struct fcgi_conn *c, uint16_t role)
+{
+    return role >= FCGI_RESPONDER && role <= FCGI_FILTER && (c->limits->roles & (1u << role));
+}
+
+static void handle_begin(struct fcgi_conn *c, uint16_t id, const uint8_t *content, size_t len)
+{
+    struct fcgi_begin_request begin;
+    if (fcgi_begin_request_decode(content, len, &begin) != FCGI_DECODE_OK) {
+        conn_fail(c, "BEGIN_REQUEST id %u has a %zu-byte body, not 8", id, len);
+        return;
+    }
+    bool keep_conn = begin.flags & FCGI_KEEP_CONN;
+    if (fault(c, FAULT_GO_ID_REUSE) && (find_request(c, id) || id_finished_before(c, id))) {
+        conn_fail(c, "received ID that is already in-flight: %u (fault go-id-reuse)", id);
+        return;
+    }
+    if (find_request(c, id)) {
+        /* A web server bug; the request in flight keeps the id and is served. */
+        conn_log(c, "ignoring BEGIN_REQUEST for id %u, which is already active", id);
+        return;
+    }
+    if (!role_enabled(c, begin.role)) {
+        if (fault(c, FAULT_UNKNOWN_ROLE_CLOSE)) {
+            conn_fail(c, "unknown role %u (fault unknown-role-close)", begin.role);
+            return;
+        }
+        reject_request(c, id, keep_conn, FCGI_UNKNOWN_ROLE);
+        return;
+    }
+    if (!c->limits->mpx && c->reqs_count > 0) {
+        reject_request(c, id, keep_conn, FCGI_CANT_MPX_CONN);
+        return;
+    }
+    if (c->overloaded || c->load->active_requests >= c->limits->max_reqs) {
+        reject_request(c, id, keep_conn, FCGI_OVERLOADED);
+        return;
+    }
+    if (!add_request(c, id, begin.role, keep_conn))
+        reject_request(c, id, keep_conn, FCGI_OVERLOADED);
+}
+
+/* Keeps only the pairs that are whole within one record's content: what a
+ * server that decodes every PARAMS record alone ends up with. */
+static bool append_whole_pairs(struct byte_queue *stream, const uint8_t *content, size_t len)
+{
+    size_t pos = 0;
+    struct fcgi_nv nv;
+    size_t used;
+    while (pos < len && fcgi_nv_decode(content + pos, len - pos, &nv, &used) == FCGI_DECODE_OK)
+        pos += used;
+    return byte_queue_append(stream, content, pos);
+}
+
+/* One pair, with 4-byte lengths taken from their last byte (fault nv-long-length-1byte). */
+static enum fcgi_decode_status decode_pair_misreading_long_lengths(const uint8_t *buf, size_t len,
+                                                                   struct fcgi_nv *out, size_t *consumed)
+{
+    size_t pos = 0;
+    size_t lengths[2];
+    for (int i = 0; i < 2; i++) {
+        if (pos >= len)
+            return FCGI_DECODE_NEED_MORE;
+        if (buf[pos] & 0x80) {
+            if (len - pos < 4)
+                return FCGI_DECODE_NEED_MORE;
+            lengths[i] = buf[pos + 3];
+            pos += 4;
+        } else {
+            lengths[i] = buf[pos++];
+        }
+    }
+    if (lengths[0] > len - pos || lengths[1] > len - pos - lengths[0])
+        return FCGI_DECODE_BAD_LENGTH;
+    *out = (struct fcgi_nv){buf + pos, lengths[0], buf + pos + lengths[0], lengths[1]};
+    *consumed = pos + lengths[0] + lengths[1];
+    return FCGI_DECODE_OK;
+}
+
+static bool decode_params(struct fcgi_conn *c, struct fcgi_request *req)
+{
+    const uint8_t *stream = byte_queue_peek(&req->params_stream);
+    size_t len = byte_queue_len(&req->params_stream);
+    enum fcgi_decode_status (*decode)(const uint8_t *, size_t, struct fcgi_nv *, size_t *) =
+        fault(c, FAULT_NV_LONG_LENGTH_1BYTE) ? decode_pair_misreading_long_lengths : fcgi_nv_decode;
+    /* Two passes: count, then fill an array of exactly that size. */
+    for (int pass = 0; pass < 2; pass++) {
+        size_t pos = 0, count = 0;
+        while (pos < len) {
+            struct fcgi_nv nv;
+            size_t used;
+            enum fcgi_decode_status st = decode(stream + pos, len - pos, &nv, &used);
+            if (st != FCGI_DECODE_OK) {
+                conn_fail(c, "request %u: malformed PARAMS at byte %zu of %zu (%s)", req->id, pos, len,
+                          st == FCGI_DECODE_NEED_MORE ? "length cut short" : "length past the end");
+                return false;
+            }
+            if (pass == 1)
+                req->params[count] = nv;
+            count++;
+            pos += used;
+        }
+        if (pass == 0) {
+            req->params_count = count;
+            req->params = count ? calloc(count, sizeof(*req->params)) : NULL;
+            if (count && !req->params) {
+                conn_fail(c, "out of memory for %zu params", count);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static void handle_params(struct fcgi_conn *c, struct fcgi_request *req, const uint8_t *content, size_t len)
+{
+    if (req->flags & REQ_PARAMS_DONE)
+        return; /* a late record of a finished stream */
+    if (len > 0) {
+        bool ok = fault(c, FAULT_PARAMS_SPLIT_PAIR_LOST) ? append_whole_pairs(&req->params_stream, content, len)
+                                                         : byte_queue_append(&req->params_stream, content, len);
+        if (!ok)
+            conn_fail(c, "request %u: PARAMS over the limit of %zu bytes", req->id, c->limits->max_params_bytes);
+        return;
+    }
+    if (!decode_params(c, req))
+        return;
+    req->flags |= REQ_PARAMS_DONE;
+    req->app->start(req);
+}
+
+static void handle_input_stream(struct fcgi_conn *c, struct fcgi_request *req, uint8_t type,
+                                const uint8_t *content, size_t len)
+{
+    unsigned done_flag = type == FCGI_STDIN ? REQ_STDIN_DONE : REQ_DATA_DONE;
+    if (req->flags & done_flag)
+        return;
+    if (type == FCGI_DATA && req->role != FCGI_FILTER)
+        return; /* only a Filter reads FCGI_DATA */
+    if (!(req->flags & REQ_PARAMS_DONE)) {
+        conn_fail(c, "request %u: %s before PARAMS ended", req->id, type == FCGI_STDIN ? "STDIN" : "DATA");
+        return;
+    }
+    if (len == 0)
+        req->flags |= done_flag;
+    if (type == FCGI_STDIN && len > 0) {
+        bool dropped = fault(c, FAULT_STDIN_FIRST_RECORD_ONLY) && (req->flags & REQ_STDIN_SEEN);
+        req->flags |= REQ_STDIN_SEEN;
+        if (dropped)
+            return;
+    }
+    if (!(req->flags & REQ_FINISHED))
+        req->app->input(req, type, content, len);
+}
+
+static void abort_request(struct fcgi_conn *c, struct fcgi_request *req)
+{
+    if (fault(c, FAULT_ABORT_IGNORED))
+        return;
+    byte_queue_clear(&req->stdout_spool);
+    byte_queue_clear(&req->stderr_spool);
+    fcgi_request_finish(req, 0);
+}
+
+static void handle_record(struct fcgi_conn *c, const struct fcgi_header *h, const uint8_t *content)
+{
+    if (h->request_id == FCGI_NULL_REQUEST_ID) {
+        handle_management(c, h->type, content, h->content_length);
+        return;
+    }
+    if (h->type == FCGI_BEGIN_REQUEST) {
+        handle_begin(c, h->request_id, content, h->content_length);
+        return;
+    }
+    struct fcgi_request *req = find_request(c, h->request_id);
+    if (!req)
+        return; /* spec §3.3: records for inactive ids are ignored */
+    switch (h->type) {
+    case FCGI_ABORT_REQUEST:
+        abort_request(c, req);
+        break;
+    case FCGI_PARAMS:
+        handle_params(c, req, content, h->content_length);
+        break;
+    case FCGI_STDIN:
+    case FCGI_DATA:
+        handle_input_stream(c, req, h->type, content, h->content_length);
+        break;
+    default:
+        conn_log(c, "ignoring a record of type %u for request %u", h->type, h->request_id);
+        break;
+    }
+}
+
+static void process_input(struct fcgi_conn *c)
+{
+    while (c->state == FCGI_CONN_OPEN && !output_full(c)) {
+        size_t len = byte_queue_len(&c->in);
+        const uint8_t *buf = byte_queue_peek(&c->in);
+        struct fcgi_header h;
+        if (fcgi_header_decode(buf, len, &h) != FCGI_DECODE_OK)
+            break;
+        if (h.version != FCGI_VERSION_1) {
+            conn_fail(c, "record with unsupported version %u", h.version);
+            break;
+        }
+        size_t padding = fault(c, FAULT_PADDING_NOT_SKIPPED) ? 0 : h.padding_length;
+        size_t size = FCGI_HEADER_LEN + h.content_length + padding;
+        if (len < size)
+            break;
+        handle_record(c, &h, buf + FCGI_HEADER_LEN);
+        byte_queue_consume(&c->in, size);
+        pump(c);
+    }
+}
+
+/* ---- public interface ------------------------------------------------------- */
+
+struct fcgi_conn *fcgi_conn_new(const struct fcgi_limits *limits, struct fcgi_load *load, unsigned long conn_id,
+                                bool overloaded, uint64_t now_ms)
+{
+    struct fcgi_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->limits = limits;
+    c->load = load;
+    c->id = conn_id;
+    c->overloaded = overloaded;
+    c->now_ms = now_ms;
+    c->state = FCGI_CONN_OPEN;
+    byte_queue_init(&c->in, FCGI_MAX_RECORD);
+    /* High water plus the most one pump step or one inbound record can add. */
+    byte_queue_init(&c->out, limits->out_high_water + 4 * FCGI_MAX_RECORD);
+    return c;
+}
+
+void fcgi_conn_free(struct fcgi_conn *c)
+{
+    if (!c)
+        return;
+    while (c->reqs_count > 0) {
+        c->load->active_requests--;
+        free_request(c->reqs[--c->reqs_count]);
+    }
+    free(c->reqs);
+    free(c->finished_ids);
+    byte_queue_free(&c->in);
+    byte_queue_free(&c->out);
+    free(c);
+}
+
+bool fcgi_conn_wants_input(const struct fcgi_conn *c)
+{
+    return c->state == FCGI_CONN_OPEN && !c->input_eof && !output_full(c) && byte_queue_room(&c->in) > 0;
+}
+
+uint8_t *fcgi_conn_input_space(struct fcgi_conn *c, size_t *len)
+{
+    if (!fcgi_conn_wants_input(c)) {
+        *len = 0;
+        return NULL;
+    }
+    return byte_queue_reserve(&c->in, byte_queue_room(&c->in), len);
+}
+
+void fcgi_conn_input_commit(struct fcgi_conn *c, size_t n, uint64_t now_ms)
+{
+    c->now_ms = now_ms;
+    byte_queue_commit(&c->in, n);
+    process_input(c);
+}
+
+size_t fcgi_conn_feed(struct fcgi_conn *c, const uint8_t *data, size_t len, uint64_t now_ms)
+{
+    size_t taken = 0;
+    while (taken < len) {
+        size_t room;
+        uint8_t *space = fcgi_conn_input_space(c, &room);
+        if (!space)
+            break;
+        size_t n = len - taken < room ? len - taken : room;
+        memcpy(space, data + taken, n);
+        taken += n;
+        fcgi_conn_input_commit(c, n, now_ms);
+    }
+    return taken;
+}
+
+void fcgi_conn_input_eof(struct fcgi_conn *c, uint64_t now_ms)
+{
+    c->now_ms = now_ms;
+    c->input_eof = true;
+    /* Requests still waiting for input can never complete: end them as if
+     * aborted, so a peer that only half-closed still learns their fate. */
+    for (size_t i = 0; i < c->reqs_count; i++) {
+        struct fcgi_request *req = c->reqs[i];
+        bool waiting = !(req->flags & REQ_PARAMS_DONE) || !(req->flags & REQ_STDIN_DONE) ||
+                       (req->role == FCGI_FILTER && !(req->flags & REQ_DATA_DONE));
+        if (waiting && !(req->flags & REQ_FINISHED)) {
+            byte_queue_clear(&req->stdout_spool);
+            byte_queue_clear(&req->stderr_spool);
+            fcgi_request_finish(req, 0);
+        }
+    }
+    c->close_when_idle = true;
+    pump(c);
+    if (c->reqs_count == 0 && c->state == FCGI_CONN_OPEN)
+        c->state = FCGI_CONN_CLOSING;
+}
+
+const uint8_t *fcgi_conn_output(const struct fcgi_conn *c, size_t *len)
+{
+    *len = byte_queue_len(&c->out);
+    return byte_queue_peek(&c->out);
+}
+
+void fcgi_conn_output_done(struct fcgi_conn *c, size_t n, uint64_t now_ms)
+{
+    c->now_ms = now_ms;
+    byte_queue_consume(&c->out, n);
+    pump(c);
+    process_input(c);
+}
+
+uint64_t fcgi_conn_next_wakeup(const struct fcgi_conn *c)
+{
+    uint64_t next = 0;
+    for (size_t i = 0; i < c->reqs_count; i++) {
+        uint64_t at = c->reqs[i]->wake_at_ms;
+        if (at && (!next || at < next))
+            next = at;
+    }
+    return next;
+}
+
+void fcgi_conn_tick(struct fcgi_conn *c, uint64_t now_ms)
+{
+    c->now_ms = now_ms;
+    for (size_t i = 0; i < c->reqs_count; i++) {
+        struct fcgi_request *req = c->reqs[i];
+        if (req->wake_at_ms && req->wake_at_ms <= now_ms) {
+            req->wake_at_ms = 0;
+            req->app->timer(req);
+        }
+    }
+    pump(c);
+}
+
+enum fcgi_conn_state fcgi_conn_state(const struct fcgi_conn *c) { return c->state; }
+
+const char *fcgi_conn_close_reason(const struct fcgi_conn *c) { return c->close_reason; }

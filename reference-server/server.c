@@ -1,0 +1,394 @@
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* After the last byte is sent, a closing connection reads and discards what the
+ * peer still sends for this long, so that the close is a FIN and not an RST
+ * (an RST can destroy the response before the peer reads it). */
+#define DRAIN_TIMEOUT_MS 2000
+#define DRAIN_MAX_BYTES (1u << 20)
+#define MAX_ALLOWED_PEERS 64
+#define EVENTS_PER_WAIT 256
+/* Reads per readiness event, so one busy peer cannot starve the others. */
+#define READS_PER_EVENT 16
+
+enum source_kind { SOURCE_LISTENER, SOURCE_SIGNAL, SOURCE_CONN };
+
+struct source {
+    enum source_kind kind;
+};
+
+struct listener_source {
+    struct source base;
+    const struct listener *listener;
+};
+
+struct server_conn {
+    struct source base;
+    int fd;
+    unsigned long id;
+    struct fcgi_conn *fc; /* NULL once draining */
+    uint32_t events;      /* registered with epoll */
+    uint64_t drain_deadline_ms;
+    size_t drained_bytes;
+    struct server_conn *prev, *next; /* all connections */
+};
+
+struct server {
+    const struct server_config *config;
+    int epoll_fd;
+    struct source signal_source;
+    int signal_fd;
+    int spare_fd; /* released to accept and shed a connection when out of fds */
+    struct listener_source *listener_sources;
+    struct fcgi_load load;
+    unsigned conn_count;
+    unsigned long next_conn_id;
+    struct server_conn *conns;
+    struct in_addr allowed_peers[MAX_ALLOWED_PEERS];
+    size_t allowed_peer_count;
+    bool stopping;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void server_log_conn(unsigned long conn_id, const char *message)
+{
+    fprintf(stderr, "fcgispec-responder: conn %lu: %s\n", conn_id, message);
+}
+
+static void set_interest(struct server *s, struct server_conn *sc, uint32_t events)
+{
+    if (sc->events == events)
+        return;
+    struct epoll_event ev = {.events = events, .data.ptr = sc};
+    epoll_ctl(s->epoll_fd, EPOLL_CTL_MOD, sc->fd, &ev);
+    sc->events = events;
+}
+
+static void destroy_conn(struct server *s, struct server_conn *sc)
+{
+    epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, sc->fd, NULL);
+    close(sc->fd);
+    fcgi_conn_free(sc->fc);
+    if (sc->prev)
+        sc->prev->next = sc->next;
+    else
+        s->conns = sc->next;
+    if (sc->next)
+        sc->next->prev = sc->prev;
+    s->conn_count--;
+    free(sc);
+}
+
+/* Everything is sent: half-close and read until the peer closes too. */
+static void start_draining(struct server *s, struct server_conn *sc)
+{
+    const char *reason = fcgi_conn_close_reason(sc->fc);
+    if (*reason && s->config->limits.log)
+        s->config->limits.log(sc->id, reason);
+    fcgi_conn_free(sc->fc);
+    sc->fc = NULL;
+    shutdown(sc->fd, SHUT_WR);
+    sc->drain_deadline_ms = now_ms() + DRAIN_TIMEOUT_MS;
+    set_interest(s, sc, EPOLLIN);
+}
+
+/* Reads and discards; false once the connection should be closed. */
+static bool drain(struct server_conn *sc)
+{
+    uint8_t sink[16384];
+    for (;;) {
+        ssize_t n = recv(sc->fd, sink, sizeof(sink), 0);
+        if (n > 0) {
+            sc->drained_bytes += (size_t)n;
+            if (sc->drained_bytes > DRAIN_MAX_BYTES)
+                return false;
+            continue;
+        }
+        return n < 0 && (errno == EAGAIN || errno == EINTR);
+    }
+}
+
+/* Writes queued output, then settles what the connection waits for next.
+ * Returns false if the connection was destroyed. */
+static bool service(struct server *s, struct server_conn *sc)
+{
+    for (;;) {
+        size_t len;
+        const uint8_t *out = fcgi_conn_output(sc->fc, &len);
+        if (len == 0)
+            break;
+        ssize_t n = send(sc->fd, out, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            fcgi_conn_output_done(sc->fc, (size_t)n, now_ms());
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            break;
+        if (s->config->limits.log)
+            s->config->limits.log(sc->id, "peer gone while sending; dropping the connection");
+        destroy_conn(s, sc);
+        return false;
+    }
+    size_t pending;
+    fcgi_conn_output(sc->fc, &pending);
+    if (fcgi_conn_state(sc->fc) == FCGI_CONN_CLOSING && pending == 0) {
+        start_draining(s, sc);
+        return true;
+    }
+    set_interest(s, sc, (fcgi_conn_wants_input(sc->fc) ? EPOLLIN : 0) | (pending ? EPOLLOUT : 0));
+    return true;
+}
+
+static void read_input(struct server *s, struct server_conn *sc)
+{
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        size_t room;
+        uint8_t *space = fcgi_conn_input_space(sc->fc, &room);
+        if (!space)
+            return;
+        ssize_t n = recv(sc->fd, space, room, 0);
+        if (n > 0) {
+            fcgi_conn_input_commit(sc->fc, (size_t)n, now_ms());
+            continue;
+        }
+        if (n == 0) {
+            fcgi_conn_input_eof(sc->fc, now_ms());
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            /* A reset: nothing sent can arrive any more. */
+            fcgi_conn_input_eof(sc->fc, now_ms());
+            (void)s;
+        }
+        return;
+    }
+}
+
+static void handle_conn_event(struct server *s, struct server_conn *sc, uint32_t events)
+{
+    if (!sc->fc) {
+        if (!drain(sc))
+            destroy_conn(s, sc);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        read_input(s, sc);
+    if (!service(s, sc))
+        return;
+    if (sc->fc && (events & (EPOLLHUP | EPOLLERR)) && sc->events == 0)
+        destroy_conn(s, sc); /* the peer is gone and nothing is left to do */
+}
+
+static bool peer_allowed(const struct server *s, const struct sockaddr_storage *addr)
+{
+    if (!s->config->web_server_addrs)
+        return true;
+    if (addr->ss_family != AF_INET)
+        return false; /* spec §3.2: a connection that didn't use TCP/IP fails the check */
+    const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+    for (size_t i = 0; i < s->allowed_peer_count; i++)
+        if (s->allowed_peers[i].s_addr == in->sin_addr.s_addr)
+            return true;
+    return false;
+}
+
+static void accept_connections(struct server *s, const struct listener *l)
+{
+    for (;;) {
+        struct sockaddr_storage addr;
+        socklen_t addr_len = sizeof(addr);
+        int fd = accept4(l->fd, (struct sockaddr *)&addr, &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if ((errno == EMFILE || errno == ENFILE) && s->spare_fd >= 0) {
+                /* Shed one pending connection so the listener stops firing. */
+                close(s->spare_fd);
+                int shed = accept(l->fd, NULL, NULL);
+                if (shed >= 0)
+                    close(shed);
+                s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                fprintf(stderr, "fcgispec-responder: out of file descriptors; refused a connection\n");
+            }
+            return;
+        }
+        if (!peer_allowed(s, &addr)) {
+            fprintf(stderr, "fcgispec-responder: peer not in FCGI_WEB_SERVER_ADDRS; closed\n");
+            close(fd);
+            continue;
+        }
+        if (!l->is_unix) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
+        bool overloaded = s->conn_count >= s->config->limits.max_conns;
+        struct server_conn *sc = calloc(1, sizeof(*sc));
+        if (sc)
+            sc->fc = fcgi_conn_new(&s->config->limits, &s->load, s->next_conn_id, overloaded, now_ms());
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = sc};
+        if (!sc || !sc->fc || epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            if (sc)
+                fcgi_conn_free(sc->fc);
+            free(sc);
+            close(fd);
+            continue;
+        }
+        sc->base.kind = SOURCE_CONN;
+        sc->fd = fd;
+        sc->id = s->next_conn_id++;
+        sc->events = EPOLLIN;
+        sc->next = s->conns;
+        if (s->conns)
+            s->conns->prev = sc;
+        s->conns = sc;
+        s->conn_count++;
+    }
+}
+
+/* Fires due timers and drain deadlines; returns the epoll timeout until the next. */
+static int run_timers(struct server *s)
+{
+    uint64_t now = now_ms();
+    uint64_t next = 0;
+    struct server_conn *sc = s->conns;
+    while (sc) {
+        struct server_conn *following = sc->next;
+        uint64_t due = sc->fc ? fcgi_conn_next_wakeup(sc->fc) : sc->drain_deadline_ms;
+        if (due && due <= now) {
+            if (!sc->fc) {
+                destroy_conn(s, sc);
+                sc = following;
+                continue;
+            }
+            fcgi_conn_tick(sc->fc, now);
+            if (!service(s, sc)) {
+                sc = following;
+                continue;
+            }
+            due = sc->fc ? fcgi_conn_next_wakeup(sc->fc) : sc->drain_deadline_ms;
+        }
+        if (due && (!next || due < next))
+            next = due;
+        sc = following;
+    }
+    if (!next)
+        return -1;
+    return next <= now ? 0 : (int)(next - now);
+}
+
+static bool parse_allowed_peers(struct server *s, const char *list)
+{
+    char copy[1024];
+    if (strlen(list) >= sizeof(copy))
+        return false;
+    strcpy(copy, list);
+    char *save = NULL;
+    for (char *item = strtok_r(copy, ", ", &save); item; item = strtok_r(NULL, ", ", &save)) {
+        if (s->allowed_peer_count == MAX_ALLOWED_PEERS || inet_pton(AF_INET, item, &s->allowed_peers[s->allowed_peer_count]) != 1)
+            return false;
+        s->allowed_peer_count++;
+    }
+    return true;
+}
+
+static bool setup(struct server *s)
+{
+    if (s->config->web_server_addrs && !parse_allowed_peers(s, s->config->web_server_addrs)) {
+        fprintf(stderr, "fcgispec-responder: FCGI_WEB_SERVER_ADDRS is not a list of IPv4 addresses\n");
+        return false;
+    }
+    s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    s->signal_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (s->epoll_fd < 0 || s->signal_fd < 0) {
+        perror("fcgispec-responder: epoll/signalfd");
+        return false;
+    }
+    s->signal_source.kind = SOURCE_SIGNAL;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->signal_source};
+    epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->signal_fd, &ev);
+    s->listener_sources = calloc(s->config->listener_count, sizeof(*s->listener_sources));
+    if (!s->listener_sources)
+        return false;
+    for (size_t i = 0; i < s->config->listener_count; i++) {
+        s->listener_sources[i].base.kind = SOURCE_LISTENER;
+        s->listener_sources[i].listener = &s->config->listeners[i];
+        ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &s->listener_sources[i]};
+        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->config->listeners[i].fd, &ev) != 0) {
+            perror("fcgispec-responder: epoll_ctl listener");
+            return false;
+        }
+    }
+    return true;
+}
+
+static void teardown(struct server *s)
+{
+    while (s->conns)
+        destroy_conn(s, s->conns);
+    free(s->listener_sources);
+    if (s->signal_fd >= 0)
+        close(s->signal_fd);
+    if (s->spare_fd >= 0)
+        close(s->spare_fd);
+    if (s->epoll_fd >= 0)
+        close(s->epoll_fd);
+}
+
+int server_run(const struct server_config *config)
+{
+    struct server s = {.config = config, .epoll_fd = -1, .signal_fd = -1, .spare_fd = -1, .next_conn_id = 1};
+    if (!setup(&s)) {
+        teardown(&s);
+        return 1;
+    }
+    struct epoll_event events[EVENTS_PER_WAIT];
+    while (!s.stopping) {
+        int timeout = run_timers(&s);
+        int n = epoll_wait(s.epoll_fd, events, EVENTS_PER_WAIT, timeout);
+        if (n < 0 && errno != EINTR) {
+            perror("fcgispec-responder: epoll_wait");
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            struct source *src = events[i].data.ptr;
+            if (src->kind == SOURCE_SIGNAL) {
+                s.stopping = true;
+            } else if (src->kind == SOURCE_LISTENER) {
+                accept_connections(&s, ((struct listener_source *)src)->listener);
+            } else {
+                handle_conn_event(&s, (struct server_conn *)src, events[i].events);
+            }
+        }
+    }
+    teardown(&s);
+    return 0;
+}

@@ -355,7 +355,12 @@ static void handle_begin(struct fcgi_conn *c, uint16_t id, const uint8_t *conten
         reject_request(c, id, keep_conn, FCGI_CANT_MPX_CONN);
         return;
     }
-    if (c->overloaded || c->load->active_requests >= c->limits->max_reqs) {
+    if (c->overloaded) {
+        /* A connection past max_conns only says so, then frees its slot. */
+        reject_request(c, id, false, FCGI_OVERLOADED);
+        return;
+    }
+    if (c->load->active_requests >= c->limits->max_reqs) {
         reject_request(c, id, keep_conn, FCGI_OVERLOADED);
         return;
     }

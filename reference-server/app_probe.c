@@ -8,6 +8,7 @@
 
 #define PROBE_TEXT_MAX 4096
 #define PROBE_OUTPUT_CHUNK 65536u
+#define PROBE_MAX_DELAY_MS (3600u * 1000u) /* keeps now + delay far from overflow */
 
 struct probe {
     struct stream_digest stdin_digest;
@@ -141,6 +142,8 @@ static void probe_start(struct fcgi_request *req)
     p->generate_output = query_get(query, qlen, "out", scratch, sizeof(scratch));
     p->output_left = query_get_u64(query, qlen, "out", 0);
     p->delay_ms = query_get_u64(query, qlen, "delay", 0);
+    if (p->delay_ms > PROBE_MAX_DELAY_MS)
+        p->delay_ms = PROBE_MAX_DELAY_MS;
     p->app_status = (uint32_t)query_get_u64(query, qlen, "app_status", 0);
     if (!query_get(query, qlen, "err", p->stderr_text, sizeof(p->stderr_text)))
         p->stderr_text[0] = '\0';

@@ -18,7 +18,8 @@ struct byte_queue {
 void byte_queue_init(struct byte_queue *q, size_t cap);
 void byte_queue_free(struct byte_queue *q);
 
-static inline const uint8_t *byte_queue_peek(const struct byte_queue *q) { return q->data + q->head; }
+/* NULL while nothing was ever stored (NULL + 0 is undefined behaviour in C). */
+static inline const uint8_t *byte_queue_peek(const struct byte_queue *q) { return q->data ? q->data + q->head : NULL; }
 static inline size_t byte_queue_len(const struct byte_queue *q) { return q->len; }
 static inline size_t byte_queue_room(const struct byte_queue *q) { return q->cap - q->len; }
 

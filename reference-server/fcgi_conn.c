@@ -11,10 +11,9 @@
 /* Output is cut into records of at most this much content: a multiple of 8,
  * so that only a stream's last record needs padding. */
 #define OUTPUT_RECORD_CONTENT 65528u
+#define MIN_OUTPUT_RECORD_CONTENT 4096u
 /* Finished ids remembered by the go-id-reuse fault (Go kept all of them). */
 #define FINISHED_IDS_REMEMBERED 1024u
-/* A stuck app gets this many writable() calls per pump before others go. */
-#define WRITABLE_CALLS_PER_PUMP 4
 
 struct fcgi_conn {
     const struct fcgi_limits *limits;
@@ -104,7 +103,25 @@ static void emit_end_request(struct fcgi_conn *c, uint16_t id, uint32_t app_stat
         emit_record(c, FCGI_END_REQUEST, reply_id(c, id), body, sizeof(body));
 }
 
+/* Two marks on the output queue. Input is read while the queue is below the high
+ * mark; application output only fills it to half of that. A long response thus
+ * always leaves room to read ABORT_REQUEST, GET_VALUES or another request. */
 static bool output_full(const struct fcgi_conn *c) { return byte_queue_len(&c->out) >= c->limits->out_high_water; }
+static bool streams_full(const struct fcgi_conn *c)
+{
+    return byte_queue_len(&c->out) >= c->limits->out_high_water / 2;
+}
+
+/* Content for the next output record: up to the streaming mark, but never less
+ * than a small record's worth, nor more than one record holds. */
+static size_t stream_room(const struct fcgi_conn *c)
+{
+    size_t mark = c->limits->out_high_water / 2;
+    size_t room = mark > byte_queue_len(&c->out) ? mark - byte_queue_len(&c->out) : 0;
+    if (room < MIN_OUTPUT_RECORD_CONTENT)
+        room = MIN_OUTPUT_RECORD_CONTENT;
+    return room < OUTPUT_RECORD_CONTENT ? room : OUTPUT_RECORD_CONTENT;
+}
 
 /* ---- the request table --------------------------------------------------- */
 
@@ -218,41 +235,46 @@ static void reject_request(struct fcgi_conn *c, uint16_t id, bool keep_conn, uin
     after_end_request(c, keep_conn);
 }
 
+/* Emits one record of a spool's data, if there is any and room for it. */
+static bool emit_from_spool(struct fcgi_conn *c, struct fcgi_request *req, struct byte_queue *spool, uint8_t type)
+{
+    if (byte_queue_len(spool) == 0 || streams_full(c))
+        return false;
+    size_t n = byte_queue_len(spool);
+    size_t room = stream_room(c);
+    if (n > room)
+        n = room;
+    emit_stream_chunk(c, req, type, byte_queue_peek(spool), n);
+    byte_queue_consume(spool, n);
+    return true;
+}
+
 /* Moves spooled output into records, asks apps for more, and ends finished
- * requests, while the output queue has room. */
+ * requests, while the output queue has room. Requests take turns, one record
+ * each per round, so a long response does not hold back a short one. */
 static void pump(struct fcgi_conn *c)
 {
-    size_t i = 0;
-    int writable_calls = 0;
-    while (i < c->reqs_count && c->state == FCGI_CONN_OPEN) {
-        struct fcgi_request *req = c->reqs[i];
-        struct byte_queue *spools[2] = {&req->stderr_spool, &req->stdout_spool};
-        const uint8_t types[2] = {FCGI_STDERR, FCGI_STDOUT};
-        for (int s = 0; s < 2; s++) {
-            while (byte_queue_len(spools[s]) > 0 && !output_full(c)) {
-                size_t n = byte_queue_len(spools[s]);
-                if (n > OUTPUT_RECORD_CONTENT)
-                    n = OUTPUT_RECORD_CONTENT;
-                emit_stream_chunk(c, req, types[s], byte_queue_peek(spools[s]), n);
-                byte_queue_consume(spools[s], n);
+    bool progress = true;
+    while (progress && c->state == FCGI_CONN_OPEN) {
+        progress = false;
+        size_t i = 0;
+        while (i < c->reqs_count && c->state == FCGI_CONN_OPEN) {
+            struct fcgi_request *req = c->reqs[i];
+            progress |= emit_from_spool(c, req, &req->stderr_spool, FCGI_STDERR);
+            progress |= emit_from_spool(c, req, &req->stdout_spool, FCGI_STDOUT);
+            bool drained = byte_queue_len(&req->stdout_spool) == 0 && byte_queue_len(&req->stderr_spool) == 0;
+            if (drained && (req->flags & REQ_FINISHED) && !output_full(c)) {
+                end_request(c, i);
+                progress = true;
+                continue; /* slot i now holds another request */
             }
+            if (drained && (req->flags & REQ_WANTS_WRITABLE) && !streams_full(c)) {
+                req->flags &= ~(unsigned)REQ_WANTS_WRITABLE;
+                req->app->writable(req);
+                progress = true;
+            }
+            i++;
         }
-        bool drained = byte_queue_len(&req->stdout_spool) == 0 && byte_queue_len(&req->stderr_spool) == 0;
-        if (drained && (req->flags & REQ_FINISHED)) {
-            if (output_full(c))
-                return;
-            end_request(c, i);
-            continue; /* slot i now holds another request */
-        }
-        if (drained && (req->flags & REQ_WANTS_WRITABLE) && !output_full(c) &&
-            writable_calls < WRITABLE_CALLS_PER_PUMP) {
-            req->flags &= ~(unsigned)REQ_WANTS_WRITABLE;
-            req->app->writable(req);
-            writable_calls++;
-            continue; /* send what it produced */
-        }
-        writable_calls = 0;
-        i++;
     }
 }
 
@@ -646,8 +668,8 @@ void fcgi_conn_output_done(struct fcgi_conn *c, size_t n, uint64_t now_ms)
 {
     c->now_ms = now_ms;
     byte_queue_consume(&c->out, n);
+    process_input(c); /* input first: an ABORT_REQUEST cuts the output short */
     pump(c);
-    process_input(c);
 }
 
 uint64_t fcgi_conn_next_wakeup(const struct fcgi_conn *c)

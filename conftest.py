@@ -1,0 +1,268 @@
+"""fcgispec's pytest plugin: collects the cases under cases/, runs each against the
+target, maps verdicts onto pytest outcomes, and prints the fcgispec report last.
+
+Verdict -> pytest: PASS/INFO pass, FAIL fails, WARN passes (fails with --strict),
+UNSUPPORTED skips, ERROR is an error in setup (so JUnit XML says <error>).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from harness.case import Case, import_case_module, cases_in_module, run_case, select_cases  # noqa: E402
+from harness.liveness import detect_probe_app  # noqa: E402
+from harness.report import CaseResult, format_details, format_report, format_summary, write_json_report  # noqa: E402
+from harness.targets import Target, TargetError, parse_target  # noqa: E402
+from harness.verdicts import Level, Outcome, Verdict  # noqa: E402
+
+CASES_DIR = ROOT / "cases"
+BASE_WAIT = 5.0  # --fcgi-timeout default; every case timeout scales with it
+REPORT_ATTRIBUTE = "fcgispec_result"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fcgispec", "FastCGI conformance suite")
+    group.addoption("--target", default="reference", metavar="SPEC",
+                    help="reference (default), tcp:HOST:PORT, unix:PATH or cmd:'COMMAND {port}'")
+    group.addoption("--case", action="append", default=[], metavar="PREFIX",
+                    help="run only cases whose id starts with PREFIX (FCGI-3.3 = a section); repeatable")
+    # pytest owns --strict (a deprecated alias of --strict-markers); fcgispec reads it too,
+    # and --fcgi-strict says the same where a pytest without --strict runs the suite.
+    group.addoption("--fcgi-strict", action="store_true", default=False,
+                    help="a missed recommendation (warn) fails the run (same as --strict)")
+    group.addoption("--report-json", default=None, metavar="PATH", help="write the per-case JSON report here")
+    group.addoption("--fcgi-timeout", type=float, default=BASE_WAIT, metavar="SECONDS",
+                    help=f"base wait for an answer (default {BASE_WAIT:g}); all case timeouts scale with it")
+
+
+def is_strict(config: pytest.Config) -> bool:
+    return bool(config.getoption("fcgi_strict") or config.getoption("strict", False))
+
+
+class TargetSession:
+    """The one target of this pytest process (per xdist worker): started lazily, stopped at the end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.spec: str = config.getoption("--target")
+        self.target: Target | None = None
+        self.start_error: str | None = None
+        self.pending_notice: str | None = None
+
+    def ensure_started(self) -> Target:
+        if self.start_error is not None:
+            raise TargetError(self.start_error)
+        if self.target is None:
+            try:
+                target = parse_target(self.spec, ROOT)
+                target.start()
+            except TargetError as error:
+                self.start_error = str(error)
+                raise
+            if target.has_probe_app is None:
+                target.has_probe_app = detect_probe_app(target)
+            self.target = target
+        return self.target
+
+    def after_case(self, outcome: Outcome) -> None:
+        """A spawned target that died or hung is restarted for the next case, and we say so."""
+        target = self.target
+        if target is None or not target.spawned:
+            return
+        if outcome.target_alive and target.exit_status() is None:
+            return
+        why = target.exit_text() if target.exit_status() is not None else "it stopped answering"
+        try:
+            target.restart()
+            self.pending_notice = f"target restarted before this case: after the previous one {why}"
+        except TargetError as error:
+            self.start_error = f"target could not be restarted: {error}"
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"fcgispec: {self.pending_notice or self.start_error}")
+
+    def stop(self) -> None:
+        if self.target is not None:
+            self.target.stop()
+            self.target = None
+
+
+class CaseFailed(Exception):
+    """A case's verdict that pytest must show as a failure (or error, in setup)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class CaseFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        module = import_case_module(Path(self.path))
+        prefixes = self.config.getoption("--case")
+        for case in select_cases(cases_in_module(module), prefixes):
+            yield CaseItem.from_parent(self, name=case.id, case=case)
+
+
+class CaseItem(pytest.Item):
+    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.outcome: Outcome | None = None
+        self.add_marker(pytest.mark.fcgispec)
+
+    def setup(self) -> None:
+        # The case runs here so that a harness ERROR is a pytest setup error.
+        session: TargetSession = self.config.stash[_SESSION_KEY]
+        try:
+            target = session.ensure_started()
+        except TargetError as error:
+            self.outcome = Outcome(Verdict.ERROR, actual=f"target could not be started: {error}")
+            raise CaseFailed(self._details()) from None
+        notice, session.pending_notice = session.pending_notice, None
+        scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
+        self.outcome = run_case(self.case, target, scale=scale)
+        if notice:
+            self.outcome.note = (self.outcome.note + "; " if self.outcome.note else "") + notice
+        session.after_case(self.outcome)
+        self.user_properties.append(("fcgispec_verdict", self.outcome.verdict.value))
+        if self.outcome.verdict is Verdict.ERROR:
+            raise CaseFailed(self._details())
+
+    def runtest(self) -> None:
+        assert self.outcome is not None
+        verdict = self.outcome.verdict
+        if verdict is Verdict.FAIL or (verdict is Verdict.WARN and is_strict(self.config)):
+            raise CaseFailed(self._details())
+        if verdict is Verdict.UNSUPPORTED:
+            pytest.skip(f"unsupported: {self.outcome.note}")
+
+    def _details(self) -> str:
+        assert self.outcome is not None
+        result = CaseResult(self.case, self.outcome)
+        head = f"{self.outcome.verdict.value.upper()} {self.case.id} {self.case.title}"
+        return "\n".join([head, *format_details(result)])
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CaseFailed):
+            return excinfo.value.text
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return Path(self.path), None, f"{self.case.id} {self.case.title}"
+
+
+_SESSION_KEY = pytest.StashKey[TargetSession]()
+
+
+class ResultCollector:
+    """Gathers case results from reports (on the xdist controller too) and prints them last."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results: list[CaseResult] = []
+        self.started = time.monotonic()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, REPORT_ATTRIBUTE, None)
+        if data is not None and report.when == "setup":
+            self.results.append(_result_from_dict(data))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.results or _is_worker(self.config):
+            return
+        terminalreporter.write_sep("=", "fcgispec report")
+        terminalreporter.write_line(f"Target: {self.config.getoption('--target')}")
+        terminalreporter.write_line("")
+        colour = terminalreporter.isatty and getattr(terminalreporter._tw, "hasmarkup", False)
+        # Traces and target logs are in pytest's failure sections above (and in --report-json).
+        terminalreporter.write_line(format_report(self.results, colour=colour, with_trace=False))
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
+        yield
+        # The outermost wrapper runs after pytest's own stats line: the summary is the last line.
+        if not self.results or _is_worker(self.config):
+            return
+        path = self.config.getoption("--report-json")
+        if path:
+            write_json_report(
+                path, self.results, target=self.config.getoption("--target"), strict=is_strict(self.config)
+            )
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            if path:
+                reporter.write_line(f"JSON report written to {path}")
+            reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fcgispec: a FastCGI conformance case")
+    config.stash[_SESSION_KEY] = TargetSession(config)
+    config.pluginmanager.register(ResultCollector(config), "fcgispec-results")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION_KEY, None)
+    if session is not None:
+        session.stop()
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix != ".py" or file_path.name.startswith(("test_", "_")) or file_path.name == "conftest.py":
+        return None
+    try:
+        file_path.resolve().relative_to(CASES_DIR)
+    except ValueError:
+        return None
+    return CaseFile.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    # The case ran in setup: its result rides on the setup report (serialisable, so xdist carries it).
+    if call.when == "setup" and isinstance(item, CaseItem) and item.outcome is not None:
+        setattr(report, REPORT_ATTRIBUTE, _result_to_dict(item.case, item.outcome))
+    # pytest shows setup errors as Python tracebacks; an ERROR verdict reads better as the case's report.
+    if call.when == "setup" and call.excinfo is not None and isinstance(call.excinfo.value, CaseFailed):
+        report.longrepr = call.excinfo.value.text
+
+
+def _result_to_dict(case: Case, outcome: Outcome) -> dict[str, Any]:
+    return {
+        "id": case.id, "section": case.section, "title": case.title, "requirement": case.requirement,
+        "level": case.level.value, "timeout": case.timeout, "needs_probe_app": case.needs_probe_app,
+        "verdict": outcome.verdict.value, "expected": list(outcome.expected), "actual": outcome.actual,
+        "note": outcome.note, "duration": outcome.duration, "trace": outcome.trace,
+        "target_log": outcome.target_log, "target_alive": outcome.target_alive,
+    }
+
+
+def _not_runnable(ctx: Any) -> None:
+    raise RuntimeError("a case rebuilt from a report cannot run")
+
+
+def _result_from_dict(data: dict[str, Any]) -> CaseResult:
+    case = Case(
+        id=data["id"], section=data["section"], title=data["title"], requirement=data["requirement"],
+        level=Level(data["level"]), run=_not_runnable, timeout=data["timeout"], needs_probe_app=data["needs_probe_app"],
+    )
+    outcome = Outcome(
+        Verdict(data["verdict"]), expected=list(data["expected"]), actual=data["actual"], note=data["note"],
+        duration=data["duration"], trace=data["trace"], target_log=data["target_log"], target_alive=data["target_alive"],
+    )
+    return CaseResult(case, outcome)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")

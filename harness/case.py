@@ -1,0 +1,282 @@
+"""Cases: what one conformance check is, the context it runs in, and how it is judged."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from harness.fcgi_client import ConnectionClosed, FcgiConnection, FcgiTimeout, Response, request
+from harness.liveness import liveness_probe
+from harness.targets import Target, TargetError, TargetUnreachable
+from harness.verdicts import (
+    HarnessError,
+    Level,
+    Observed,
+    Outcome,
+    RecommendationMissed,
+    Unsupported,
+    Verdict,
+    Violation,
+    violation_verdict,
+)
+
+# Titles of the FastCGI 1.0 specification's sections, for report headings.
+SECTION_TITLES = {
+    "2": "Initial Process State",
+    "3.2": "Accepting Transport Connections",
+    "3.3": "Records",
+    "3.4": "Name-Value Pairs",
+    "3.5": "Closing Transport Connections",
+    "4.1": "FCGI_GET_VALUES, FCGI_GET_VALUES_RESULT",
+    "4.2": "FCGI_UNKNOWN_TYPE",
+    "5.1": "FCGI_BEGIN_REQUEST",
+    "5.2": "Name-Value Pair Stream: FCGI_PARAMS",
+    "5.3": "Byte Streams: FCGI_STDIN, FCGI_DATA, FCGI_STDOUT, FCGI_STDERR",
+    "5.4": "FCGI_ABORT_REQUEST",
+    "5.5": "FCGI_END_REQUEST",
+    "6.2": "Responder",
+    "6.3": "Authorizer",
+    "6.4": "Filter",
+    "A": "Table of Properties",
+}
+
+_CASE_ID = re.compile(r"^FCGI-(?P<section>[0-9A-Z]+(?:\.[0-9]+)*)-(?P<number>[0-9]+)$")
+LIVENESS_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    section: str
+    title: str
+    requirement: str
+    level: Level
+    run: Callable[["CaseContext"], "str | None"]
+    timeout: float = 10.0
+    needs_probe_app: bool = False
+
+    @property
+    def sort_key(self) -> tuple[tuple[int | str, ...], int]:
+        match = _CASE_ID.match(self.id)
+        if not match:
+            return ((self.id,), 0)
+        parts = tuple(int(p) if p.isdigit() else p for p in match["section"].split("."))
+        return (parts, int(match["number"]))
+
+
+def case(
+    id: str,
+    *,
+    title: str,
+    requirement: str,
+    level: Level,
+    timeout: float = 10.0,
+    needs_probe_app: bool = False,
+) -> Callable[[Callable[["CaseContext"], "str | None"]], Case]:
+    """Decorator turning `def run(ctx) -> None | str` into a Case."""
+    match = _CASE_ID.match(id)
+    if not match:
+        raise ValueError(f"case id {id!r} is not of the form FCGI-<section>-<n>")
+
+    def wrap(run: Callable[["CaseContext"], "str | None"]) -> Case:
+        return Case(
+            id=id,
+            section=match["section"],
+            title=title,
+            requirement=requirement,
+            level=level,
+            run=run,
+            timeout=timeout,
+            needs_probe_app=needs_probe_app,
+        )
+
+    return wrap
+
+
+class CaseContext:
+    """What a running case sees: the target, traced connections, and its deadline."""
+
+    def __init__(self, target: Target, case: Case, *, scale: float = 1.0) -> None:
+        self.target = target
+        self.case = case
+        self.scale = scale
+        self.started = time.monotonic()
+        self.deadline = self.started + case.timeout * scale
+        self.connections: list[FcgiConnection] = []
+
+    def seconds(self, base: float) -> float:
+        """A wait of `base` seconds, scaled by --fcgi-timeout."""
+        return base * self.scale
+
+    def time_left(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def connect(self, label: str | None = None) -> FcgiConnection:
+        name = label or f"connection {len(self.connections) + 1}"
+        conn = self.target.connect(
+            timeout=min(self.seconds(5.0), max(self.time_left(), 0.1)),
+            label=name,
+            clock_origin=self.started,
+            deadline=lambda: self.deadline,
+        )
+        self.connections.append(conn)
+        return conn
+
+    def request(
+        self,
+        conn: FcgiConnection,
+        request_id: int,
+        params: Iterable[tuple[bytes | str, bytes | str]],
+        stdin: bytes = b"",
+        *,
+        role: int = 1,
+        keep_conn: bool = True,
+        timeout: float | None = None,
+    ) -> Response:
+        wait = self.seconds(5.0) if timeout is None else timeout
+        return request(conn, request_id, params, stdin, role=role, keep_conn=keep_conn, timeout=wait)
+
+    @property
+    def has_probe_app(self) -> bool:
+        return bool(self.target.has_probe_app)
+
+    def require_probe_app(self) -> None:
+        if self.target.has_probe_app is False:
+            raise Unsupported("the target does not implement the probe app")
+
+    def close_all(self) -> None:
+        for conn in self.connections:
+            conn.close()
+
+    def traces(self, limit: int = 200) -> str:
+        return "\n".join(conn.format_trace(limit) for conn in self.connections)
+
+
+def run_case(case: Case, target: Target, *, scale: float = 1.0, check_liveness: bool = True) -> Outcome:
+    """Run one case against a started target and judge it."""
+    ctx = CaseContext(target, case, scale=scale)
+    outcome = Outcome(Verdict.PASS)
+    target_unreachable = False
+    try:
+        if case.needs_probe_app:
+            ctx.require_probe_app()
+        note = case.run(ctx)
+        if case.level is Level.UNSPECIFIED:
+            outcome = Outcome(Verdict.INFO, note=note or "")
+        else:
+            outcome = Outcome(Verdict.PASS, note=note or "")
+    except RecommendationMissed as missed:
+        verdict = Verdict.INFO if case.level is Level.UNSPECIFIED else Verdict.WARN
+        outcome = Outcome(verdict, expected=missed.expected, actual=missed.actual)
+    except Violation as violation:
+        outcome = Outcome(violation_verdict(case.level), expected=violation.expected, actual=violation.actual)
+    except FcgiTimeout as timeout:
+        awaited = getattr(timeout, "awaited", "") or str(timeout)
+        outcome = Outcome(violation_verdict(case.level), expected=[awaited], actual="Timeout")
+    except ConnectionClosed as closed:
+        outcome = Outcome(
+            violation_verdict(case.level),
+            expected=["the exchange to complete on an open connection"],
+            actual=f"connection closed by the target ({'EOF' if closed.how == 'eof' else 'RST'})",
+        )
+    except Unsupported as unsupported:
+        outcome = Outcome(Verdict.UNSUPPORTED, note=unsupported.reason)
+    except Observed as observed:
+        outcome = Outcome(Verdict.INFO if case.level is Level.UNSPECIFIED else Verdict.PASS, note=observed.note)
+    except TargetUnreachable as error:
+        # Reaching the target before anything was sent is the harness's problem;
+        # failing to reconnect mid-case is judged by the liveness probe below.
+        target_unreachable = not ctx.connections
+        outcome = Outcome(Verdict.ERROR, actual=str(error))
+    except (TargetError, HarnessError) as error:
+        outcome = Outcome(Verdict.ERROR, actual=str(error))
+    except Exception:  # a bug in the case or the harness: never the target's verdict
+        outcome = Outcome(Verdict.ERROR, actual="harness error:\n" + traceback.format_exc(limit=8))
+    finally:
+        ctx.close_all()
+    outcome.duration = time.monotonic() - ctx.started
+    if check_liveness and not target_unreachable:
+        _apply_liveness(outcome, target, scale)
+    if outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
+        outcome.trace = ctx.traces()
+        outcome.target_log = target.log_tail()
+    return outcome
+
+
+def _apply_liveness(outcome: Outcome, target: Target, scale: float) -> None:
+    """A target that no longer answers after a case fails it, whatever the case said."""
+    problem = liveness_probe(target, LIVENESS_TIMEOUT * scale)
+    if problem is None:
+        if outcome.verdict is Verdict.ERROR and "cannot connect" in outcome.actual:
+            # The target answers again: the mid-case refusal was the target's doing.
+            outcome.verdict = Verdict.FAIL
+        return
+    outcome.target_alive = False
+    dead = f"target did not answer after the case: {problem}"
+    if outcome.verdict in (Verdict.FAIL, Verdict.ERROR):
+        outcome.note = (outcome.note + "; " if outcome.note else "") + dead
+        if outcome.verdict is Verdict.ERROR and "cannot connect" in outcome.actual:
+            outcome.verdict = Verdict.FAIL
+        return
+    outcome.verdict = Verdict.FAIL
+    outcome.expected = ["the target still answers a simple request after the case"]
+    outcome.actual = dead
+    outcome.note = ""
+
+
+def load_cases(paths: Sequence[Path | str]) -> list[Case]:
+    """Case objects defined in the given files (or directories of files), no registry."""
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files.extend(
+                p for p in sorted(path.rglob("*.py")) if not p.name.startswith(("test_", "_")) and p.name != "conftest.py"
+            )
+        else:
+            files.append(path)
+    cases: list[Case] = []
+    for file in files:
+        cases.extend(cases_in_module(import_case_module(file)))
+    return cases
+
+
+def import_case_module(path: Path) -> object:
+    """Import a case file under a stable, unique module name."""
+    path = path.resolve()
+    name = "fcgispec_cases." + "_".join(path.with_suffix("").parts[-3:])
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise HarnessError(f"cannot import case file {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def cases_in_module(module: object) -> list[Case]:
+    return [value for value in vars(module).values() if isinstance(value, Case)]
+
+
+def select_cases(cases: Iterable[Case], prefixes: Sequence[str]) -> list[Case]:
+    """Cases whose id starts with one of the prefixes ('FCGI-3.3' selects the section).
+
+    A prefix matches at a separator boundary, so FCGI-3.3-1 does not pick FCGI-3.3-12.
+    """
+    if not prefixes:
+        return list(cases)
+    return [c for c in cases if any(_id_matches(c.id, p) for p in prefixes)]
+
+
+def _id_matches(case_id: str, prefix: str) -> bool:
+    if not case_id.startswith(prefix):
+        return False
+    rest = case_id[len(prefix) :]
+    return rest == "" or rest[0] in "-." or prefix.endswith(("-", "."))

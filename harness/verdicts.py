@@ -1,0 +1,92 @@
+"""Verdicts, requirement levels, and the exceptions a case raises to report one.
+
+After Autobahn|Testsuite: a broken REQUIRED behaviour fails, a missed
+RECOMMENDED one warns, an UNSPECIFIED one is recorded as info.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Verdict(str, enum.Enum):
+    PASS = "pass"
+    FAIL = "fail"
+    WARN = "warn"
+    INFO = "info"
+    UNSUPPORTED = "unsupported"
+    ERROR = "error"
+
+
+class Level(str, enum.Enum):
+    REQUIRED = "required"
+    RECOMMENDED = "recommended"
+    UNSPECIFIED = "unspecified"
+
+
+class Violation(Exception):
+    """The target did not do what the requirement says.
+
+    expected: the acceptable observations, one per line of the report;
+    actual: what was observed instead (or 'Timeout').
+    """
+
+    def __init__(self, expected: list[str] | str, actual: str) -> None:
+        self.expected = [expected] if isinstance(expected, str) else list(expected)
+        self.actual = actual
+        super().__init__(f"expected {' | '.join(self.expected)}; actual {actual}")
+
+
+class RecommendationMissed(Violation):
+    """A required behaviour was met, but not the way the spec recommends (e.g. RST instead of FIN).
+
+    Becomes WARN whatever the case's level (INFO for UNSPECIFIED cases).
+    """
+
+
+class Unsupported(Exception):
+    """The target does not offer what the case needs (e.g. no probe app)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class Observed(Exception):
+    """For UNSPECIFIED cases: a note of what the target did (becomes INFO)."""
+
+    def __init__(self, note: str) -> None:
+        self.note = note
+        super().__init__(note)
+
+
+class HarnessError(Exception):
+    """The harness could not run the case (not the target's fault)."""
+
+
+def violation_verdict(level: Level) -> Verdict:
+    """What a Violation of a requirement at this level is worth."""
+    if level is Level.REQUIRED:
+        return Verdict.FAIL
+    if level is Level.RECOMMENDED:
+        return Verdict.WARN
+    return Verdict.INFO
+
+
+def verdict_fails_run(verdict: Verdict, strict: bool) -> bool:
+    """Whether this verdict makes the whole run exit non-zero."""
+    return verdict in (Verdict.FAIL, Verdict.ERROR) or (strict and verdict is Verdict.WARN)
+
+
+@dataclass
+class Outcome:
+    verdict: Verdict
+    expected: list[str] = field(default_factory=list)
+    actual: str = ""
+    note: str = ""
+    duration: float = 0.0
+    trace: str = ""
+    target_log: str = ""
+    # False when the liveness probe after the case found the target dead or hung.
+    target_alive: bool = True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import selectors
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
@@ -432,6 +433,21 @@ class FcgiConnection:
     # -- ending -------------------------------------------------------------------
 
     def close(self) -> None:
+        """Closes gracefully (FIN)."""
+        self._close("closed by harness")
+
+    def reset(self) -> None:
+        """Closes with an RST (SO_LINGER 0), as a crashed or impatient web server does."""
+        if not self._closed_locally:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._close("reset by harness")
+
+    def shutdown_write(self) -> None:
+        """Half-closes: the peer reads EOF but can still answer."""
+        self._sock.shutdown(socket.SHUT_WR)
+        self._log("!", "half-closed (SHUT_WR) by harness")
+
+    def _close(self, note: str) -> None:
         if self._closed_locally:
             return
         self._closed_locally = True
@@ -439,7 +455,7 @@ class FcgiConnection:
             self._selector.close()
         finally:
             self._sock.close()
-        self._log("!", "closed by harness")
+        self._log("!", note)
 
     def format_trace(self, limit: int = 200) -> str:
         return format_trace(self.trace, limit=limit, label=self.label)

@@ -14,7 +14,7 @@ from harness.fcgi_codec import (
     Role,
     type_name,
 )
-from harness.probe_app import CgiResponse, ProbeError, ProbeReport, parse_cgi, parse_probe_report
+from harness.probe_app import CgiResponse, ProbeError, ProbeReport, parse_cgi, parse_probe_report, sha256_hex
 from harness.verdicts import Violation
 
 TIMEOUT = "Timeout"
@@ -217,6 +217,15 @@ def expect_param(report: ProbeReport, name: bytes, value: bytes) -> None:
         raise Violation(
             f"param {shown_name} with a {len(value)}-byte value",
             f"a {len(got)}-byte value {_short(got)}",
+        )
+
+
+def expect_stdin_received(report: ProbeReport, body: bytes, how: str = "") -> None:
+    """The app received exactly body on FCGI_STDIN (length and sha256); how says how it was sent."""
+    if (report.stdin_length, report.stdin_sha256) != (len(body), sha256_hex(body)):
+        raise Violation(
+            f"stdin of {len(body)} bytes (sha256 {sha256_hex(body)[:16]}…)" + (f" {how}" if how else ""),
+            f"stdin of {report.stdin_length} bytes (sha256 {report.stdin_sha256[:16]}…)",
         )
 
 

@@ -566,6 +566,21 @@ static void process_input(struct fcgi_conn *c)
 
 /* ---- public interface ------------------------------------------------------- */
 
+struct fcgi_limits fcgi_limits_default(void)
+{
+    return (struct fcgi_limits){
+        .max_conns = 1024,
+        .max_reqs = 4096,
+        .mpx = true,
+        .roles = ROLE_MASK_ALL,
+        .max_params_bytes = 1u << 20,
+        .max_spool_bytes = 8u << 20,
+        .out_high_water = 256u << 10,
+        .faults = 0,
+        .log = NULL,
+    };
+}
+
 struct fcgi_conn *fcgi_conn_new(const struct fcgi_limits *limits, struct fcgi_load *load, unsigned long conn_id,
                                 bool overloaded, uint64_t now_ms)
 {

@@ -31,6 +31,9 @@ struct fcgi_limits {
     void (*log)(unsigned long conn_id, const char *message);
 };
 
+/* The defaults of the command line (main.c), also used by tests and fuzzers. */
+struct fcgi_limits fcgi_limits_default(void);
+
 /* Counters shared by every connection of a server (the server owns them). */
 struct fcgi_load {
     unsigned active_requests;

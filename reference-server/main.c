@@ -62,17 +62,7 @@ static bool parse_roles(const char *list, unsigned *mask)
 int main(int argc, char **argv)
 {
     struct server_config config = {
-        .limits =
-            {
-                .max_conns = 1024,
-                .max_reqs = 4096,
-                .mpx = true,
-                .roles = ROLE_MASK_ALL,
-                .max_params_bytes = 1u << 20,
-                .max_spool_bytes = 8u << 20,
-                .out_high_water = 256u << 10,
-                .log = NULL,
-            },
+        .limits = fcgi_limits_default(),
         .web_server_addrs = getenv("FCGI_WEB_SERVER_ADDRS"),
     };
     const char *listen_specs[MAX_LISTENERS];

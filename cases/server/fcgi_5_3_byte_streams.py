@@ -6,9 +6,15 @@ import os
 
 from harness.case import CaseContext, case
 from harness.fcgi_codec import KEEP_CONN, RecordType, Role, begin_request_body, encode_params, encode_record, stream_records
-from harness.probe_app import probe_params, probe_query, sha256_hex
+from harness.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Violation
-from harness.verify import expect_cgi_response, expect_probe_report, expect_stream_terminated, read_response
+from harness.verify import (
+    expect_cgi_response,
+    expect_probe_report,
+    expect_stdin_received,
+    expect_stream_terminated,
+    read_response,
+)
 
 LARGE_STDIN = 1024 * 1024
 # Just under 64 KiB and not a multiple of 8: records as a web server with a 64 KiB buffer cuts them.
@@ -34,11 +40,7 @@ def large_stdin_intact(ctx: CaseContext) -> None:
         + stream_records(RecordType.STDIN, 1, body, chunk_sizes=STDIN_RECORD_SIZE)
     )
     report = expect_probe_report(read_response(conn, 1, ctx.seconds(10.0)))
-    if (report.stdin_length, report.stdin_sha256) != (len(body), sha256_hex(body)):
-        raise Violation(
-            f"stdin of {len(body)} bytes, sha256 {sha256_hex(body)[:16]}…",
-            f"stdin of {report.stdin_length} bytes, sha256 {report.stdin_sha256[:16]}…",
-        )
+    expect_stdin_received(report, body)
 
 
 @case(

@@ -143,17 +143,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t config = data[0], rhythm = data[1];
     data += 2, size -= 2;
 
-    struct fcgi_limits limits = {
-        .max_conns = 1024,
-        .max_reqs = (config & 0x40) ? 2 : 4096,
-        .mpx = !(config & 0x80),
-        .roles = ROLE_MASK_ALL,
-        .max_params_bytes = 1u << 20,
-        .max_spool_bytes = 8u << 20,
-        .out_high_water = 4096, /* small, so backpressure happens often */
-        .faults = faults_from(config),
-        .log = NULL,
-    };
+    struct fcgi_limits limits = fcgi_limits_default();
+    limits.max_reqs = (config & 0x40) ? 2 : 4096;
+    limits.mpx = !(config & 0x80);
+    limits.out_high_water = 4096; /* small, so backpressure happens often */
+    limits.faults = faults_from(config);
     struct fcgi_load load = {0};
     struct run r = {.limits = &limits, .now = 1000};
     r.c = fcgi_conn_new(&limits, &load, 1, (config & 0x20) != 0, r.now);

@@ -357,19 +357,11 @@ struct fx {
     struct buf out; /* everything the connection has queued so far */
 };
 
-/* Limits as main.c sets them by default. */
+/* The command line's default limits. */
 static void fx_init(struct fx *f)
 {
     *f = (struct fx){0};
-    f->limits = (struct fcgi_limits){
-        .max_conns = 1024,
-        .max_reqs = 4096,
-        .mpx = true,
-        .roles = ROLE_MASK_ALL,
-        .max_params_bytes = 1u << 20,
-        .max_spool_bytes = 8u << 20,
-        .out_high_water = 256u << 10,
-    };
+    f->limits = fcgi_limits_default();
     f->now = T0;
 }
 

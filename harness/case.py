@@ -60,6 +60,13 @@ class Case:
     run: Callable[["CaseContext"], "str | None"]
     timeout: float = 10.0
     needs_probe_app: bool = False
+    # Fault modes of the reference responder (each replays a known real bug, see
+    # `fcgispec-responder --fault list`) that this case must catch: the project's
+    # tests prove it, and a failure report names them as look-alike known bugs.
+    catches: tuple[str, ...] = ()
+    # Arguments the reference responder needs for this case to apply (e.g. --no-mpx
+    # for CANT_MPX_CONN); the project's tests run the case against that reference.
+    reference_args: tuple[str, ...] = ()
 
     @property
     def sort_key(self) -> tuple[tuple[int | str, ...], int]:
@@ -78,6 +85,8 @@ def case(
     level: Level,
     timeout: float = 10.0,
     needs_probe_app: bool = False,
+    catches: Sequence[str] = (),
+    reference_args: Sequence[str] = (),
 ) -> Callable[[Callable[["CaseContext"], "str | None"]], Case]:
     """Decorator turning `def run(ctx) -> None | str` into a Case."""
     match = _CASE_ID.match(id)
@@ -94,6 +103,8 @@ def case(
             run=run,
             timeout=timeout,
             needs_probe_app=needs_probe_app,
+            catches=tuple(catches),
+            reference_args=tuple(reference_args),
         )
 
     return wrap

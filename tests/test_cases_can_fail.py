@@ -21,29 +21,6 @@ from harness.verdicts import Level, Verdict
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_CASES = ROOT / "cases" / "server"
 
-# case id -> the fault modes that must make it fail (warn, for a recommended case).
-FAULTS_THAT_BREAK = {
-    "FCGI-3.3-2": ["reply-id-zero"],
-    "FCGI-3.3-3": ["padding-not-skipped"],
-    "FCGI-3.3-6": ["go-id-reuse"],
-    "FCGI-3.3-10": ["params-split-pair-lost", "stdin-first-record-only"],
-    "FCGI-3.3-12": ["no-empty-stdout", "stdout-after-empty", "end-request-twice"],
-    "FCGI-3.4-1": ["nv-long-length-1byte"],
-    "FCGI-3.4-3": ["nv-long-length-1byte"],
-    "FCGI-3.5-1": ["keep-conn-never-close"],
-    "FCGI-3.5-2": ["keep-conn-close"],
-    "FCGI-4.1-1": ["get-values-stream", "get-values-ignored"],
-    "FCGI-4.1-2": ["get-values-ignored"],
-    "FCGI-4.1-3": ["get-values-stream"],
-    "FCGI-4.1-4": ["get-values-ignored", "get-values-stream"],
-    "FCGI-4.1-5": ["mgmt-mid-request-close"],
-    "FCGI-4.2-1": ["unknown-type-ignored"],
-    "FCGI-5.1-2": ["unknown-role-close"],
-    "FCGI-5.3-2": ["stdin-first-record-only"],
-    "FCGI-5.3-6": ["no-empty-stdout"],
-    "FCGI-5.4-1": ["abort-ignored", "end-request-twice"],
-    "FCGI-5.4-3": ["end-request-twice"],
-}
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "WARNING: ThreadSanitizer")
 
@@ -60,16 +37,17 @@ def listed_faults() -> list[str]:
 
 
 class ReferencePool:
-    """One reference process per fault mode, started on first use, reused by all cases."""
+    """One reference process per configuration (fault mode and arguments), started on
+    first use, reused by all cases."""
 
     def __init__(self) -> None:
-        self.targets: dict[str, ReferenceTarget] = {}
+        self.targets: dict[tuple[str, ...], ReferenceTarget] = {}
 
-    def get(self, fault: str | None) -> ReferenceTarget:
-        key = fault or ""
+    def get(self, fault: str | None, args: tuple[str, ...] = ()) -> ReferenceTarget:
+        key = (*args, *(("--fault", fault) if fault else ()))
         target = self.targets.get(key)
         if target is None:
-            target = ReferenceTarget(ROOT, ["--fault", fault] if fault else [])
+            target = ReferenceTarget(ROOT, list(key))
             target.start()
             self.targets[key] = target
         return target
@@ -87,7 +65,7 @@ def references() -> Iterator[ReferencePool]:
 
 
 def run_against(references: ReferencePool, case: Case, fault: str | None):
-    target = references.get(fault)
+    target = references.get(fault, case.reference_args)
     log_before = len(target.log_tail(1 << 20))
     outcome = run_case(case, target)
     log = target.log_tail(1 << 20)[log_before:]
@@ -108,9 +86,7 @@ def test_case_passes_against_reference(references: ReferencePool, case_id: str) 
     assert outcome.verdict is Verdict.PASS, _explain(outcome)
 
 
-@pytest.mark.parametrize(
-    ("case_id", "fault"), [(case_id, fault) for case_id, faults in sorted(FAULTS_THAT_BREAK.items()) for fault in faults]
-)
+@pytest.mark.parametrize(("case_id", "fault"), [(c.id, fault) for c in CASES.values() for fault in c.catches])
 def test_case_fails_against_fault(references: ReferencePool, case_id: str, fault: str) -> None:
     case = CASES[case_id]
     expected = Verdict.WARN if case.level is Level.RECOMMENDED else Verdict.FAIL
@@ -121,11 +97,11 @@ def test_case_fails_against_fault(references: ReferencePool, case_id: str, fault
 
 
 def test_every_case_has_a_fault() -> None:
-    assert sorted(CASES) == sorted(FAULTS_THAT_BREAK), "cases without a fault entry, or entries without a case"
+    assert not [c.id for c in CASES.values() if not c.catches], "cases that no fault mode is shown to break"
 
 
 def test_every_fault_is_used() -> None:
-    used = {fault for faults in FAULTS_THAT_BREAK.values() for fault in faults}
+    used = {fault for c in CASES.values() for fault in c.catches}
     unused = [fault for fault in listed_faults() if fault not in used]
     assert not unused, f"faults no case is shown to catch: {unused}"
     unknown = used - set(listed_faults())

@@ -33,6 +33,7 @@ from harness.verify import (
     title="Every application record carries the request's own id (1, 256, 65535)",
     requirement="Application records have a nonzero requestId.",
     level=Level.REQUIRED,
+    catches=("reply-id-zero",),
 )
 def replies_carry_request_id(ctx: CaseContext) -> None:
     conn = ctx.connect()
@@ -63,6 +64,7 @@ REUSE_COUNT = 1000
     requirement="A request ID R becomes active when the application receives a record {FCGI_BEGIN_REQUEST, R, ...} "
     "and becomes inactive when the application sends a record {FCGI_END_REQUEST, R, ...} to the Web server.",
     level=Level.REQUIRED,
+    catches=("go-id-reuse",),
     timeout=60.0,
 )
 def request_id_reused_at_once(ctx: CaseContext) -> None:
@@ -90,6 +92,7 @@ def request_id_reused_at_once(ctx: CaseContext) -> None:
     requirement="Therefore the value of a stream is independent of how many records it contains or how its bytes "
     "are divided among the non-empty records.",
     level=Level.REQUIRED,
+    catches=("params-split-pair-lost", "stdin-first-record-only"),
     needs_probe_app=True,
     timeout=15.0,
 )
@@ -135,6 +138,7 @@ def stream_split_anywhere(ctx: CaseContext) -> None:
     requirement="A stream record is part of a stream, i.e. a series of zero or more non-empty records "
     "(length != 0) of the stream type, followed by an empty record (length == 0) of the stream type.",
     level=Level.REQUIRED,
+    catches=("no-empty-stdout", "stdout-after-empty", "end-request-twice"),
     needs_probe_app=True,
 )
 def stdout_stream_shape(ctx: CaseContext) -> None:

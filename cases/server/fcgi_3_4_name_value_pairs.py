@@ -37,6 +37,7 @@ def _send_probe_request(ctx: CaseContext, extra: list[tuple[bytes, bytes]]) -> P
     requirement="Lengths of 127 bytes and less can be encoded in one byte, while longer lengths are always "
     "encoded in four bytes.",
     level=Level.REQUIRED,
+    catches=("nv-long-length-1byte",),
     needs_probe_app=True,
     timeout=20.0,
 )
@@ -53,6 +54,7 @@ def value_lengths_at_boundaries(ctx: CaseContext) -> None:
     requirement="The high-order bit of the first byte of a length indicates the length's encoding. "
     "A high-order zero implies a one-byte encoding, a one a four-byte encoding.",
     level=Level.REQUIRED,
+    catches=("nv-long-length-1byte",),
     needs_probe_app=True,
     timeout=20.0,
 )

@@ -21,6 +21,7 @@ KEEP_CONN_SET = (
     title="KEEP_CONN clear: the application closes the connection after END_REQUEST (FIN, no further bytes)",
     requirement=KEEP_CONN_CLEAR,
     level=Level.REQUIRED,
+    catches=("keep-conn-never-close",),
 )
 def closes_without_keep_conn(ctx: CaseContext) -> None:
     conn = ctx.connect()
@@ -36,6 +37,7 @@ def closes_without_keep_conn(ctx: CaseContext) -> None:
     title="KEEP_CONN set: three requests on one connection, which stays open",
     requirement=KEEP_CONN_SET,
     level=Level.REQUIRED,
+    catches=("keep-conn-close",),
 )
 def keeps_connection_with_keep_conn(ctx: CaseContext) -> None:
     conn = ctx.connect()

@@ -51,6 +51,7 @@ def _ask(ctx: CaseContext, conn: FcgiConnection, names: tuple[bytes, ...]) -> li
     title="GET_VALUES for the three standard names: one GET_VALUES_RESULT, id 0, decimal values",
     requirement=RESPONDS,
     level=Level.REQUIRED,
+    catches=("get-values-stream", "get-values-ignored"),
 )
 def get_values_standard_names(ctx: CaseContext) -> None:
     conn = ctx.connect()
@@ -70,6 +71,7 @@ def get_values_standard_names(ctx: CaseContext) -> None:
     requirement="If the application doesn't understand a variable name that was included in the query, "
     "it omits that name from the response.",
     level=Level.REQUIRED,
+    catches=("get-values-ignored",),
 )
 def get_values_unknown_names_omitted(ctx: CaseContext) -> None:
     conn = ctx.connect()
@@ -85,6 +87,7 @@ def get_values_unknown_names_omitted(ctx: CaseContext) -> None:
     title="GET_VALUES_RESULT holds only the names asked for",
     requirement=RESPONDS,
     level=Level.RECOMMENDED,
+    catches=("get-values-stream",),
 )
 def get_values_only_asked_names(ctx: CaseContext) -> None:
     conn = ctx.connect()
@@ -99,6 +102,7 @@ def get_values_only_asked_names(ctx: CaseContext) -> None:
     title="An empty GET_VALUES gets an empty GET_VALUES_RESULT",
     requirement=RESPONDS,
     level=Level.REQUIRED,
+    catches=("get-values-ignored", "get-values-stream"),
 )
 def get_values_empty_query(ctx: CaseContext) -> None:
     conn = ctx.connect()
@@ -112,6 +116,7 @@ def get_values_empty_query(ctx: CaseContext) -> None:
     title="GET_VALUES at any time: before a request, between PARAMS and STDIN, between requests",
     requirement="An application may receive a FCGI_GET_VALUES record at any time.",
     level=Level.REQUIRED,
+    catches=("mgmt-mid-request-close",),
 )
 def get_values_any_time(ctx: CaseContext) -> None:
     conn = ctx.connect()

@@ -18,6 +18,7 @@ UNKNOWN_MANAGEMENT_TYPES = (12, 200, 255)
     requirement="When an application receives a management record whose type T it does not understand, "
     "the application responds with {FCGI_UNKNOWN_TYPE, 0, {T}}.",
     level=Level.REQUIRED,
+    catches=("unknown-type-ignored",),
 )
 def unknown_management_type(ctx: CaseContext) -> None:
     conn = ctx.connect()

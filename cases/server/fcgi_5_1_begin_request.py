@@ -18,6 +18,7 @@ UNKNOWN_ROLES = (0, 4, 0xFFFF)
     requirement="FCGI_UNKNOWN_ROLE: rejecting a new request. This happens when the Web server has specified "
     "a role that is unknown to the application.",
     level=Level.REQUIRED,
+    catches=("unknown-role-close",),
 )
 def unknown_role_rejected(ctx: CaseContext) -> None:
     conn = ctx.connect()

@@ -27,6 +27,7 @@ STDIN_RECORD_SIZE = 65528 - 3
     requirement="FCGI_STDIN is a stream record type used in sending arbitrary data from the Web server "
     "to the application.",
     level=Level.REQUIRED,
+    catches=("stdin-first-record-only",),
     needs_probe_app=True,
     timeout=20.0,
 )
@@ -49,6 +50,7 @@ def large_stdin_intact(ctx: CaseContext) -> None:
     requirement="When a role protocol calls for transmitting a stream other than FCGI_STDERR, at least one "
     "record of the stream type is always transmitted, even if the stream is empty.",
     level=Level.REQUIRED,
+    catches=("no-empty-stdout",),
     needs_probe_app=True,
 )
 def empty_output_terminated(ctx: CaseContext) -> None:

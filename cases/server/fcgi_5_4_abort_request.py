@@ -29,6 +29,7 @@ def _start_slow_request(conn: FcgiConnection, request_id: int) -> None:
     requirement="After receiving {FCGI_ABORT_REQUEST, R}, the application responds as soon as possible with "
     "{FCGI_END_REQUEST, R, {FCGI_REQUEST_COMPLETE, appStatus}}.",
     level=Level.REQUIRED,
+    catches=("abort-ignored", "end-request-twice"),
     needs_probe_app=True,
     timeout=15.0,
 )
@@ -54,6 +55,7 @@ def abort_answered_promptly(ctx: CaseContext) -> None:
     requirement="A request ID R becomes active when the application receives a record {FCGI_BEGIN_REQUEST, R, ...} "
     "and becomes inactive when the application sends a record {FCGI_END_REQUEST, R, ...} to the Web server.",
     level=Level.REQUIRED,
+    catches=("end-request-twice",),
     needs_probe_app=True,
     timeout=15.0,
 )

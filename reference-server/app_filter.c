@@ -43,6 +43,10 @@ static void filter_start(struct fcgi_request *req)
 static void finish_if_done(struct fcgi_request *req)
 {
     struct filter *f = req->app_state;
+    if (f->stdin_done && fault_on(req->faults, FAULT_FILTER_DATA_IGNORED)) {
+        fcgi_request_finish(req, 0);
+        return;
+    }
     if (!f->stdin_done || !f->data_done)
         return;
     size_t len;

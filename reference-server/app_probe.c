@@ -8,6 +8,7 @@
 
 #define PROBE_TEXT_MAX 4096
 #define PROBE_OUTPUT_CHUNK 65536u
+#define PROBE_MAX_STDERR (4u << 20) /* err_repeat stops here: the spool's limit is 8 MiB */
 #define PROBE_MAX_DELAY_MS (3600u * 1000u) /* keeps now + delay far from overflow */
 
 struct probe {
@@ -19,6 +20,9 @@ struct probe {
     uint64_t output_sent;
     uint64_t delay_ms;
     uint32_t app_status;
+    uint64_t stderr_repeat;
+    uint64_t content_length; /* CONTENT_LENGTH, when given */
+    bool content_length_given;
     char stderr_text[PROBE_TEXT_MAX];
 };
 
@@ -43,14 +47,26 @@ static void fail_request(struct fcgi_request *req, const char *why)
     fcgi_request_finish(req, 1);
 }
 
+/* A Responder doing an update must refuse a body shorter than CONTENT_LENGTH
+ * (spec §6.2: a client that crashed mid-upload); the probe answers 400. */
+static bool stdin_cut_short(const struct fcgi_request *req, const struct probe *p)
+{
+    return p->content_length_given && p->stdin_digest.length < p->content_length &&
+           !fault_on(req->faults, FAULT_CONTENT_LENGTH_UNCHECKED);
+}
+
 static void write_headers(struct fcgi_request *req, const char *content_type, const char *digest_hex,
                           bool digest_known)
 {
     struct probe *p = req->app_state;
     struct byte_queue head;
     byte_queue_init(&head, 1024);
-    bool ok = queue_printf(&head, "Status: %u %s\r\nContent-Type: %s\r\n", p->status,
-                           p->status == 200 ? "OK" : "Probe", content_type);
+    bool short_stdin = digest_known && stdin_cut_short(req, p);
+    unsigned status = short_stdin ? 400 : p->status;
+    bool ok = queue_printf(&head, "Status: %u %s\r\nContent-Type: %s\r\n", status, status == 200 ? "OK" : "Probe",
+                           content_type);
+    if (short_stdin)
+        ok = ok && queue_printf(&head, "X-Probe-Error: stdin shorter than CONTENT_LENGTH\r\n");
     if (digest_known)
         ok = ok && queue_printf(&head, "X-Probe-Stdin-Length: %llu\r\nX-Probe-Stdin-Sha256: %s\r\n",
                                 (unsigned long long)p->stdin_digest.length, digest_hex);
@@ -105,7 +121,8 @@ static void respond(struct fcgi_request *req)
     struct probe *p = req->app_state;
     char digest_hex[65];
     stream_digest_final_hex(&p->stdin_digest, digest_hex);
-    if (p->stderr_text[0])
+    size_t text_len = strlen(p->stderr_text);
+    for (uint64_t i = 0; text_len && i < p->stderr_repeat; i++)
         write_text(req, FCGI_STDERR, p->stderr_text);
     if (p->generate_output) {
         write_headers(req, "application/octet-stream", digest_hex, true);
@@ -147,6 +164,21 @@ static void probe_start(struct fcgi_request *req)
     p->app_status = (uint32_t)query_get_u64(query, qlen, "app_status", 0);
     if (!query_get(query, qlen, "err", p->stderr_text, sizeof(p->stderr_text)))
         p->stderr_text[0] = '\0';
+    p->stderr_repeat = query_get_u64(query, qlen, "err_repeat", 1);
+    size_t text_len = strlen(p->stderr_text);
+    if (text_len && p->stderr_repeat > PROBE_MAX_STDERR / text_len)
+        p->stderr_repeat = PROBE_MAX_STDERR / text_len;
+    size_t clen;
+    const uint8_t *content_length = fcgi_request_param(req, "CONTENT_LENGTH", &clen);
+    if (content_length && clen > 0 && clen < 20) {
+        char text[20];
+        memcpy(text, content_length, clen);
+        text[clen] = '\0';
+        char *end;
+        unsigned long long v = strtoull(text, &end, 10);
+        p->content_length_given = *end == '\0';
+        p->content_length = v;
+    }
     if (p->echo) /* headers now, so that output flows before STDIN ends */
         write_headers(req, "application/octet-stream", "", false);
 }

@@ -14,6 +14,9 @@
 #define MIN_OUTPUT_RECORD_CONTENT 4096u
 /* Finished ids remembered by the go-id-reuse fault (Go kept all of them). */
 #define FINISHED_IDS_REMEMBERED 1024u
+/* Fault params-8k-buffer and stdin-stall-40k: the sizes of the buggy buffers. */
+#define PARAMS_8K_BUFFER 8192u
+#define STDIN_STALL_AT 40960u
 
 struct fcgi_conn {
     const struct fcgi_limits *limits;
@@ -31,6 +34,13 @@ struct fcgi_conn {
     size_t reqs_alloc;
     uint16_t *finished_ids; /* go-id-reuse fault only; a ring */
     size_t finished_count;
+    unsigned long requests_ended;
+    bool fatal;         /* fault exit-on-malformed: the server must exit */
+    bool input_stalled; /* fault stdin-stall-40k: reads nothing more, ever */
+    /* fault get-values-after-requests: a GET_VALUES held until no request is active */
+    uint8_t held_get_values[FCGI_MAX_CONTENT];
+    size_t held_get_values_len;
+    bool get_values_held;
     char close_reason[160];
 };
 
@@ -61,6 +71,21 @@ static void conn_fail(struct fcgi_conn *c, const char *fmt, ...)
     c->state = FCGI_CONN_CLOSING;
 }
 
+/* Malformed input: closes the connection, or with exit-on-malformed, the process. */
+static void conn_malformed(struct fcgi_conn *c, const char *fmt, ...)
+{
+    if (c->state == FCGI_CONN_CLOSING)
+        return;
+    char reason[sizeof(c->close_reason)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+    conn_fail(c, "%s", reason);
+    if (fault(c, FAULT_EXIT_ON_MALFORMED))
+        c->fatal = true;
+}
+
 /* ---- output ------------------------------------------------------------ */
 
 static void emit_record(struct fcgi_conn *c, uint8_t type, uint16_t request_id, const uint8_t *content,
@@ -68,7 +93,7 @@ static void emit_record(struct fcgi_conn *c, uint8_t type, uint16_t request_id, 
 {
     uint8_t header[FCGI_HEADER_LEN];
     static const uint8_t zeros[8];
-    uint8_t padding = fcgi_padding_for(len);
+    uint8_t padding = fault(c, FAULT_UNALIGNED_OUTPUT) ? 0 : fcgi_padding_for(len);
     struct fcgi_header h = {FCGI_VERSION_1, type, request_id, (uint16_t)len, padding};
     fcgi_header_encode(&h, header);
     if (!byte_queue_append(&c->out, header, sizeof(header)) || !byte_queue_append(&c->out, content, len) ||
@@ -85,7 +110,13 @@ static uint16_t reply_id(const struct fcgi_conn *c, uint16_t id)
 static void emit_stream_chunk(struct fcgi_conn *c, struct fcgi_request *req, uint8_t type,
                               const uint8_t *data, size_t len)
 {
-    emit_record(c, type, reply_id(c, req->id), data, len);
+    uint8_t wire_type = type == FCGI_STDOUT && fault(c, FAULT_STDOUT_AS_DATA) ? FCGI_DATA : type;
+    emit_record(c, wire_type, reply_id(c, req->id), data, len);
+    if (type == FCGI_STDOUT && c->requests_ended > 0 && fault(c, FAULT_MISFRAME_ON_REUSE)) {
+        static const uint8_t stray = 0;
+        if (!byte_queue_append(&c->out, &stray, 1))
+            conn_fail(c, "output queue over its limit");
+    }
     if (type == FCGI_STDOUT && len > 0 && !(req->flags & REQ_STDOUT_SENT)) {
         req->flags |= REQ_STDOUT_SENT;
         if (fault(c, FAULT_STDOUT_AFTER_EMPTY))
@@ -96,11 +127,12 @@ static void emit_stream_chunk(struct fcgi_conn *c, struct fcgi_request *req, uin
 static void emit_end_request(struct fcgi_conn *c, uint16_t id, uint32_t app_status, uint8_t protocol_status)
 {
     uint8_t body[8];
-    struct fcgi_end_request end = {app_status, protocol_status};
+    struct fcgi_end_request end = {fault(c, FAULT_APP_STATUS_ZERO) ? 0 : app_status, protocol_status};
     fcgi_end_request_encode(&end, body);
-    emit_record(c, FCGI_END_REQUEST, reply_id(c, id), body, sizeof(body));
+    size_t body_len = fault(c, FAULT_END_REQUEST_SHORT_BODY) ? 5 : sizeof(body);
+    emit_record(c, FCGI_END_REQUEST, reply_id(c, id), body, body_len);
     if (fault(c, FAULT_END_REQUEST_TWICE))
-        emit_record(c, FCGI_END_REQUEST, reply_id(c, id), body, sizeof(body));
+        emit_record(c, FCGI_END_REQUEST, reply_id(c, id), body, body_len);
 }
 
 /* Two marks on the output queue. Input is read while the queue is below the high
@@ -169,6 +201,7 @@ static struct fcgi_request *add_request(struct fcgi_conn *c, uint16_t id, uint16
     req->id = id;
     req->role = role;
     req->keep_conn = keep_conn;
+    req->faults = c->limits->faults;
     byte_queue_init(&req->params_stream, c->limits->max_params_bytes);
     byte_queue_init(&req->stdout_spool, c->limits->max_spool_bytes);
     byte_queue_init(&req->stderr_spool, c->limits->max_spool_bytes);
@@ -199,6 +232,27 @@ static void remove_request(struct fcgi_conn *c, size_t index)
     free_request(req);
 }
 
+static void answer_get_values(struct fcgi_conn *c, const uint8_t *content, size_t len);
+static enum fcgi_decode_status decode_pair(const struct fcgi_conn *c, const uint8_t *buf, size_t len,
+                                           struct fcgi_nv *out, size_t *consumed);
+
+/* Types only applications send (spec Appendix A); receiving one is a web server bug. */
+static bool sent_by_applications(uint8_t type)
+{
+    return type == FCGI_END_REQUEST || type == FCGI_STDOUT || type == FCGI_STDERR ||
+           type == FCGI_GET_VALUES_RESULT || type == FCGI_UNKNOWN_TYPE;
+}
+
+/* Input that is odd but tolerated; only exit-on-malformed makes it fatal. */
+static void conn_malformed_if_fault(struct fcgi_conn *c, const char *what, unsigned detail)
+{
+    if (!fault(c, FAULT_EXIT_ON_MALFORMED))
+        return;
+    char reason[96];
+    snprintf(reason, sizeof(reason), what, detail);
+    conn_malformed(c, "%s (fault exit-on-malformed)", reason);
+}
+
 /* After an END_REQUEST: close once idle unless FCGI_KEEP_CONN asked otherwise. */
 static void after_end_request(struct fcgi_conn *c, bool keep_conn)
 {
@@ -209,6 +263,10 @@ static void after_end_request(struct fcgi_conn *c, bool keep_conn)
         close = false;
     if (close)
         c->close_when_idle = true;
+    if (c->reqs_count == 0 && c->get_values_held) {
+        c->get_values_held = false;
+        answer_get_values(c, c->held_get_values, c->held_get_values_len);
+    }
     if (c->close_when_idle && c->reqs_count == 0 && c->state == FCGI_CONN_OPEN)
         c->state = FCGI_CONN_CLOSING;
 }
@@ -223,8 +281,10 @@ static void end_request(struct fcgi_conn *c, size_t index)
         emit_record(c, FCGI_STDOUT, reply_id(c, id), NULL, 0);
     if (req->flags & REQ_STDERR_USED)
         emit_record(c, FCGI_STDERR, reply_id(c, id), NULL, 0);
-    emit_end_request(c, id, req->app_status, FCGI_REQUEST_COMPLETE);
+    if (!(req->flags & REQ_END_SENT))
+        emit_end_request(c, id, req->app_status, FCGI_REQUEST_COMPLETE);
     remove_request(c, index);
+    c->requests_ended++;
     after_end_request(c, keep_conn);
 }
 
@@ -260,6 +320,10 @@ static void pump(struct fcgi_conn *c)
         size_t i = 0;
         while (i < c->reqs_count && c->state == FCGI_CONN_OPEN) {
             struct fcgi_request *req = c->reqs[i];
+            if ((req->flags & REQ_FINISHED) && !(req->flags & REQ_END_SENT) && fault(c, FAULT_END_BEFORE_STDOUT)) {
+                emit_end_request(c, req->id, req->app_status, FCGI_REQUEST_COMPLETE);
+                req->flags |= REQ_END_SENT;
+            }
             progress |= emit_from_spool(c, req, &req->stderr_spool, FCGI_STDERR);
             progress |= emit_from_spool(c, req, &req->stdout_spool, FCGI_STDOUT);
             bool drained = byte_queue_len(&req->stdout_spool) == 0 && byte_queue_len(&req->stderr_spool) == 0;
@@ -285,7 +349,8 @@ static void answer_get_values(struct fcgi_conn *c, const uint8_t *content, size_
     if (fault(c, FAULT_GET_VALUES_IGNORED))
         return;
     char max_conns[16], max_reqs[16];
-    snprintf(max_conns, sizeof(max_conns), "%u", c->limits->max_conns);
+    unsigned advertised_conns = c->limits->max_conns * (fault(c, FAULT_MAX_CONNS_OVERSTATED) ? 10u : 1u);
+    snprintf(max_conns, sizeof(max_conns), "%u", advertised_conns);
     snprintf(max_reqs, sizeof(max_reqs), "%u", c->limits->max_reqs);
     const struct {
         const char *name;
@@ -301,8 +366,8 @@ static void answer_get_values(struct fcgi_conn *c, const uint8_t *content, size_
     while (pos < len) {
         struct fcgi_nv nv;
         size_t used;
-        if (fcgi_nv_decode(content + pos, len - pos, &nv, &used) != FCGI_DECODE_OK) {
-            conn_fail(c, "malformed GET_VALUES content");
+        if (decode_pair(c, content + pos, len - pos, &nv, &used) != FCGI_DECODE_OK) {
+            conn_malformed(c, "malformed GET_VALUES content");
             return;
         }
         pos += used;
@@ -319,9 +384,15 @@ static void answer_get_values(struct fcgi_conn *c, const uint8_t *content, size_
                                      (const uint8_t *)known[k].value, strlen(known[k].value),
                                      result + result_len, sizeof(result) - result_len);
     }
-    emit_record(c, FCGI_GET_VALUES_RESULT, FCGI_NULL_REQUEST_ID, result, result_len);
+    uint16_t reply_to = fault(c, FAULT_GET_VALUES_ID_1) ? 1 : FCGI_NULL_REQUEST_ID;
+    emit_record(c, FCGI_GET_VALUES_RESULT, reply_to, result, result_len);
     if (fault(c, FAULT_GET_VALUES_STREAM))
-        emit_record(c, FCGI_GET_VALUES_RESULT, FCGI_NULL_REQUEST_ID, NULL, 0);
+        emit_record(c, FCGI_GET_VALUES_RESULT, reply_to, NULL, 0);
+    if (fault(c, FAULT_GET_VALUES_CLOSE)) {
+        c->close_when_idle = true;
+        if (c->reqs_count == 0)
+            c->state = FCGI_CONN_CLOSING;
+    }
 }
 
 static void handle_management(struct fcgi_conn *c, uint8_t type, const uint8_t *content, size_t len)
@@ -331,13 +402,28 @@ static void handle_management(struct fcgi_conn *c, uint8_t type, const uint8_t *
         return;
     }
     if (type == FCGI_GET_VALUES) {
+        if (c->reqs_count > 0 && fault(c, FAULT_GET_VALUES_AFTER_REQUESTS)) {
+            memcpy(c->held_get_values, content, len);
+            c->held_get_values_len = len;
+            c->get_values_held = true;
+            return;
+        }
         answer_get_values(c, content, len);
         return;
+    }
+    if (sent_by_applications(type)) {
+        conn_malformed_if_fault(c, "a %u record sent to the application", type);
+        if (c->state != FCGI_CONN_OPEN)
+            return;
     }
     /* Spec §4.2: any management type the application does not understand, which
      * includes application types sent with the null request id. */
     if (fault(c, FAULT_UNKNOWN_TYPE_IGNORED))
         return;
+    if (fault(c, FAULT_UNKNOWN_TYPE_CLOSE)) {
+        conn_fail(c, "unknown management record type %u (fault unknown-type-close)", type);
+        return;
+    }
     uint8_t body[8];
     fcgi_unknown_type_encode(type, body);
     emit_record(c, FCGI_UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, body, sizeof(body));
@@ -352,10 +438,10 @@ static void handle_begin(struct fcgi_conn *c, uint16_t id, const uint8_t *conten
 {
     struct fcgi_begin_request begin;
     if (fcgi_begin_request_decode(content, len, &begin) != FCGI_DECODE_OK) {
-        conn_fail(c, "BEGIN_REQUEST id %u has a %zu-byte body, not 8", id, len);
+        conn_malformed(c, "BEGIN_REQUEST id %u has a %zu-byte body, not 8", id, len);
         return;
     }
-    bool keep_conn = begin.flags & FCGI_KEEP_CONN;
+    bool keep_conn = fault(c, FAULT_FLAGS_EXACT_MATCH) ? begin.flags == FCGI_KEEP_CONN : begin.flags & FCGI_KEEP_CONN;
     if (fault(c, FAULT_GO_ID_REUSE) && (find_request(c, id) || id_finished_before(c, id))) {
         conn_fail(c, "received ID that is already in-flight: %u (fault go-id-reuse)", id);
         return;
@@ -363,8 +449,11 @@ static void handle_begin(struct fcgi_conn *c, uint16_t id, const uint8_t *conten
     if (find_request(c, id)) {
         /* A web server bug; the request in flight keeps the id and is served. */
         conn_log(c, "ignoring BEGIN_REQUEST for id %u, which is already active", id);
+        conn_malformed_if_fault(c, "a second BEGIN_REQUEST for active id %u", id);
         return;
     }
+    if (!role_enabled(c, begin.role) && fault(c, FAULT_UNKNOWN_ROLE_SERVED))
+        begin.role = FCGI_RESPONDER;
     if (!role_enabled(c, begin.role)) {
         if (fault(c, FAULT_UNKNOWN_ROLE_CLOSE)) {
             conn_fail(c, "unknown role %u (fault unknown-role-close)", begin.role);
@@ -374,7 +463,15 @@ static void handle_begin(struct fcgi_conn *c, uint16_t id, const uint8_t *conten
         return;
     }
     if (!c->limits->mpx && c->reqs_count > 0) {
+        if (fault(c, FAULT_CANT_MPX_CLOSE)) {
+            conn_fail(c, "a second concurrent request (fault cant-mpx-close)");
+            return;
+        }
         reject_request(c, id, keep_conn, FCGI_CANT_MPX_CONN);
+        return;
+    }
+    if ((c->overloaded || c->load->active_requests >= c->limits->max_reqs) && fault(c, FAULT_OVERLOADED_SILENT_CLOSE)) {
+        conn_fail(c, "over the limits (fault overloaded-silent-close)");
         return;
     }
     if (c->overloaded) {
@@ -427,23 +524,62 @@ static enum fcgi_decode_status decode_pair_misreading_long_lengths(const uint8_t
     return FCGI_DECODE_OK;
 }
 
+/* A 4-byte length prefix holding a value a single byte could carry. */
+static bool short_length_in_long_form(const uint8_t *buf, size_t len)
+{
+    size_t pos = 0;
+    for (int i = 0; i < 2 && pos < len; i++) {
+        if (!(buf[pos] & 0x80)) {
+            pos++;
+            continue;
+        }
+        if (len - pos < 4)
+            return false;
+        if (buf[pos] == 0x80 && buf[pos + 1] == 0 && buf[pos + 2] == 0 && buf[pos + 3] < 0x80)
+            return true;
+        pos += 4;
+    }
+    return false;
+}
+
+/* One pair as this server reads it: the codec's decoder, unless a fault misreads. */
+static enum fcgi_decode_status decode_pair(const struct fcgi_conn *c, const uint8_t *buf, size_t len,
+                                           struct fcgi_nv *out, size_t *consumed)
+{
+    if (fault(c, FAULT_NV_LONG_LENGTH_1BYTE))
+        return decode_pair_misreading_long_lengths(buf, len, out, consumed);
+    if (fault(c, FAULT_NV_LONG_FORM_SHORT_REJECTED) && short_length_in_long_form(buf, len))
+        return FCGI_DECODE_BAD_LENGTH;
+    return fcgi_nv_decode(buf, len, out, consumed);
+}
+
+/* Fault params-cut-at-nul: what strlen() on names and values leaves. */
+static void cut_at_nul(const uint8_t *data, size_t *len)
+{
+    const uint8_t *nul = memchr(data, 0, *len);
+    if (nul)
+        *len = (size_t)(nul - data);
+}
+
 static bool decode_params(struct fcgi_conn *c, struct fcgi_request *req)
 {
     const uint8_t *stream = byte_queue_peek(&req->params_stream);
     size_t len = byte_queue_len(&req->params_stream);
-    enum fcgi_decode_status (*decode)(const uint8_t *, size_t, struct fcgi_nv *, size_t *) =
-        fault(c, FAULT_NV_LONG_LENGTH_1BYTE) ? decode_pair_misreading_long_lengths : fcgi_nv_decode;
     /* Two passes: count, then fill an array of exactly that size. */
     for (int pass = 0; pass < 2; pass++) {
         size_t pos = 0, count = 0;
         while (pos < len) {
             struct fcgi_nv nv;
             size_t used;
-            enum fcgi_decode_status st = decode(stream + pos, len - pos, &nv, &used);
+            enum fcgi_decode_status st = decode_pair(c, stream + pos, len - pos, &nv, &used);
             if (st != FCGI_DECODE_OK) {
-                conn_fail(c, "request %u: malformed PARAMS at byte %zu of %zu (%s)", req->id, pos, len,
+                conn_malformed(c, "request %u: malformed PARAMS at byte %zu of %zu (%s)", req->id, pos, len,
                           st == FCGI_DECODE_NEED_MORE ? "length cut short" : "length past the end");
                 return false;
+            }
+            if (pass == 1 && fault(c, FAULT_PARAMS_CUT_AT_NUL)) {
+                cut_at_nul(nv.name, &nv.name_len);
+                cut_at_nul(nv.value, &nv.value_len);
             }
             if (pass == 1)
                 req->params[count] = nv;
@@ -462,6 +598,20 @@ static bool decode_params(struct fcgi_conn *c, struct fcgi_request *req)
     return true;
 }
 
+/* PARAMS has ended: the app starts. With output-before-params-end it starts at
+ * the first PARAMS record and takes the request as having no STDIN. */
+static void start_request(struct fcgi_conn *c, struct fcgi_request *req, bool early)
+{
+    if (!decode_params(c, req))
+        return;
+    req->flags |= REQ_PARAMS_DONE;
+    req->app->start(req);
+    if (early && !(req->flags & REQ_FINISHED)) {
+        req->flags |= REQ_STDIN_DONE;
+        req->app->input(req, FCGI_STDIN, NULL, 0);
+    }
+}
+
 static void handle_params(struct fcgi_conn *c, struct fcgi_request *req, const uint8_t *content, size_t len)
 {
     if (req->flags & REQ_PARAMS_DONE)
@@ -470,13 +620,18 @@ static void handle_params(struct fcgi_conn *c, struct fcgi_request *req, const u
         bool ok = fault(c, FAULT_PARAMS_SPLIT_PAIR_LOST) ? append_whole_pairs(&req->params_stream, content, len)
                                                          : byte_queue_append(&req->params_stream, content, len);
         if (!ok)
-            conn_fail(c, "request %u: PARAMS over the limit of %zu bytes", req->id, c->limits->max_params_bytes);
+            conn_malformed(c, "request %u: PARAMS over the limit of %zu bytes", req->id, c->limits->max_params_bytes);
+        else if (fault(c, FAULT_PARAMS_8K_BUFFER) && byte_queue_len(&req->params_stream) > PARAMS_8K_BUFFER)
+            conn_fail(c, "request %u: PARAMS over 8 KiB (fault params-8k-buffer)", req->id);
+        else if (fault(c, FAULT_OUTPUT_BEFORE_PARAMS_END))
+            start_request(c, req, true);
         return;
     }
-    if (!decode_params(c, req))
+    if (byte_queue_len(&req->params_stream) == 0 && fault(c, FAULT_EMPTY_PARAMS_CLOSE)) {
+        conn_fail(c, "request %u: empty PARAMS (fault empty-params-close)", req->id);
         return;
-    req->flags |= REQ_PARAMS_DONE;
-    req->app->start(req);
+    }
+    start_request(c, req, false);
 }
 
 static void handle_input_stream(struct fcgi_conn *c, struct fcgi_request *req, uint8_t type,
@@ -494,6 +649,9 @@ static void handle_input_stream(struct fcgi_conn *c, struct fcgi_request *req, u
     if (len == 0)
         req->flags |= done_flag;
     if (type == FCGI_STDIN && len > 0) {
+        req->stdin_bytes += len;
+        if (fault(c, FAULT_STDIN_STALL_40K) && req->stdin_bytes > STDIN_STALL_AT)
+            c->input_stalled = true;
         bool dropped = fault(c, FAULT_STDIN_FIRST_RECORD_ONLY) && (req->flags & REQ_STDIN_SEEN);
         req->flags |= REQ_STDIN_SEEN;
         if (dropped)
@@ -507,14 +665,34 @@ static void abort_request(struct fcgi_conn *c, struct fcgi_request *req)
 {
     if (fault(c, FAULT_ABORT_IGNORED))
         return;
+    if (fault(c, FAULT_ABORT_CLOSES_CONNECTION))
+        c->close_when_idle = true;
+    if (fault(c, FAULT_NO_END_AFTER_ABORT)) {
+        for (size_t i = 0; i < c->reqs_count; i++)
+            if (c->reqs[i] == req)
+                remove_request(c, i);
+        after_end_request(c, true);
+        return;
+    }
     byte_queue_clear(&req->stdout_spool);
     byte_queue_clear(&req->stderr_spool);
     fcgi_request_finish(req, 0);
 }
 
+/* Fault begin-id-zero-served: id 0 is taken as an application request id. */
+static bool served_as_request_zero(const struct fcgi_conn *c, const struct fcgi_header *h)
+{
+    if (!fault(c, FAULT_BEGIN_ID_ZERO_SERVED))
+        return false;
+    if (h->type == FCGI_BEGIN_REQUEST)
+        return true;
+    return find_request(c, 0) && (h->type == FCGI_PARAMS || h->type == FCGI_STDIN || h->type == FCGI_DATA ||
+                                  h->type == FCGI_ABORT_REQUEST);
+}
+
 static void handle_record(struct fcgi_conn *c, const struct fcgi_header *h, const uint8_t *content)
 {
-    if (h->request_id == FCGI_NULL_REQUEST_ID) {
+    if (h->request_id == FCGI_NULL_REQUEST_ID && !served_as_request_zero(c, h)) {
         handle_management(c, h->type, content, h->content_length);
         return;
     }
@@ -523,6 +701,12 @@ static void handle_record(struct fcgi_conn *c, const struct fcgi_header *h, cons
         return;
     }
     struct fcgi_request *req = find_request(c, h->request_id);
+    if (!req && h->type == FCGI_STDIN && c->reqs_count > 0 && fault(c, FAULT_FOREIGN_ID_STDIN_ACCEPTED))
+        req = c->reqs[0];
+    if (!req && fault(c, FAULT_LATE_RECORD_CLOSE)) {
+        conn_fail(c, "a record for inactive id %u (fault late-record-close)", h->request_id);
+        return;
+    }
     if (!req)
         return; /* spec §3.3: records for inactive ids are ignored */
     switch (h->type) {
@@ -538,6 +722,8 @@ static void handle_record(struct fcgi_conn *c, const struct fcgi_header *h, cons
         break;
     default:
         conn_log(c, "ignoring a record of type %u for request %u", h->type, h->request_id);
+        if (sent_by_applications(h->type))
+            conn_malformed_if_fault(c, "a %u record sent to the application", h->type);
         break;
     }
 }
@@ -551,9 +737,20 @@ static void process_input(struct fcgi_conn *c)
         if (fcgi_header_decode(buf, len, &h) != FCGI_DECODE_OK)
             break;
         if (h.version != FCGI_VERSION_1) {
-            conn_fail(c, "record with unsupported version %u", h.version);
+            conn_malformed(c, "record with unsupported version %u", h.version);
             break;
         }
+        if (h.content_length + h.padding_length > FCGI_MAX_CONTENT && fault(c, FAULT_REJECT_MAX_CONTENT_PADDING)) {
+            conn_fail(c, "content plus padding over 65535 bytes (fault reject-max-content-padding)");
+            break;
+        }
+        if (c->input_stalled)
+            break;
+        if (h.type == FCGI_BEGIN_REQUEST && h.request_id != FCGI_NULL_REQUEST_ID && c->reqs_count > 0 &&
+            fault(c, FAULT_MPX_SERIALIZED))
+            break; /* the next request waits until the current ones have ended */
+        if (fault(c, FAULT_ID_HIGH_BYTE_DROPPED))
+            h.request_id &= 0xff;
         size_t padding = fault(c, FAULT_PADDING_NOT_SKIPPED) ? 0 : h.padding_length;
         size_t size = FCGI_HEADER_LEN + h.content_length + padding;
         if (len < size)
@@ -616,7 +813,8 @@ void fcgi_conn_free(struct fcgi_conn *c)
 
 bool fcgi_conn_wants_input(const struct fcgi_conn *c)
 {
-    return c->state == FCGI_CONN_OPEN && !c->input_eof && !output_full(c) && byte_queue_room(&c->in) > 0;
+    return c->state == FCGI_CONN_OPEN && !c->input_eof && !c->input_stalled && !output_full(c) &&
+           byte_queue_room(&c->in) > 0;
 }
 
 uint8_t *fcgi_conn_input_space(struct fcgi_conn *c, size_t *len)
@@ -633,6 +831,9 @@ void fcgi_conn_input_commit(struct fcgi_conn *c, size_t n, uint64_t now_ms)
     c->now_ms = now_ms;
     byte_queue_commit(&c->in, n);
     process_input(c);
+    size_t left = byte_queue_len(&c->in);
+    if (left > 0 && left < FCGI_HEADER_LEN && fault(c, FAULT_SPLIT_HEADER_LOST))
+        byte_queue_clear(&c->in); /* as if every read started with a whole header */
 }
 
 size_t fcgi_conn_feed(struct fcgi_conn *c, const uint8_t *data, size_t len, uint64_t now_ms)
@@ -709,8 +910,13 @@ void fcgi_conn_tick(struct fcgi_conn *c, uint64_t now_ms)
         }
     }
     pump(c);
+    process_input(c); /* input held back (mpx-serialized) may go on now */
 }
 
 enum fcgi_conn_state fcgi_conn_state(const struct fcgi_conn *c) { return c->state; }
 
 const char *fcgi_conn_close_reason(const struct fcgi_conn *c) { return c->close_reason; }
+
+bool fcgi_conn_fatal(const struct fcgi_conn *c) { return c->fatal; }
+
+bool fcgi_conn_idle(const struct fcgi_conn *c) { return c->reqs_count == 0; }

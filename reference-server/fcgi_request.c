@@ -2,6 +2,9 @@
 
 #include <string.h>
 
+/* Where the stderr-truncated fault cuts a request's STDERR. */
+#define STDERR_TRUNCATED_AT 4096u
+
 const uint8_t *fcgi_request_param(const struct fcgi_request *req, const char *name, size_t *len)
 {
     size_t name_len = strlen(name);
@@ -23,6 +26,11 @@ bool fcgi_request_write(struct fcgi_request *req, uint8_t stream, const void *da
     if (stream == FCGI_STDERR) {
         if (len)
             req->flags |= REQ_STDERR_USED;
+        if (fault_on(req->faults, FAULT_STDERR_TRUNCATED)) {
+            size_t room = req->stderr_bytes < STDERR_TRUNCATED_AT ? STDERR_TRUNCATED_AT - req->stderr_bytes : 0;
+            len = len < room ? len : room;
+        }
+        req->stderr_bytes += len;
         return byte_queue_append(&req->stderr_spool, data, len);
     }
     return byte_queue_append(&req->stdout_spool, data, len);

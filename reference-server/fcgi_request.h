@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "byte_queue.h"
+#include "faults.h"
 #include "fcgi_codec.h"
 
 struct fcgi_conn;
@@ -39,6 +40,7 @@ enum fcgi_request_flags {
     REQ_STDERR_USED = 1u << 5,
     REQ_STDOUT_SENT = 1u << 6,  /* a non-empty STDOUT record went out */
     REQ_STDIN_SEEN = 1u << 7,   /* a non-empty STDIN record arrived */
+    REQ_END_SENT = 1u << 8,     /* END_REQUEST went out early (fault end-before-stdout) */
 };
 
 struct fcgi_request {
@@ -48,6 +50,9 @@ struct fcgi_request {
     bool keep_conn;
     unsigned flags;
     uint32_t app_status;
+    fault_set faults;           /* the server's fault modes, for the apps' own faults */
+    uint64_t stdin_bytes;
+    size_t stderr_bytes;
     uint64_t wake_at_ms; /* 0: no timer */
     struct byte_queue params_stream; /* raw PARAMS bytes until the stream ends */
     struct fcgi_nv *params;

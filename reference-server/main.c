@@ -157,7 +157,9 @@ int main(int argc, char **argv)
         }
         config.listener_count++;
     }
-    if (listen_count == 0) {
+    if (listen_count == 0 && fault_on(config.limits.faults, FAULT_FD0_IGNORED)) {
+        fprintf(stderr, "fcgispec-responder: not serving fd 0 (fault fd0-ignored)\n");
+    } else if (listen_count == 0) {
         if (!listener_inherit_fd0(&listeners[0])) {
             fprintf(stderr, "fcgispec-responder: no listener: give --listen, or start it with a listening "
                             "socket on fd 0\n");

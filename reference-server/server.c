@@ -63,6 +63,8 @@ struct server {
     bool stopping;
 };
 
+static bool fault(const struct server *s, enum fault f) { return fault_on(s->config->limits.faults, f); }
+
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -86,8 +88,10 @@ static void set_interest(struct server *s, struct server_conn *sc, uint32_t even
 
 static void destroy_conn(struct server *s, struct server_conn *sc)
 {
-    epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, sc->fd, NULL);
-    close(sc->fd);
+    if (sc->fd >= 0) {
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, sc->fd, NULL);
+        close(sc->fd);
+    }
     fcgi_conn_free(sc->fc);
     if (sc->prev)
         sc->prev->next = sc->next;
@@ -132,6 +136,10 @@ static bool drain(struct server_conn *sc)
  * Returns false if the connection was destroyed. */
 static bool service(struct server *s, struct server_conn *sc)
 {
+    if (fcgi_conn_fatal(sc->fc)) {
+        fprintf(stderr, "fcgispec-responder: exiting: %s\n", fcgi_conn_close_reason(sc->fc));
+        _exit(70);
+    }
     for (;;) {
         size_t len;
         const uint8_t *out = fcgi_conn_output(sc->fc, &len);
@@ -148,6 +156,10 @@ static bool service(struct server *s, struct server_conn *sc)
             break;
         if (s->config->limits.log)
             s->config->limits.log(sc->id, "peer gone while sending; dropping the connection");
+        if (fault(s, FAULT_EXIT_ON_WRITE_ERROR)) {
+            fprintf(stderr, "fcgispec-responder: exiting on a failed write (fault exit-on-write-error)\n");
+            _exit(70);
+        }
         destroy_conn(s, sc);
         return false;
     }
@@ -159,6 +171,16 @@ static bool service(struct server *s, struct server_conn *sc)
     }
     set_interest(s, sc, (fcgi_conn_wants_input(sc->fc) ? EPOLLIN : 0) | (pending ? EPOLLOUT : 0));
     return true;
+}
+
+/* Fault fd-leak-on-eof: forgets the connection without closing its socket. */
+static void leak_conn(struct server *s, struct server_conn *sc)
+{
+    epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, sc->fd, NULL);
+    sc->fd = -1;
+    fcgi_conn_free(sc->fc);
+    sc->fc = NULL;
+    sc->drain_deadline_ms = 1; /* run_timers frees what is left at once */
 }
 
 static void read_input(struct server *s, struct server_conn *sc)
@@ -174,6 +196,10 @@ static void read_input(struct server *s, struct server_conn *sc)
             continue;
         }
         if (n == 0) {
+            if (fault(s, FAULT_FD_LEAK_ON_EOF) && fcgi_conn_idle(sc->fc)) {
+                leak_conn(s, sc);
+                return;
+            }
             fcgi_conn_input_eof(sc->fc, now_ms());
             return;
         }
@@ -197,6 +223,8 @@ static void handle_conn_event(struct server *s, struct server_conn *sc, uint32_t
     }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
         read_input(s, sc);
+    if (!sc->fc)
+        return; /* leaked (fault fd-leak-on-eof) */
     if (!service(s, sc))
         return;
     if (sc->fc && (events & (EPOLLHUP | EPOLLERR)) && sc->events == 0)
@@ -205,7 +233,7 @@ static void handle_conn_event(struct server *s, struct server_conn *sc, uint32_t
 
 static bool peer_allowed(const struct server *s, const struct sockaddr_storage *addr)
 {
-    if (!s->config->web_server_addrs)
+    if (!s->config->web_server_addrs || fault(s, FAULT_WEB_SERVER_ADDRS_IGNORED))
         return true;
     if (addr->ss_family != AF_INET)
         return false; /* spec §3.2: a connection that didn't use TCP/IP fails the check */
@@ -322,7 +350,10 @@ static bool setup(struct server *s)
     s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     sigset_t mask;
     sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
+    if (fault(s, FAULT_SIGTERM_IGNORED))
+        signal(SIGTERM, SIG_IGN);
+    else
+        sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -335,7 +366,7 @@ static bool setup(struct server *s)
     s->signal_source.kind = SOURCE_SIGNAL;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->signal_source};
     epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->signal_fd, &ev);
-    s->listener_sources = calloc(s->config->listener_count, sizeof(*s->listener_sources));
+    s->listener_sources = calloc(s->config->listener_count + 1, sizeof(*s->listener_sources));
     if (!s->listener_sources)
         return false;
     for (size_t i = 0; i < s->config->listener_count; i++) {

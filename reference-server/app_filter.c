@@ -93,7 +93,8 @@ static void filter_input(struct fcgi_request *req, uint8_t type, const uint8_t *
                      "X-Filter-Stdin-Length: %llu\r\nX-Filter-Stdin-Sha256: %s\r\n\r\n",
                      (unsigned long long)f->stdin_digest.length, hex);
     fcgi_request_write(req, FCGI_STDOUT, head, (size_t)n);
-    fcgi_request_write(req, FCGI_STDOUT, byte_queue_peek(&f->early_data), byte_queue_len(&f->early_data));
+    if (!fault_on(req->faults, FAULT_FILTER_DATA_IGNORED))
+        fcgi_request_write(req, FCGI_STDOUT, byte_queue_peek(&f->early_data), byte_queue_len(&f->early_data));
     byte_queue_free(&f->early_data);
     finish_if_done(req);
 }

@@ -97,7 +97,7 @@ static const struct fault_info fault_table[FAULT_COUNT] = {
     [FAULT_STDERR_TRUNCATED] = {"stderr-truncated",
         "drops STDERR output past 4 KiB per request"},
     [FAULT_STDIN_STALL_40K] = {"stdin-stall-40k",
-        "stops reading the connection once a request has sent 40 KiB of STDIN (fastcgi.nim #1: POST over 40 KB freezes)"},
+        "stops reading the connection once a request's STDIN passes 40 KiB (fastcgi.nim #1: POST over 40 KB freezes)"},
     [FAULT_NO_END_AFTER_ABORT] = {"no-end-after-abort",
         "ends an aborted request without sending END_REQUEST"},
     [FAULT_ABORT_CLOSES_CONNECTION] = {"abort-closes-connection",

@@ -37,10 +37,9 @@ struct fcgi_conn {
     unsigned long requests_ended;
     bool fatal;         /* fault exit-on-malformed: the server must exit */
     bool input_stalled; /* fault stdin-stall-40k: reads nothing more, ever */
-    /* fault get-values-after-requests: a GET_VALUES held until no request is active */
-    uint8_t held_get_values[FCGI_MAX_CONTENT];
-    size_t held_get_values_len;
-    bool get_values_held;
+    /* fault get-values-after-requests: GET_VALUES contents held until no request is
+     * active, each as a 2-byte length and the content */
+    struct byte_queue held_get_values;
     char close_reason[160];
 };
 
@@ -263,12 +262,23 @@ static void after_end_request(struct fcgi_conn *c, bool keep_conn)
         close = false;
     if (close)
         c->close_when_idle = true;
-    if (c->reqs_count == 0 && c->get_values_held) {
-        c->get_values_held = false;
-        answer_get_values(c, c->held_get_values, c->held_get_values_len);
+    while (c->reqs_count == 0 && byte_queue_len(&c->held_get_values) >= 2) {
+        const uint8_t *held = byte_queue_peek(&c->held_get_values);
+        size_t len = (size_t)held[0] << 8 | held[1];
+        answer_get_values(c, held + 2, len);
+        byte_queue_consume(&c->held_get_values, 2 + len);
     }
     if (c->close_when_idle && c->reqs_count == 0 && c->state == FCGI_CONN_OPEN)
         c->state = FCGI_CONN_CLOSING;
+}
+
+/* The empty records that end the output streams (STDERR only if it was used). */
+static void emit_terminators(struct fcgi_conn *c, struct fcgi_request *req)
+{
+    if (!fault(c, FAULT_NO_EMPTY_STDOUT))
+        emit_stream_chunk(c, req, FCGI_STDOUT, NULL, 0);
+    if (req->flags & REQ_STDERR_USED)
+        emit_stream_chunk(c, req, FCGI_STDERR, NULL, 0);
 }
 
 /* Ends request `index`: stream terminators, END_REQUEST, and its id is free. */
@@ -277,10 +287,7 @@ static void end_request(struct fcgi_conn *c, size_t index)
     struct fcgi_request *req = c->reqs[index];
     uint16_t id = req->id;
     bool keep_conn = req->keep_conn;
-    if (!fault(c, FAULT_NO_EMPTY_STDOUT))
-        emit_record(c, FCGI_STDOUT, reply_id(c, id), NULL, 0);
-    if (req->flags & REQ_STDERR_USED)
-        emit_record(c, FCGI_STDERR, reply_id(c, id), NULL, 0);
+    emit_terminators(c, req);
     if (!(req->flags & REQ_END_SENT))
         emit_end_request(c, id, req->app_status, FCGI_REQUEST_COMPLETE);
     remove_request(c, index);
@@ -403,9 +410,10 @@ static void handle_management(struct fcgi_conn *c, uint8_t type, const uint8_t *
     }
     if (type == FCGI_GET_VALUES) {
         if (c->reqs_count > 0 && fault(c, FAULT_GET_VALUES_AFTER_REQUESTS)) {
-            memcpy(c->held_get_values, content, len);
-            c->held_get_values_len = len;
-            c->get_values_held = true;
+            uint8_t prefix[2] = {(uint8_t)(len >> 8), (uint8_t)len};
+            if (!byte_queue_append(&c->held_get_values, prefix, 2) ||
+                !byte_queue_append(&c->held_get_values, content, len))
+                conn_fail(c, "too many GET_VALUES held (fault get-values-after-requests)");
             return;
         }
         answer_get_values(c, content, len);
@@ -620,7 +628,7 @@ static void handle_params(struct fcgi_conn *c, struct fcgi_request *req, const u
         bool ok = fault(c, FAULT_PARAMS_SPLIT_PAIR_LOST) ? append_whole_pairs(&req->params_stream, content, len)
                                                          : byte_queue_append(&req->params_stream, content, len);
         if (!ok)
-            conn_malformed(c, "request %u: PARAMS over the limit of %zu bytes", req->id, c->limits->max_params_bytes);
+            conn_fail(c, "request %u: PARAMS over the limit of %zu bytes", req->id, c->limits->max_params_bytes);
         else if (fault(c, FAULT_PARAMS_8K_BUFFER) && byte_queue_len(&req->params_stream) > PARAMS_8K_BUFFER)
             conn_fail(c, "request %u: PARAMS over 8 KiB (fault params-8k-buffer)", req->id);
         else if (fault(c, FAULT_OUTPUT_BEFORE_PARAMS_END))
@@ -668,10 +676,12 @@ static void abort_request(struct fcgi_conn *c, struct fcgi_request *req)
     if (fault(c, FAULT_ABORT_CLOSES_CONNECTION))
         c->close_when_idle = true;
     if (fault(c, FAULT_NO_END_AFTER_ABORT)) {
+        bool keep_conn = req->keep_conn;
+        emit_terminators(c, req);
         for (size_t i = 0; i < c->reqs_count; i++)
             if (c->reqs[i] == req)
                 remove_request(c, i);
-        after_end_request(c, true);
+        after_end_request(c, keep_conn);
         return;
     }
     byte_queue_clear(&req->stdout_spool);
@@ -791,6 +801,7 @@ struct fcgi_conn *fcgi_conn_new(const struct fcgi_limits *limits, struct fcgi_lo
     c->now_ms = now_ms;
     c->state = FCGI_CONN_OPEN;
     byte_queue_init(&c->in, FCGI_MAX_RECORD);
+    byte_queue_init(&c->held_get_values, 4 * FCGI_MAX_RECORD);
     /* High water plus the most one pump step or one inbound record can add. */
     byte_queue_init(&c->out, limits->out_high_water + 4 * FCGI_MAX_RECORD);
     return c;
@@ -808,6 +819,7 @@ void fcgi_conn_free(struct fcgi_conn *c)
     free(c->finished_ids);
     byte_queue_free(&c->in);
     byte_queue_free(&c->out);
+    byte_queue_free(&c->held_get_values);
     free(c);
 }
 

@@ -103,17 +103,25 @@ static void destroy_conn(struct server *s, struct server_conn *sc)
     free(sc);
 }
 
-/* Everything is sent: half-close and read until the peer closes too. */
-static void start_draining(struct server *s, struct server_conn *sc)
+/* Everything is sent: half-close and read until the peer closes too. Returns
+ * false if the connection was destroyed instead. */
+static bool start_draining(struct server *s, struct server_conn *sc)
 {
     const char *reason = fcgi_conn_close_reason(sc->fc);
     if (*reason && s->config->limits.log)
         s->config->limits.log(sc->id, reason);
     fcgi_conn_free(sc->fc);
     sc->fc = NULL;
+    if (fault(s, FAULT_CLOSE_WITH_RST)) {
+        struct linger abortive = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(sc->fd, SOL_SOCKET, SO_LINGER, &abortive, sizeof(abortive));
+        destroy_conn(s, sc);
+        return false;
+    }
     shutdown(sc->fd, SHUT_WR);
     sc->drain_deadline_ms = now_ms() + DRAIN_TIMEOUT_MS;
     set_interest(s, sc, EPOLLIN);
+    return true;
 }
 
 /* Reads and discards; false once the connection should be closed. */
@@ -165,10 +173,8 @@ static bool service(struct server *s, struct server_conn *sc)
     }
     size_t pending;
     fcgi_conn_output(sc->fc, &pending);
-    if (fcgi_conn_state(sc->fc) == FCGI_CONN_CLOSING && pending == 0) {
-        start_draining(s, sc);
-        return true;
-    }
+    if (fcgi_conn_state(sc->fc) == FCGI_CONN_CLOSING && pending == 0)
+        return start_draining(s, sc);
     set_interest(s, sc, (fcgi_conn_wants_input(sc->fc) ? EPOLLIN : 0) | (pending ? EPOLLOUT : 0));
     return true;
 }

@@ -3534,6 +3534,7 @@ static const char *const fault_tested_elsewhere[FAULT_COUNT] = {
     [FAULT_SIGTERM_IGNORED] = TESTED_BY_PROCESS,
     [FAULT_FD0_IGNORED] = TESTED_BY_PROCESS,
     [FAULT_WEB_SERVER_ADDRS_IGNORED] = TESTED_BY_PROCESS,
+    [FAULT_CLOSE_WITH_RST] = TESTED_BY_PROCESS,
 };
 
 /* The command-line name of fault f, from fault_print_list (faults.h has no other

@@ -2,11 +2,13 @@
 target, maps verdicts onto pytest outcomes, and prints the fcgispec report last.
 
 Verdict -> pytest: PASS/INFO pass, FAIL fails, WARN passes (fails with --strict),
-UNSUPPORTED skips, ERROR is an error in setup (so JUnit XML says <error>).
+UNSUPPORTED skips, ERROR is an error in setup (so JUnit XML says <error>); a case
+in --exclude-file that does not pass is skipped with its reason.
 """
 
 from __future__ import annotations
 
+import datetime
 import sys
 import time
 from pathlib import Path
@@ -18,14 +20,15 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.case import Case, import_case_module, cases_in_module, run_case, select_cases  # noqa: E402
+from harness.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover  # noqa: E402
+from harness.case import BASE_WAIT, Case, import_case_module, cases_in_module, run_case, select_cases  # noqa: E402
+from harness.exclusions import ExclusionError, exclusion_for, load_exclusions  # noqa: E402
 from harness.liveness import detect_probe_app  # noqa: E402
 from harness.report import CaseResult, format_details, format_report, format_summary, write_json_report  # noqa: E402
 from harness.targets import Target, TargetError, parse_target  # noqa: E402
 from harness.verdicts import Level, Outcome, Verdict  # noqa: E402
 
 CASES_DIR = ROOT / "cases"
-BASE_WAIT = 5.0  # --fcgi-timeout default; every case timeout scales with it
 REPORT_ATTRIBUTE = "fcgispec_result"
 
 
@@ -42,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report-json", default=None, metavar="PATH", help="write the per-case JSON report here")
     group.addoption("--fcgi-timeout", type=float, default=BASE_WAIT, metavar="SECONDS",
                     help=f"base wait for an answer (default {BASE_WAIT:g}); all case timeouts scale with it")
+    group.addoption("--exclude-file", default=None, metavar="PATH",
+                    help="known deviations, one 'CASE-ID  reason' a line: they still run, but a failure "
+                         "is reported as excluded and does not fail the run")
 
 
 def is_strict(config: pytest.Config) -> bool:
@@ -70,6 +76,9 @@ class TargetSession:
                 raise
             if target.has_probe_app is None:
                 target.has_probe_app = detect_probe_app(target)
+            # Capability discovery first: every case (and the report) sees the same answer.
+            scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
+            target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
             self.target = target
         return self.target
 
@@ -117,6 +126,7 @@ class CaseItem(pytest.Item):
         super().__init__(**kwargs)
         self.case = case
         self.outcome: Outcome | None = None
+        self.capabilities: object | None = None
         self.add_marker(pytest.mark.fcgispec)
 
     def setup(self) -> None:
@@ -132,8 +142,13 @@ class CaseItem(pytest.Item):
         self.outcome = run_case(self.case, target, scale=scale)
         if notice:
             self.outcome.note = (self.outcome.note + "; " if self.outcome.note else "") + notice
+        self.outcome.excluded = exclusion_for(self.case.id, self.config.stash[_EXCLUSIONS_KEY])
+        self.capabilities = target.discovered_capabilities
         session.after_case(self.outcome)
         self.user_properties.append(("fcgispec_verdict", self.outcome.verdict.value))
+        if self.outcome.excused:
+            # A known deviation: JUnit shows it as skipped with the reason, the run stays green.
+            pytest.skip(f"excluded ({self.outcome.verdict.value}): {self.outcome.excluded}")
         if self.outcome.verdict is Verdict.ERROR:
             raise CaseFailed(self._details())
 
@@ -161,6 +176,7 @@ class CaseItem(pytest.Item):
 
 
 _SESSION_KEY = pytest.StashKey[TargetSession]()
+_EXCLUSIONS_KEY = pytest.StashKey[dict[str, str]]()
 
 
 class ResultCollector:
@@ -170,21 +186,41 @@ class ResultCollector:
         self.config = config
         self.results: list[CaseResult] = []
         self.started = time.monotonic()
+        self.started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        self.capabilities: dict[str, Any] | None = None
+        self.other_tests = False  # reports of items that are not cases (self-tests)
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
+        # Runs before pytest's own summary: a case run's failures are told once, in the
+        # fcgispec report with the records exchanged, instead of again in pytest's failure
+        # sections (JUnit XML still gets the full text). An explicit --tb wins; self-tests
+        # keep pytest's usual output.
+        if self.results and not self.other_tests and self.config.option.tbstyle == "auto":
+            self.config.option.tbstyle = "no"
+        yield
+        self._write_report(terminalreporter)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, REPORT_ATTRIBUTE, None)
+        if report.when == "setup" and data is None:
+            self.other_tests = True
         if data is not None and report.when == "setup":
             self.results.append(_result_from_dict(data))
+            if self.capabilities is None and data.get("capabilities") is not None:
+                self.capabilities = data["capabilities"]
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def _write_report(self, terminalreporter: Any) -> None:
         if not self.results or _is_worker(self.config):
             return
         terminalreporter.write_sep("=", "fcgispec report")
         terminalreporter.write_line(f"Target: {self.config.getoption('--target')}")
+        terminalreporter.write_line(f"Capabilities: {_describe_capabilities(self.capabilities)}")
         terminalreporter.write_line("")
         colour = terminalreporter.isatty and getattr(terminalreporter._tw, "hasmarkup", False)
-        # Traces and target logs are in pytest's failure sections above (and in --report-json).
-        terminalreporter.write_line(format_report(self.results, colour=colour, with_trace=False))
+        # The records exchanged are shown here, under each failure (pytest's own failure
+        # sections are turned off for case runs, see pytest_collection_modifyitems).
+        terminalreporter.write_line(format_report(self.results, colour=colour, with_trace=True))
 
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
@@ -194,8 +230,14 @@ class ResultCollector:
             return
         path = self.config.getoption("--report-json")
         if path:
+            meta = {
+                "capabilities": self.capabilities,
+                "started": self.started_at,
+                "wall_time": round(time.monotonic() - self.started, 3),
+                "exclude_file": self.config.getoption("--exclude-file"),
+            }
             write_json_report(
-                path, self.results, target=self.config.getoption("--target"), strict=is_strict(self.config)
+                path, self.results, target=self.config.getoption("--target"), strict=is_strict(self.config), meta=meta
             )
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
@@ -207,6 +249,11 @@ class ResultCollector:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fcgispec: a FastCGI conformance case")
     config.stash[_SESSION_KEY] = TargetSession(config)
+    exclude_file = config.getoption("--exclude-file", None)
+    try:
+        config.stash[_EXCLUSIONS_KEY] = load_exclusions(exclude_file) if exclude_file else {}
+    except ExclusionError as error:
+        raise pytest.UsageError(str(error)) from None
     config.pluginmanager.register(ResultCollector(config), "fcgispec-results")
 
 
@@ -232,7 +279,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     # The case ran in setup: its result rides on the setup report (serialisable, so xdist carries it).
     if call.when == "setup" and isinstance(item, CaseItem) and item.outcome is not None:
-        setattr(report, REPORT_ATTRIBUTE, _result_to_dict(item.case, item.outcome))
+        data = _result_to_dict(item.case, item.outcome)
+        data["capabilities"] = _capabilities_to_dict(item.capabilities)
+        setattr(report, REPORT_ATTRIBUTE, data)
     # pytest shows setup errors as Python tracebacks; an ERROR verdict reads better as the case's report.
     if call.when == "setup" and call.excinfo is not None and isinstance(call.excinfo.value, CaseFailed):
         report.longrepr = call.excinfo.value.text
@@ -245,7 +294,29 @@ def _result_to_dict(case: Case, outcome: Outcome) -> dict[str, Any]:
         "verdict": outcome.verdict.value, "expected": list(outcome.expected), "actual": outcome.actual,
         "note": outcome.note, "duration": outcome.duration, "trace": outcome.trace,
         "target_log": outcome.target_log, "target_alive": outcome.target_alive,
+        "catches": list(case.catches), "reference_args": list(case.reference_args), "excluded": outcome.excluded,
     }
+
+
+def _capabilities_to_dict(capabilities: object | None) -> dict[str, Any] | None:
+    if not isinstance(capabilities, Capabilities):
+        return None
+    return {
+        "answered": capabilities.answered,
+        "FCGI_MAX_CONNS": capabilities.max_conns,
+        "FCGI_MAX_REQS": capabilities.max_reqs,
+        "FCGI_MPXS_CONNS": capabilities.mpxs_conns,
+        "pairs": {n.decode("latin-1"): v.decode("latin-1") for n, v in capabilities.pairs},
+        "problem": capabilities.problem,
+    }
+
+
+def _describe_capabilities(data: dict[str, Any] | None) -> str:
+    if data is None:
+        return "not discovered"
+    if not data["answered"]:
+        return f"no GET_VALUES_RESULT ({data['problem']})"
+    return ", ".join(f"{name}={value}" for name, value in data["pairs"].items()) or "an empty GET_VALUES_RESULT"
 
 
 def _not_runnable(ctx: Any) -> None:
@@ -256,13 +327,44 @@ def _result_from_dict(data: dict[str, Any]) -> CaseResult:
     case = Case(
         id=data["id"], section=data["section"], title=data["title"], requirement=data["requirement"],
         level=Level(data["level"]), run=_not_runnable, timeout=data["timeout"], needs_probe_app=data["needs_probe_app"],
+        catches=tuple(data["catches"]), reference_args=tuple(data["reference_args"]),
     )
     outcome = Outcome(
         Verdict(data["verdict"]), expected=list(data["expected"]), actual=data["actual"], note=data["note"],
         duration=data["duration"], trace=data["trace"], target_log=data["target_log"], target_alive=data["target_alive"],
+        excluded=data["excluded"],
     )
     return CaseResult(case, outcome)
 
 
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_WALL_START_KEY] = time.time()
+
+
+_WALL_START_KEY = pytest.StashKey[float]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """After tests/test_catch_matrix.py ran: assemble, write and print the catch matrix."""
+    if _is_worker(config):
+        return
+    ran = any(
+        "test_catch_matrix.py::test_fault_is_caught" in getattr(report, "nodeid", "")
+        for reports in terminalreporter.stats.values() for report in reports
+    )
+    if not ran:
+        return
+    from harness.catch_matrix import MATRIX_DIR, MATRIX_FILE, format_matrix, read_runs
+
+    runs = read_runs(ROOT / MATRIX_DIR, since=config.stash.get(_WALL_START_KEY, 0.0))
+    if not runs:
+        return
+    text = format_matrix(runs)
+    (ROOT / MATRIX_FILE).write_text(text + "\n")
+    terminalreporter.write_sep("=", "fcgispec catch matrix")
+    terminalreporter.write_line(text)
+    terminalreporter.write_line(f"(written to {MATRIX_FILE})")

@@ -9,11 +9,12 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
+from harness.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
 from harness.fcgi_client import ConnectionClosed, FcgiConnection, FcgiTimeout, Response, request
-from harness.liveness import liveness_probe
-from harness.targets import Target, TargetError, TargetUnreachable
+from harness.liveness import detect_probe_app, liveness_probe
+from harness.targets import SpawnedTarget, Target, TargetError, TargetUnreachable
 from harness.verdicts import (
     HarnessError,
     Level,
@@ -48,6 +49,13 @@ SECTION_TITLES = {
 
 _CASE_ID = re.compile(r"^FCGI-(?P<section>[0-9A-Z]+(?:\.[0-9]+)*)-(?P<number>[0-9]+)$")
 LIVENESS_TIMEOUT = 5.0
+# The base wait every case timeout is written against (--fcgi-timeout's default).
+BASE_WAIT = 5.0
+
+
+def scale_for(base_wait: float) -> float:
+    """The run_case scale for a base wait (e.g. 1.0 s for quick self-tests against fast targets)."""
+    return base_wait / BASE_WAIT
 
 
 @dataclass(frozen=True)
@@ -69,12 +77,18 @@ class Case:
     reference_args: tuple[str, ...] = ()
 
     @property
-    def sort_key(self) -> tuple[tuple[int | str, ...], int]:
-        match = _CASE_ID.match(self.id)
-        if not match:
-            return ((self.id,), 0)
-        parts = tuple(int(p) if p.isdigit() else p for p in match["section"].split("."))
-        return (parts, int(match["number"]))
+    def sort_key(self) -> tuple[tuple[tuple[int, int | str], ...], int]:
+        return case_id_sort_key(self.id)
+
+
+def case_id_sort_key(case_id: str) -> tuple[tuple[tuple[int, int | str], ...], int]:
+    """Spec order: numbered sections numerically, lettered ones (Appendix A) after them."""
+    match = _CASE_ID.match(case_id)
+    if not match:
+        return (((2, case_id),), 0)
+    # (0, n) before (1, "A"): ints and strs never meet in a comparison.
+    parts = tuple((0, int(p)) if p.isdigit() else (1, p) for p in match["section"].split("."))
+    return (parts, int(match["number"]))
 
 
 def case(
@@ -120,6 +134,8 @@ class CaseContext:
         self.started = time.monotonic()
         self.deadline = self.started + case.timeout * scale
         self.connections: list[FcgiConnection] = []
+        # Targets started by spawn_variant, stopped when the case ends.
+        self.variants: list[Target] = []
 
     def seconds(self, base: float) -> float:
         """A wait of `base` seconds, scaled by --fcgi-timeout."""
@@ -128,9 +144,10 @@ class CaseContext:
     def time_left(self) -> float:
         return max(self.deadline - time.monotonic(), 0.0)
 
-    def connect(self, label: str | None = None) -> FcgiConnection:
+    def connect(self, label: str | None = None, *, target: Target | None = None) -> FcgiConnection:
+        """A traced connection to the target (or to a variant from spawn_variant)."""
         name = label or f"connection {len(self.connections) + 1}"
-        conn = self.target.connect(
+        conn = (target or self.target).connect(
             timeout=min(self.seconds(5.0), max(self.time_left(), 0.1)),
             label=name,
             clock_origin=self.started,
@@ -154,6 +171,38 @@ class CaseContext:
         return request(conn, request_id, params, stdin, role=role, keep_conn=keep_conn, timeout=wait)
 
     @property
+    def capabilities(self) -> Capabilities:
+        """What GET_VALUES says about the target; asked once per target, then cached on it."""
+        cached = self.target.discovered_capabilities
+        if isinstance(cached, Capabilities):
+            return cached
+        found = discover(self.target, self.seconds(DISCOVERY_TIMEOUT))
+        if found.answered or not isinstance(self.target, SpawnedTarget) or self.target.exit_status() is None:
+            # A dead spawned target's silence says nothing: ask again after its restart.
+            self.target.discovered_capabilities = found
+        return found
+
+    def spawn_variant(
+        self,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        fd0: bool = False,
+    ) -> Target:
+        """A new, started instance of the target under test with changes, stopped at case end.
+
+        extra_args are appended to its command line (reference targets only), env is
+        added to its environment, fd0 hands it a listening socket on fd 0 instead of
+        an address. Raises Unsupported when the target cannot be varied (tcp:/unix:,
+        or what a cmd: target cannot do). Connect with ctx.connect(target=variant).
+        """
+        variant = self.target.variant(extra_args, env, fd0)
+        self.variants.append(variant)  # registered first: a half-started one is stopped too
+        variant.start()
+        if variant.has_probe_app is None:
+            variant.has_probe_app = self.target.has_probe_app
+        return variant
+
+    @property
     def has_probe_app(self) -> bool:
         return bool(self.target.has_probe_app)
 
@@ -164,6 +213,11 @@ class CaseContext:
     def close_all(self) -> None:
         for conn in self.connections:
             conn.close()
+        for variant in self.variants:
+            variant.stop()
+
+    def variant_logs(self) -> str:
+        return "\n".join(f"[{v.description}]\n{v.log_tail()}" for v in self.variants if v.log_tail())
 
     def traces(self, limit: int = 200) -> str:
         return "\n".join(conn.format_trace(limit) for conn in self.connections)
@@ -171,9 +225,13 @@ class CaseContext:
 
 def run_case(case: Case, target: Target, *, scale: float = 1.0, check_liveness: bool = True) -> Outcome:
     """Run one case against a started target and judge it."""
+    if target.has_probe_app is None:
+        # Found out once per target, as the pytest plugin does: cases branch on it.
+        target.has_probe_app = detect_probe_app(target, LIVENESS_TIMEOUT * scale)
     ctx = CaseContext(target, case, scale=scale)
     outcome = Outcome(Verdict.PASS)
     target_unreachable = False
+    variant_logs = ""
     try:
         if case.needs_probe_app:
             ctx.require_probe_app()
@@ -210,6 +268,7 @@ def run_case(case: Case, target: Target, *, scale: float = 1.0, check_liveness: 
     except Exception:  # a bug in the case or the harness: never the target's verdict
         outcome = Outcome(Verdict.ERROR, actual="harness error:\n" + traceback.format_exc(limit=8))
     finally:
+        variant_logs = ctx.variant_logs()  # read before the variants are stopped and their logs go
         ctx.close_all()
     outcome.duration = time.monotonic() - ctx.started
     if check_liveness and not target_unreachable:
@@ -217,6 +276,8 @@ def run_case(case: Case, target: Target, *, scale: float = 1.0, check_liveness: 
     if outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         outcome.trace = ctx.traces()
         outcome.target_log = target.log_tail()
+        if variant_logs:
+            outcome.target_log += ("\n" if outcome.target_log else "") + variant_logs
     return outcome
 
 

@@ -276,6 +276,10 @@ class FcgiConnection:
             self._receive_available()
         return self.closed_how
 
+    def trace_records(self, direction: str = "<") -> list[Record]:
+        """Every record in the trace that went this way ('<' received, '>' sent), consumed or not."""
+        return [entry.item for entry in self.trace if entry.direction == direction and isinstance(entry.item, Record)]
+
     def unread_records(self) -> list[Record]:
         """Records received but not yet consumed by a read."""
         return list(self._inbox)
@@ -301,6 +305,25 @@ class FcgiConnection:
         if write_size is not None:
             self._log("!", f"written {write_size} byte(s) per send()")
         self._send_all(data, write_size, timeout)
+
+    def send_chunks(self, chunks: Sequence[bytes], *, pause: float = 0.0, timeout: float | None = None) -> None:
+        """Send pieces (e.g. from harness.mutations.split_at) as separate writes.
+
+        The trace shows the whole as records; pause (seconds, keep it small) between
+        writes makes it likely the peer sees each piece in its own read.
+        """
+        whole = b"".join(chunks)
+        for item in _trace_items_for(whole):
+            self._log(">", item)
+        self._log("!", f"written as {len(chunks)} pieces of {', '.join(str(len(c)) for c in chunks[:12])}"
+                  + (" ..." if len(chunks) > 12 else "") + " bytes")
+        for index, chunk in enumerate(chunks):
+            if index and pause > 0:
+                # Wait without going deaf: what the peer sends meanwhile is still read.
+                end_time = time.monotonic() + pause
+                while self.closed_how is None and self._wait_readable(end_time):
+                    self._receive_available()
+            self._send_all(chunk, None, timeout)
 
     def _send_all(self, data: bytes, write_size: int | None, timeout: float | None) -> None:
         view = memoryview(data)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from harness.case import SECTION_TITLES, Case
+from harness.faults import describe_faults
 from harness.verdicts import Outcome, Verdict
 
 MARKS = {
@@ -18,6 +19,7 @@ MARKS = {
     Verdict.UNSUPPORTED: "-",
     Verdict.ERROR: "E",
 }
+EXCUSED_MARK = "~"  # an excluded (known) deviation
 _COLOURS = {
     Verdict.PASS: "32",
     Verdict.FAIL: "31",
@@ -54,6 +56,10 @@ def format_details(result: CaseResult, *, with_trace: bool = True) -> list[str]:
             actual_lines = outcome.actual.rstrip("\n").splitlines() or [""]
             lines.append("         Actual: " + actual_lines[0])
             lines.extend("                 " + line for line in actual_lines[1:])
+    if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and case.catches:
+        # Known bugs this case catches: a maintainer's first guess at the cause.
+        for index, known in enumerate(describe_faults(case.catches)):
+            lines.append(("     Looks like: " if index == 0 else "                 ") + known)
     if outcome.note:
         lines.append(f"           Note: {outcome.note}")
     if with_trace and outcome.trace and outcome.verdict in (Verdict.FAIL, Verdict.WARN, Verdict.ERROR):
@@ -66,10 +72,17 @@ def format_details(result: CaseResult, *, with_trace: bool = True) -> list[str]:
 
 
 def format_case_line(result: CaseResult, colour: bool = False) -> str:
-    verdict = result.outcome.verdict
-    line = f"  {MARKS[verdict]} {result.case.id} {result.case.title}"
-    if verdict is Verdict.UNSUPPORTED and result.outcome.note:
-        line += f" (unsupported: {result.outcome.note})"
+    outcome = result.outcome
+    verdict = outcome.verdict
+    mark = EXCUSED_MARK if outcome.excused else MARKS[verdict]
+    line = f"  {mark} {result.case.id} {result.case.title}"
+    if verdict is Verdict.UNSUPPORTED and outcome.note:
+        line += f" (unsupported: {outcome.note})"
+    if outcome.excused:
+        line += f" (excluded, {verdict.value}: {outcome.excluded})"
+        return _paint(line, Verdict.UNSUPPORTED, colour)
+    if outcome.excluded_but_passed:
+        line += f" (excluded but passed: {outcome.excluded}; prune it from the exclude list)"
     return _paint(line, verdict, colour)
 
 
@@ -91,9 +104,11 @@ def format_report(results: Sequence[CaseResult], *, colour: bool = False, with_t
 
 
 def count_verdicts(outcomes: Iterable[Outcome]) -> dict[Verdict, int]:
+    """Verdict counts; excused (excluded, non-passing) outcomes are counted apart, not here."""
     counts = {verdict: 0 for verdict in Verdict}
     for outcome in outcomes:
-        counts[outcome.verdict] += 1
+        if not outcome.excused:
+            counts[outcome.verdict] += 1
     return counts
 
 
@@ -104,12 +119,25 @@ def format_summary(results: Sequence[CaseResult], *, duration: float | None = No
         f"{counts[Verdict.WARN]} warnings, {counts[Verdict.INFO]} info, "
         f"{counts[Verdict.UNSUPPORTED]} unsupported, {counts[Verdict.ERROR]} errors"
     )
+    excused = sum(r.outcome.excused for r in results)
+    stale = sum(r.outcome.excluded_but_passed for r in results)
+    if excused or stale:
+        summary += f", {excused} excluded"
+        if stale:
+            summary += f" ({stale} excluded but passed)"
     if duration is not None:
         summary = f"Finished in {duration:.2f} seconds\n{summary}"
     return summary
 
 
-def json_report(results: Sequence[CaseResult], *, target: str = "", strict: bool = False) -> dict[str, object]:
+def json_report(
+    results: Sequence[CaseResult],
+    *,
+    target: str = "",
+    strict: bool = False,
+    meta: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The per-run JSON document; meta carries run metadata (capabilities, start time, wall time)."""
     counts = count_verdicts(r.outcome for r in results)
     entries = []
     for result in sorted(results, key=lambda r: r.case.sort_key):
@@ -133,15 +161,35 @@ def json_report(results: Sequence[CaseResult], *, target: str = "", strict: bool
             )
         elif outcome.note:
             entry["note"] = outcome.note
+        if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and case.catches:
+            entry["looks_like"] = list(case.catches)
+        if outcome.excluded is not None:
+            entry["excluded"] = outcome.excluded
+            entry["excluded_but_passed"] = outcome.excluded_but_passed
         entries.append(entry)
+    summary: dict[str, object] = {verdict.value: counts[verdict] for verdict in Verdict}
+    summary.update(
+        total=len(results),
+        excluded=sum(r.outcome.excused for r in results),
+        excluded_but_passed=sum(r.outcome.excluded_but_passed for r in results),
+    )
     return {
         "tool": "fcgispec",
         "target": target,
         "strict": strict,
-        "summary": {verdict.value: counts[verdict] for verdict in Verdict} | {"total": len(results)},
+        **dict(meta or {}),
+        "summary": summary,
         "cases": entries,
     }
 
 
-def write_json_report(path: Path | str, results: Sequence[CaseResult], *, target: str = "", strict: bool = False) -> None:
-    Path(path).write_text(json.dumps(json_report(results, target=target, strict=strict), indent=2) + "\n")
+def write_json_report(
+    path: Path | str,
+    results: Sequence[CaseResult],
+    *,
+    target: str = "",
+    strict: bool = False,
+    meta: Mapping[str, object] | None = None,
+) -> None:
+    document = json_report(results, target=target, strict=strict, meta=meta)
+    Path(path).write_text(json.dumps(document, indent=2) + "\n")

@@ -2,7 +2,9 @@
 
 Spec strings (--target): 'reference' (the built reference responder),
 'tcp:HOST:PORT', 'unix:PATH', 'cmd:COMMAND' (a shell command with {port} or
-{socket} substituted, spawned in its own session for the run).
+{socket} substituted, spawned in its own session for the run; a command with
+neither gets a listening socket on fd 0 instead, as spawn-fcgi starts
+FastCGI applications, spec §2.2).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
 
 from harness.fcgi_client import FcgiConnection
+from harness.verdicts import Unsupported
 
 RESPONDER_ENV = "FCGISPEC_RESPONDER"
 START_TIMEOUT = 10.0
@@ -34,6 +38,16 @@ class TargetUnreachable(TargetError):
     """A connection to the target could not be opened."""
 
 
+@dataclass(frozen=True)
+class ProcessStats:
+    """Resource use of a spawned target's process group (summed over its members)."""
+
+    fds: int
+    rss_kib: int
+    threads: int
+    pids: tuple[int, ...]
+
+
 class Target:
     """Something that accepts FastCGI connections."""
 
@@ -41,6 +55,19 @@ class Target:
     # True: implements the probe app; False: does not; None: not known yet.
     has_probe_app: bool | None = False
     spawned = False
+    # harness.capabilities.Capabilities once discovered (CaseContext.capabilities):
+    # kept on the target so that the suite asks once per target, restarts included.
+    discovered_capabilities: object | None = None
+
+    def process_stats(self) -> ProcessStats | None:
+        """fd count, RSS and threads of the target's processes; None when the harness has no PID."""
+        return None
+
+    def variant(
+        self, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None, fd0: bool = False
+    ) -> "Target":
+        """A new, not yet started, instance of this target with changes (see CaseContext.spawn_variant)."""
+        raise Unsupported("needs a target the harness spawns (reference or cmd:), not an already running one")
 
     def start(self) -> None:
         """Make the target ready to accept connections (no-op if external)."""
@@ -111,26 +138,62 @@ class SpawnedTarget(Target):
 
     spawned = True
 
-    def __init__(self) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, fd0: bool = False) -> None:
         self.process: subprocess.Popen[bytes] | None = None
         self._log_file: tempfile._TemporaryFileWrapper[bytes] | None = None
         self.restarts = 0
+        # Extra environment variables on top of the harness's own.
+        self.env = dict(env or {})
+        # fd0: the harness binds 127.0.0.1:0 and hands the listening socket over as
+        # the child's stdin (spawn-fcgi style, spec §2.2) instead of telling it where to listen.
+        self.fd0 = fd0
+        self._fd0_address: tuple[int, object] | None = None
 
     def _spawn(self, argv: Sequence[str] | str, *, shell: bool = False, stdout: int | None = None) -> subprocess.Popen[bytes]:
         if self._log_file is None:
             self._log_file = tempfile.NamedTemporaryFile(prefix="fcgispec-target-", suffix=".log")
+        listener: socket.socket | None = None
+        stdin: int = subprocess.DEVNULL
+        if self.fd0:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(128)
+            self._fd0_address = (socket.AF_INET, listener.getsockname())
+            stdin = listener.fileno()
         try:
             self.process = subprocess.Popen(
                 argv,
                 shell=shell,
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=stdout if stdout is not None else self._log_file,
                 stderr=self._log_file,
+                env={**os.environ, **self.env} if self.env else None,
                 start_new_session=True,  # its own process group: stop() can kill all of it
             )
         except OSError as error:
             raise TargetError(f"cannot start {argv!r}: {error}") from None
+        finally:
+            # The child holds its own copy; ours would keep accepting into the backlog
+            # after the child died, hiding a dead target behind hanging connections.
+            if listener is not None:
+                listener.close()
         return self.process
+
+    def process_stats(self) -> ProcessStats | None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return None
+        # start_new_session made the child a group leader: its group is the target,
+        # shell wrappers and their children included.
+        pids = _process_group_members(process.pid) or [process.pid]
+        fds = rss = threads = 0
+        for pid in pids:
+            fds += _count_fds(pid)
+            member_rss, member_threads = _status_numbers(pid)
+            rss += member_rss
+            threads += member_threads
+        return ProcessStats(fds=fds, rss_kib=rss, threads=threads, pids=tuple(pids))
 
     def exit_status(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -189,6 +252,45 @@ class SpawnedTarget(Target):
         return f"exited with status {status}"
 
 
+def _process_group_members(pgid: int) -> list[int]:
+    members: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                text = stat.read().decode("latin-1")
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state ppid pgrp ...
+        fields = text[text.rfind(")") + 2 :].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            members.append(int(entry))
+    return sorted(members)
+
+
+def _count_fds(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def _status_numbers(pid: int) -> tuple[int, int]:
+    """(VmRSS in KiB, Threads) of a process, zeros when it is gone."""
+    rss = threads = 0
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                elif line.startswith("Threads:"):
+                    threads = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss, threads
+
+
 def reference_binary(root: Path, build_dir: str = "build") -> Path:
     override = os.environ.get(RESPONDER_ENV)
     if override:
@@ -201,17 +303,39 @@ class ReferenceTarget(SpawnedTarget):
 
     has_probe_app = True
 
-    def __init__(self, root: Path, extra_args: Sequence[str] = (), build_dir: str = "build") -> None:
-        super().__init__()
-        self.binary = reference_binary(Path(root), build_dir)
+    def __init__(
+        self,
+        root: Path,
+        extra_args: Sequence[str] = (),
+        build_dir: str = "build",
+        *,
+        env: Mapping[str, str] | None = None,
+        fd0: bool = False,
+    ) -> None:
+        super().__init__(env=env, fd0=fd0)
+        self.root = Path(root)
+        self.build_dir = build_dir
+        self.binary = reference_binary(self.root, build_dir)
         self.extra_args = list(extra_args)
         self.port: int | None = None
         suffix = f" {' '.join(self.extra_args)}" if self.extra_args else ""
+        suffix += " (listening socket on fd 0)" if fd0 else ""
         self.description = f"reference ({self.binary}{suffix})"
+
+    def variant(
+        self, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None, fd0: bool = False
+    ) -> "ReferenceTarget":
+        return ReferenceTarget(
+            self.root, [*self.extra_args, *extra_args], self.build_dir, env={**self.env, **(env or {})}, fd0=fd0
+        )
 
     def start(self) -> None:
         if not self.binary.exists():
             raise TargetError(f"reference responder not built: {self.binary} (cmake --build build)")
+        if self.fd0:
+            # No --listen: the responder serves the socket it inherits on fd 0 and announces nothing.
+            self._spawn([str(self.binary), *self.extra_args], stdout=subprocess.DEVNULL)
+            return
         argv = [str(self.binary), "--listen", "tcp:127.0.0.1:0", *self.extra_args]
         process = self._spawn(argv, stdout=subprocess.PIPE)
         line = _read_line(process, START_TIMEOUT)
@@ -224,6 +348,8 @@ class ReferenceTarget(SpawnedTarget):
         self.port = int(line[len(prefix) :].rpartition(":")[2])
 
     def address(self) -> tuple[int, object]:
+        if self.fd0 and self._fd0_address is not None:
+            return self._fd0_address
         if self.port is None:
             raise TargetUnreachable("reference responder not started")
         return socket.AF_INET, ("127.0.0.1", self.port)
@@ -255,18 +381,40 @@ def free_tcp_port() -> int:
 
 
 class CommandTarget(SpawnedTarget):
-    """A shell command spawned for the run: {port} or {socket} is where it must listen."""
+    """A shell command spawned for the run: {port} or {socket} is where it must listen.
 
-    def __init__(self, command: str) -> None:
-        super().__init__()
+    A command with neither is fd0-capable: it gets a listening TCP socket as its
+    stdin (how spawn-fcgi and web servers start FastCGI applications, spec §2.2).
+    """
+
+    def __init__(self, command: str, *, env: Mapping[str, str] | None = None) -> None:
+        placeholder = "{port}" in command or "{socket}" in command
+        super().__init__(env=env, fd0=not placeholder)
         self.command = command
         self.description = f"cmd:{command}"
         self._address: tuple[int, object] | None = None
         self._socket_dir: tempfile.TemporaryDirectory[str] | None = None
         self.has_probe_app = None  # found out by asking once it is up
 
+    def variant(
+        self, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None, fd0: bool = False
+    ) -> "CommandTarget":
+        # The harness cannot know where in an arbitrary command line arguments would go,
+        # nor how to make a {port} command listen on fd 0 instead.
+        if extra_args:
+            raise Unsupported("command-line changes need the reference target (a cmd: target only takes env changes)")
+        if fd0 and not self.fd0:
+            raise Unsupported("fd 0 start-up needs a cmd: target without {port}/{socket} (then it gets its socket on fd 0)")
+        variant = CommandTarget(self.command, env={**self.env, **(env or {})})
+        variant.has_probe_app = self.has_probe_app
+        return variant
+
     def start(self) -> None:
         command = self.command
+        if self.fd0:
+            self._spawn(command, shell=True)
+            self._address = self._fd0_address
+            return
         if "{socket}" in command:
             if self._socket_dir is None:
                 self._socket_dir = tempfile.TemporaryDirectory(prefix="fcgispec-")
@@ -279,8 +427,6 @@ class CommandTarget(SpawnedTarget):
             port = free_tcp_port()
             command = command.replace("{port}", str(port))
             self._address = (socket.AF_INET, ("127.0.0.1", port))
-        else:
-            raise TargetError("a cmd: target needs {port} or {socket} in its command")
         self._spawn(command, shell=True)
         self._wait_until_accepting(START_TIMEOUT)
 

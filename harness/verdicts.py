@@ -90,3 +90,20 @@ class Outcome:
     target_log: str = ""
     # False when the liveness probe after the case found the target dead or hung.
     target_alive: bool = True
+    # The reason from --exclude-file when the case is a known deviation of this target.
+    excluded: str | None = None
+
+    @property
+    def excused(self) -> bool:
+        """Excluded and not passing: shown with its reason, it does not fail the run."""
+        return self.excluded is not None and self.verdict in (Verdict.FAIL, Verdict.WARN, Verdict.ERROR)
+
+    @property
+    def excluded_but_passed(self) -> bool:
+        """Excluded, yet it no longer deviates: the exclude list can lose this line."""
+        return self.excluded is not None and not self.excused
+
+
+def outcome_fails_run(outcome: Outcome, strict: bool) -> bool:
+    """Whether this outcome makes the whole run exit non-zero (excluded deviations do not)."""
+    return not outcome.excused and verdict_fails_run(outcome.verdict, strict)

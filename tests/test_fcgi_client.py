@@ -186,3 +186,23 @@ def test_trace_shows_sent_and_received_records(tcp_pair) -> None:
     assert lines[1].endswith("> BEGIN_REQUEST id=1 role=RESPONDER flags=KEEP_CONN")
     assert lines[2].endswith("< END_REQUEST id=1 appStatus=0 protocolStatus=REQUEST_COMPLETE")
     assert lines[3].endswith("! a remark")
+
+
+def test_send_chunks_writes_pieces_and_traces_records(tcp_pair) -> None:
+    conn, peer = tcp_pair
+    data = encode_record(RecordType.STDIN, 1, b"abc") + encode_record(RecordType.STDIN, 1, b"")
+    conn.send_chunks([data[:3], data[3:9], data[9:]], pause=0.01)
+    received = b""
+    peer.settimeout(2)
+    while len(received) < len(data):
+        received += peer.recv(100)
+    assert received == data
+    assert [r.content for r in conn.trace_records(">")] == [b"abc", b""]
+    assert any("3 pieces of 3, 6, " in entry.describe() for entry in conn.trace)
+
+
+def test_trace_records_lists_received_records_even_when_consumed(tcp_pair) -> None:
+    conn, peer = tcp_pair
+    peer.sendall(encode_record(RecordType.STDOUT, 1, b"x") + encode_record(RecordType.END_REQUEST, 1, end_request_body(0, 0)))
+    conn.read_response(1, timeout=2)
+    assert [r.type for r in conn.trace_records()] == [RecordType.STDOUT, RecordType.END_REQUEST]

@@ -46,11 +46,12 @@ def test_section_passes_against_reference(tmp_path: Path) -> None:
     result = run_suite("--case", "FCGI-4.1", "--report-json", str(report))
     assert result.returncode == 0, result.stdout + result.stderr
     assert SUMMARY.match(last_line(result)), last_line(result)
-    assert last_line(result).startswith("5 cases: 5 passed")
+    assert " 0 failed," in last_line(result) and last_line(result).endswith(" 0 errors")
     assert "✔ FCGI-4.1-1 " in result.stdout
     document = json.loads(report.read_text())
-    assert {c["id"] for c in document["cases"]} == {f"FCGI-4.1-{n}" for n in range(1, 6)}
-    assert document["summary"]["pass"] == 5
+    ids = {c["id"] for c in document["cases"]}
+    assert {f"FCGI-4.1-{n}" for n in range(1, 6)} <= ids and all(i.startswith("FCGI-4.1-") for i in ids)
+    assert document["summary"]["pass"] >= 5
 
 
 def test_fault_target_fails_with_junit_failure(tmp_path: Path) -> None:
@@ -79,7 +80,7 @@ def test_warn_fails_only_with_strict() -> None:
 def test_unreachable_target_is_junit_error(tmp_path: Path) -> None:
     # A port nothing listens on: the harness cannot run the cases, which is an error, not a failure.
     junit = tmp_path / "junit.xml"
-    result = run_suite("--case", "FCGI-4.2", "--target", "tcp:127.0.0.1:1", "--junitxml", str(junit))
+    result = run_suite("--case", "FCGI-4.2-1", "--target", "tcp:127.0.0.1:1", "--junitxml", str(junit))
     assert result.returncode == 1, result.stdout
     xml = junit.read_text()
     assert "<error" in xml and "<failure" not in xml
@@ -94,7 +95,62 @@ def test_k_selects_by_case_id() -> None:
 
 
 def test_parallel_run_reports_on_controller() -> None:
-    result = run_suite("-n", "2", "--case", "FCGI-3.5", "--case", "FCGI-4.2")
+    result = run_suite("-n", "2", "--case", "FCGI-3.5-1", "--case", "FCGI-3.5-2", "--case", "FCGI-4.2-1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert last_line(result).startswith("3 cases: 3 passed")
     assert "✔ FCGI-4.2-1 " in result.stdout
+
+
+def test_exclude_file_keeps_the_run_green(tmp_path: Path) -> None:
+    exclusions = tmp_path / "known.txt"
+    exclusions.write_text("# known deviations of this server\nFCGI-4.1-1  never answers GET_VALUES\nFCGI-4.1-4 ditto\n"
+                          "FCGI-4.1-2  ditto\nFCGI-4.1-5  ditto\nFCGI-4.2-1  was broken once\n")
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    result = run_suite("--case", "FCGI-4.1-1", "--case", "FCGI-4.1-2", "--case", "FCGI-4.1-4", "--case", "FCGI-4.2",
+                       "--target", fault_target("get-values-ignored"), "--exclude-file", str(exclusions),
+                       "--junitxml", str(junit), "--report-json", str(report), "--fcgi-timeout", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "~ FCGI-4.1-1 " in result.stdout and "(excluded, fail: never answers GET_VALUES)" in result.stdout
+    assert "excluded but passed: was broken once" in result.stdout
+    assert last_line(result).endswith("3 excluded (1 excluded but passed)"), last_line(result)
+    xml = junit.read_text()
+    assert "<failure" not in xml and 'message="excluded (fail): never answers GET_VALUES"' in xml
+    document = json.loads(report.read_text())
+    assert document["summary"]["excluded"] == 3 and document["summary"]["fail"] == 0
+
+
+def test_malformed_exclude_file_is_a_usage_error(tmp_path: Path) -> None:
+    exclusions = tmp_path / "bad.txt"
+    exclusions.write_text("4.1-1 no prefix\n")
+    result = run_suite("--case", "FCGI-4.1-1", "--exclude-file", str(exclusions))
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "is not a case id" in result.stderr
+
+
+def test_failure_report_shows_requirement_records_and_known_bugs(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = run_suite("--case", "FCGI-4.2-1", "--target", fault_target("unknown-type-ignored"),
+                       "--report-json", str(report), "--fcgi-timeout", "1")
+    assert result.returncode == 1
+    section = result.stdout[result.stdout.index("fcgispec report"):]
+    assert "× FCGI-4.2-1 " in section and "-> " in section and "Expected: " in section and "Actual: " in section
+    assert "Looks like: unknown-type-ignored: " in section  # the fault's description, from --fault list
+    assert "> type=12 id=0" in section  # the records exchanged
+    assert "FAILURES" not in result.stdout  # told once, in the fcgispec report
+    document = json.loads(report.read_text())
+    assert document["capabilities"]["FCGI_MPXS_CONNS"] == 1 and document["started"] and document["wall_time"] > 0
+    failing = document["cases"][0]
+    assert failing["verdict"] == "fail" and failing["trace"] and "unknown-type-ignored" in failing["looks_like"]
+    assert {"id", "title", "section", "level", "duration", "expected", "actual", "note"} <= set(failing)
+
+
+def test_capabilities_in_terminal_header() -> None:
+    result = run_suite("--case", "FCGI-4.2-1", "--target", "reference --no-mpx")
+    assert "Capabilities: FCGI_MAX_CONNS=1024, FCGI_MAX_REQS=4096, FCGI_MPXS_CONNS=0" in result.stdout
+
+
+def test_parallel_selection_by_k_and_prefix() -> None:
+    result = run_suite("-n", "2", "-k", "FCGI-4.1-1 or FCGI-4.2-1", "--case", "FCGI-4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert last_line(result).startswith("2 cases: 2 passed"), last_line(result)
+    assert "Capabilities: FCGI_MAX_CONNS=1024" in result.stdout  # carried from the workers

@@ -190,3 +190,139 @@ def test_report_and_json() -> None:
     assert document["summary"]["fail"] == 1
     failing = [c for c in document["cases"] if c["verdict"] == "fail"][0]
     assert failing["expected"] == ["a", "b"] and failing["actual"] == "c" and "trace" in failing
+
+
+# -- capability discovery, variants, process stats, the exclude list --------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def reference() -> Iterator[Target]:
+    from harness.targets import ReferenceTarget, reference_binary
+
+    if not reference_binary(ROOT).exists():
+        pytest.fail(f"reference responder not built: {reference_binary(ROOT)}")
+    target = ReferenceTarget(ROOT, ["--no-mpx"])
+    target.start()
+    yield target
+    target.stop()
+
+
+def test_capabilities_discovered_once_per_target(reference: Target) -> None:
+    seen: list[object] = []
+
+    def look(ctx: CaseContext) -> None:
+        seen.append(ctx.capabilities)
+        seen.append(ctx.capabilities)
+
+    run_case(make_case(Level.REQUIRED, look), reference, check_liveness=False)
+    first, second = seen
+    assert first is second and first is reference.discovered_capabilities
+    assert first.answered and first.mpxs_conns == 0 and first.max_conns == 1024 and first.multiplexes is False
+
+
+def test_capabilities_of_a_silent_target(dead_app: TcpTarget) -> None:
+    from harness.capabilities import discover
+
+    found = discover(dead_app, 0.5)
+    assert not found.answered and found.max_conns is None and found.problem
+    assert not discover(UnreachableTarget(), 0.5).answered  # never raises
+
+
+def test_parse_capabilities() -> None:
+    from harness.capabilities import parse_capabilities
+    from harness.fcgi_codec import encode_params
+
+    found = parse_capabilities(encode_params([("FCGI_MPXS_CONNS", "1"), ("FCGI_MAX_REQS", "x")]))
+    assert found.mpxs_conns == 1 and found.max_reqs is None and found.answered
+    assert parse_capabilities(b"\x7f").problem
+
+
+def test_spawn_variant_of_reference(reference: Target) -> None:
+    def spawn(ctx: CaseContext) -> str:
+        variant = ctx.spawn_variant(["--max-conns", "7"], env={"FCGISPEC_X": "1"}, fd0=True)
+        conn = ctx.connect(target=variant)
+        conn.get_values(["FCGI_MAX_CONNS", "FCGI_MPXS_CONNS"])
+        record = conn.read_record(ctx.seconds(2))
+        stats = variant.process_stats()
+        assert stats is not None and stats.fds >= 3 and stats.rss_kib > 0 and stats.threads >= 1
+        spawned.append(variant)
+        return record.describe()
+
+    spawned: list[Target] = []
+    outcome = run_case(make_case(Level.UNSPECIFIED, spawn), reference, check_liveness=False)
+    assert outcome.verdict is Verdict.INFO, outcome
+    assert "FCGI_MAX_CONNS='7'" in outcome.note and "FCGI_MPXS_CONNS='0'" in outcome.note  # --no-mpx kept
+    assert spawned[0].exit_status() is not None  # stopped when the case ended
+
+
+def test_spawn_variant_unsupported_for_running_targets() -> None:
+    outcome = run_case(make_case(Level.REQUIRED, lambda ctx: ctx.spawn_variant()), UnreachableTarget(), check_liveness=False)
+    assert outcome.verdict is Verdict.UNSUPPORTED and "spawns" in outcome.note
+
+
+def test_cmd_variants_take_env_and_fd0_only_without_port() -> None:
+    from harness.targets import CommandTarget
+
+    with_port = CommandTarget("app --port {port}")
+    assert not with_port.fd0
+    with pytest.raises(Unsupported):
+        with_port.variant(fd0=True)
+    with pytest.raises(Unsupported):
+        with_port.variant(["--x"])
+    assert with_port.variant(env={"A": "1"}).env == {"A": "1"}
+    assert CommandTarget("app").fd0 and CommandTarget("app").variant(fd0=True).fd0
+
+
+def test_process_stats(reference: Target) -> None:
+    stats = reference.process_stats()
+    assert stats is not None and stats.pids and stats.fds >= 3
+    assert TcpTarget("127.0.0.1:1").process_stats() is None
+
+
+def test_exclusions() -> None:
+    from harness.exclusions import ExclusionError, exclusion_for, parse_exclusions
+
+    table = parse_exclusions("# known\nFCGI-3.3-7  ignores nothing  # why\n\nFCGI-6.3\tno authorizer\n")
+    assert table == {"FCGI-3.3-7": "ignores nothing", "FCGI-6.3": "no authorizer"}
+    assert exclusion_for("FCGI-3.3-7", table) == "ignores nothing"
+    assert exclusion_for("FCGI-3.3-71", table) is None
+    assert exclusion_for("FCGI-6.3-2", table) == "no authorizer"
+    with pytest.raises(ExclusionError):
+        parse_exclusions("3.3-7 typo\n")
+
+
+def test_excluded_outcomes_in_reports() -> None:
+    failing = run_case(make_case(Level.REQUIRED, violate, "FCGI-3.3-2"), UnreachableTarget(), check_liveness=False)
+    failing.excluded = "known"
+    passing = run_case(make_case(Level.REQUIRED, lambda ctx: None), UnreachableTarget(), check_liveness=False)
+    passing.excluded = "fixed since"
+    from harness.verdicts import outcome_fails_run
+
+    assert failing.excused and not outcome_fails_run(failing, strict=True)
+    assert passing.excluded_but_passed
+    results = [CaseResult(make_case(Level.REQUIRED, violate, "FCGI-3.3-2"), failing),
+               CaseResult(make_case(Level.REQUIRED, violate, "FCGI-3.3-1"), passing)]
+    text = format_report(results)
+    assert "~ FCGI-3.3-2 t (excluded, fail: known)" in text
+    assert "excluded but passed: fixed since" in text
+    assert format_summary(results).endswith("0 failed, 0 warnings, 0 info, 0 unsupported, 0 errors, 1 excluded (1 excluded but passed)")
+    document = json_report(results, meta={"capabilities": None, "wall_time": 1.0})
+    assert document["summary"]["excluded"] == 1 and document["wall_time"] == 1.0
+    assert {c["id"]: c["excluded"] for c in document["cases"]} == {"FCGI-3.3-1": "fixed since", "FCGI-3.3-2": "known"}
+
+
+def test_case_ids_sort_in_spec_order() -> None:
+    from harness.case import case_id_sort_key
+
+    ids = ["FCGI-A-1", "FCGI-7-1", "FCGI-3.3-12", "FCGI-2.2-1", "FCGI-3.3-2"]
+    assert sorted(ids, key=case_id_sort_key) == ["FCGI-2.2-1", "FCGI-3.3-2", "FCGI-3.3-12", "FCGI-7-1", "FCGI-A-1"]
+
+
+def test_looks_like_names_the_known_bugs() -> None:
+    from harness.report import format_details
+
+    failing_case = case("FCGI-3.3-6", title="t", requirement="r", level=Level.REQUIRED, catches=("go-id-reuse",))(violate)
+    lines = format_details(CaseResult(failing_case, run_case(failing_case, UnreachableTarget(), check_liveness=False)))
+    assert any(line.startswith("     Looks like: go-id-reuse") for line in lines)

@@ -30,6 +30,7 @@ from harness.verdicts import (
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
 SECTION_TITLES = {
     "2": "Initial Process State",
+    "2.2": "File Descriptors",
     "3.2": "Accepting Transport Connections",
     "3.3": "Records",
     "3.4": "Name-Value Pairs",
@@ -41,9 +42,11 @@ SECTION_TITLES = {
     "5.3": "Byte Streams: FCGI_STDIN, FCGI_DATA, FCGI_STDOUT, FCGI_STDERR",
     "5.4": "FCGI_ABORT_REQUEST",
     "5.5": "FCGI_END_REQUEST",
+    "6.1": "Role Protocols",
     "6.2": "Responder",
     "6.3": "Authorizer",
     "6.4": "Filter",
+    "7": "Errors",
     "A": "Table of Properties",
 }
 

@@ -50,3 +50,10 @@ def test_catches_name_real_faults() -> None:
     used = {fault for c in CASES.values() for fault in c.catches}
     unknown = used - set(fault_list_names(str(reference_binary(ROOT))))
     assert not unknown, f"catches= names faults the responder does not have: {sorted(unknown)}"
+
+
+def test_every_case_section_has_a_title() -> None:
+    from harness.case import SECTION_TITLES
+
+    untitled = sorted({c.section for c in CASES.values()} - set(SECTION_TITLES))
+    assert not untitled, f"sections without a report heading in harness/case.py: {untitled}"

@@ -1,8 +1,10 @@
-"""§3.3 Records, "Padding": receivers skip paddingData, whatever its length and bytes.
+"""§3.3 Records, "Padding", and the largest record there is.
 
-Each scenario runs unpadded first, then with every record padded; the case
-compares what the target did. So a target that mishandles, say, ABORT_REQUEST
-fails that in §5.4, not here: only a difference caused by padding counts.
+Receivers skip paddingData, whatever its length and bytes (FCGI-3.3-3): each scenario runs
+unpadded first, then with every record padded; the case compares what the target did. So a
+target that mishandles, say, ABORT_REQUEST fails that in §5.4, not here: only a difference
+caused by padding counts. A record may carry 65535 content bytes and 255 padding bytes at once
+(FCGI-3.3-4). Senders are recommended to keep records 8-byte aligned (FCGI-3.3-5).
 """
 
 from __future__ import annotations
@@ -12,46 +14,103 @@ from typing import Callable
 from harness.case import CaseContext, case
 from harness.fcgi_client import ConnectionClosed, FcgiConnection, ReadTimeout
 from harness.fcgi_codec import (
+    HEADER_LENGTH,
     KEEP_CONN,
     MANAGEMENT_REQUEST_ID,
+    MAX_CONTENT_LENGTH,
     CodecError,
+    Record,
     RecordType,
     Role,
     begin_request_body,
     decode_params,
+    encode_nv_length,
     encode_params,
     encode_record,
+    stream_records,
 )
-from harness.probe_app import ProbeError, parse_cgi, parse_probe_report, probe_params, probe_query
-from harness.verdicts import Level, Violation
+from harness.mutations import ALL_PADDING_LENGTHS, DEFAULT_PADDING_BYTE
+from harness.probe_app import (
+    ProbeError,
+    parse_cgi,
+    parse_probe_report,
+    pattern_bytes,
+    probe_params,
+    probe_query,
+    sha256_hex,
+)
+from harness.verdicts import Level, RecommendationMissed, Violation
+from harness.verify import (
+    complete_request,
+    expect_end_request,
+    expect_param,
+    expect_probe_report,
+    expect_stdin_received,
+    read_response,
+)
 
-PADDING_LENGTHS = (1, 7, 255)
-# Non-zero padding: a receiver that parses it as a header or as content shows it.
-PADDING_BYTE = 0xA5
 BODY = b"padded request body " * 20
 STRAY_REQUEST_ID = 999  # never begun, so records for it must be ignored
+# In the every-length run, padding starts with a record header (an empty STDIN for id 1, the id
+# of the two request scenarios): a receiver that reads padding as the next record ends the body early
+# instead of failing loudly.
+HEADER_LOOKALIKE = encode_record(RecordType.STDIN, 1, b"")
 
 
-def _record(record_type: int, request_id: int, content: bytes, padding_length: int) -> bytes:
-    return encode_record(record_type, request_id, content, padding_length=padding_length, padding_byte=PADDING_BYTE)
+class Padding:
+    """How to pad the records of one run: not at all, one fixed length, or 1..255 in turn."""
+
+    def __init__(self, lengths: tuple[int, ...], label: str) -> None:
+        self.lengths = lengths
+        self.label = label
+        self._index = 0
+
+    def bytes_for_next(self) -> bytes:
+        if not self.lengths:
+            return b""
+        length = self.lengths[self._index % len(self.lengths)]
+        self._index += 1
+        if len(self.lengths) == 1:
+            return bytes([DEFAULT_PADDING_BYTE]) * length
+        return (HEADER_LOOKALIKE + bytes([DEFAULT_PADDING_BYTE]) * length)[:length]
 
 
-def _stream(record_type: int, request_id: int, data: bytes, padding_length: int) -> list[bytes]:
-    """Records of at most 100 bytes, then the (also padded) empty terminator."""
-    pieces = [_record(record_type, request_id, data[i : i + 100], padding_length) for i in range(0, len(data), 100)]
-    return pieces + [_record(record_type, request_id, b"", padding_length)]
+def _runs() -> list[Padding]:
+    return [
+        Padding((1,), "padding 1"),
+        Padding((7,), "padding 7"),
+        Padding((255,), "padding 255"),
+        Padding(ALL_PADDING_LENGTHS, "padding 1, 2, … 255 in turn (starting with a header look-alike)"),
+    ]
 
 
-def _request_records(request_id: int, padding_length: int, *, with_stdin: bool = True) -> list[bytes]:
-    params = probe_params(probe_query(status=200), "POST", content_length=len(BODY))
-    records = [_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN), padding_length)]
-    records += _stream(RecordType.PARAMS, request_id, encode_params(params), padding_length)
+def _record(record_type: int, request_id: int, content: bytes, padding: Padding) -> bytes:
+    return encode_record(record_type, request_id, content, padding=padding.bytes_for_next())
+
+
+def _stream(record_type: int, request_id: int, data: bytes, padding: Padding, size: int = 100) -> list[bytes]:
+    """Records of at most `size` bytes, then the (also padded) empty terminator."""
+    pieces = [_record(record_type, request_id, data[i : i + size], padding) for i in range(0, len(data), size)]
+    return pieces + [_record(record_type, request_id, b"", padding)]
+
+
+def _request_records(
+    request_id: int,
+    padding: Padding,
+    *,
+    body: bytes = BODY,
+    with_stdin: bool = True,
+    stdin_record_size: int = 100,
+) -> list[bytes]:
+    params = probe_params(probe_query(status=200), "POST", content_length=len(body))
+    records = [_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN), padding)]
+    records += _stream(RecordType.PARAMS, request_id, encode_params(params), padding)
     if with_stdin:
-        records += _stream(RecordType.STDIN, request_id, BODY, padding_length)
+        records += _stream(RecordType.STDIN, request_id, body, padding, stdin_record_size)
     return records
 
 
-def _answer(ctx: CaseContext, conn: FcgiConnection, request_id: int) -> str:
+def _answer(ctx: CaseContext, conn: FcgiConnection, request_id: int, *, whole_stdout: bool = False) -> str:
     """What the target answered to one request, in words comparable across runs."""
     try:
         response = conn.read_response(request_id, ctx.seconds(3.0))
@@ -68,6 +127,8 @@ def _answer(ctx: CaseContext, conn: FcgiConnection, request_id: int) -> str:
         return words + f", {len(response.stdout)} bytes of non-CGI STDOUT"
     words += f", Status {cgi.status}"
     if ctx.has_probe_app:
+        if whole_stdout:
+            return words + f", STDOUT {len(response.stdout)} bytes {sha256_hex(response.stdout)[:12]}"
         try:
             report = parse_probe_report(cgi.body)
             words += f", {len(report.params)} params, stdin {report.stdin_length} bytes {report.stdin_sha256[:12]}"
@@ -76,13 +137,22 @@ def _answer(ctx: CaseContext, conn: FcgiConnection, request_id: int) -> str:
     return words
 
 
-def request_scenario(ctx: CaseContext, conn: FcgiConnection, padding_length: int) -> str:
-    conn.send_records(_request_records(1, padding_length))
+def request_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
+    conn.send_records(_request_records(1, padding))
     return "request: " + _answer(ctx, conn, 1)
 
 
-def get_values_scenario(ctx: CaseContext, conn: FcgiConnection, padding_length: int) -> str:
-    conn.send_records([_record(RecordType.GET_VALUES, MANAGEMENT_REQUEST_ID, encode_params([("FCGI_MPXS_CONNS", "")]), padding_length)])
+MANY_RECORDS_BODY = pattern_bytes(4 * len(ALL_PADDING_LENGTHS))
+
+
+def many_records_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
+    """STDIN in 255 4-byte records: in the every-length run, each has its own padding length."""
+    conn.send_records(_request_records(1, padding, body=MANY_RECORDS_BODY, stdin_record_size=4))
+    return "request with 255 STDIN records: " + _answer(ctx, conn, 1)
+
+
+def get_values_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
+    conn.send_records([_record(RecordType.GET_VALUES, MANAGEMENT_REQUEST_ID, encode_params([("FCGI_MPXS_CONNS", "")]), padding)])
     try:
         record = conn.read_record(ctx.seconds(2.0))
         try:
@@ -93,42 +163,68 @@ def get_values_scenario(ctx: CaseContext, conn: FcgiConnection, padding_length: 
         result = "no answer"
     except ConnectionClosed as closed:
         return f"GET_VALUES: connection closed ({closed.how})"
-    conn.send_records(_request_records(2, 0))
+    conn.send_records(_request_records(2, Padding((), "none")))
     return f"GET_VALUES: {result}; next request: {_answer(ctx, conn, 2)}"
 
 
-def stray_records_scenario(ctx: CaseContext, conn: FcgiConnection, padding_length: int) -> str:
+def stray_records_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
     conn.send_records(
         [
-            _record(RecordType.ABORT_REQUEST, STRAY_REQUEST_ID, b"", padding_length),
-            _record(RecordType.DATA, STRAY_REQUEST_ID, b"", padding_length),
-            _record(RecordType.STDIN, STRAY_REQUEST_ID, b"", padding_length),
+            _record(RecordType.ABORT_REQUEST, STRAY_REQUEST_ID, b"", padding),
+            _record(RecordType.DATA, STRAY_REQUEST_ID, b"stray data", padding),
+            _record(RecordType.DATA, STRAY_REQUEST_ID, b"", padding),
+            _record(RecordType.STDIN, STRAY_REQUEST_ID, b"", padding),
         ]
-        + _request_records(3, 0)
+        + _request_records(3, Padding((), "none"))
     )
-    return f"ABORT, DATA, STDIN for inactive id {STRAY_REQUEST_ID}, then a request: {_answer(ctx, conn, 3)}"
+    return f"ABORT, DATA and STDIN for inactive id {STRAY_REQUEST_ID}, then a request: {_answer(ctx, conn, 3)}"
 
 
-def abort_scenario(ctx: CaseContext, conn: FcgiConnection, padding_length: int) -> str:
-    conn.send_records(_request_records(4, 0, with_stdin=False) + [_record(RecordType.ABORT_REQUEST, 4, b"", padding_length)])
+def abort_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
+    conn.send_records(
+        _request_records(4, Padding((), "none"), with_stdin=False) + [_record(RecordType.ABORT_REQUEST, 4, b"", padding)]
+    )
     aborted = _answer(ctx, conn, 4)
     if "closed" in aborted:
         return f"ABORT_REQUEST: {aborted}"
-    conn.send_records(_request_records(5, 0))
+    conn.send_records(_request_records(5, Padding((), "none")))
     return f"ABORT_REQUEST: {aborted}; next request: {_answer(ctx, conn, 5)}"
 
 
-SCENARIOS: tuple[tuple[str, Callable[[CaseContext, FcgiConnection, int], str]], ...] = (
+FILTER_DATA = b"filter data, padded " * 15
+
+
+def filter_data_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
+    """A Filter request, so that DATA records with content reach an active request (a target
+    without the Filter role answers UNKNOWN_ROLE both times, which compares equal)."""
+    params = probe_params(
+        "",
+        "GET",
+        [("FCGI_DATA_LENGTH", str(len(FILTER_DATA))), ("FCGI_DATA_LAST_MOD", "0")],
+    )
+    conn.send_records(
+        [_record(RecordType.BEGIN_REQUEST, 7, begin_request_body(Role.FILTER, KEEP_CONN), padding)]
+        + _stream(RecordType.PARAMS, 7, encode_params(params), padding)
+        + _stream(RecordType.STDIN, 7, b"", padding)
+        + _stream(RecordType.DATA, 7, FILTER_DATA, padding)
+    )
+    return "Filter request with DATA: " + _answer(ctx, conn, 7, whole_stdout=True)
+
+
+SCENARIOS: tuple[tuple[str, Callable[[CaseContext, FcgiConnection, Padding], str]], ...] = (
     ("BEGIN_REQUEST, PARAMS and STDIN (empty terminators included)", request_scenario),
+    ("STDIN in 255 records", many_records_scenario),
     ("GET_VALUES", get_values_scenario),
     ("ABORT_REQUEST, DATA and STDIN for an inactive id", stray_records_scenario),
     ("ABORT_REQUEST of an active request", abort_scenario),
+    ("BEGIN_REQUEST (Filter), PARAMS, STDIN and DATA", filter_data_scenario),
 )
 
 
 @case(
     "FCGI-3.3-3",
-    title="Padding (1, 7, 255 non-zero bytes) on every inbound record type changes nothing",
+    title="Padding (1, 7, 255 and every length 1..255; non-zero bytes) on every inbound record type, "
+    "empty records included, changes nothing",
     requirement="The protocol allows senders to pad the records they send, and requires receivers to interpret "
     "the paddingLength and skip the paddingData.",
     level=Level.REQUIRED,
@@ -138,15 +234,97 @@ SCENARIOS: tuple[tuple[str, Callable[[CaseContext, FcgiConnection, int], str]], 
 def padding_is_skipped(ctx: CaseContext) -> None:
     for what, scenario in SCENARIOS:
         unpadded_conn = ctx.connect(f"{what}, unpadded")
-        unpadded = scenario(ctx, unpadded_conn, 0)
+        unpadded = scenario(ctx, unpadded_conn, Padding((), "none"))
         unpadded_conn.close()
-        for padding_length in PADDING_LENGTHS:
-            conn = ctx.connect(f"{what}, padding {padding_length}")
-            conn.note(f"records marked pad={padding_length} carry {padding_length} bytes of 0x{PADDING_BYTE:02x}")
-            padded = scenario(ctx, conn, padding_length)
+        for padding in _runs():
+            conn = ctx.connect(f"{what}, {padding.label}")
+            conn.note(f"records carry {padding.label}, bytes 0x{DEFAULT_PADDING_BYTE:02x}")
+            padded = scenario(ctx, conn, padding)
             conn.close()
             if padded != unpadded:
-                raise Violation(
-                    [f"{what} padded with {padding_length} bytes: the same as unpadded", f"  {unpadded}"],
-                    padded,
-                )
+                raise Violation([f"{what} with {padding.label}: the same as unpadded", f"  {unpadded}"], padded)
+
+
+@case(
+    "FCGI-3.3-4",
+    title="Records of 65535 content bytes plus padding (PARAMS with 255, STDIN with 1, as Go writes them) are accepted",
+    requirement="contentData: Between 0 and 65535 bytes of data, interpreted according to the record type. "
+    "paddingData: Between 0 and 255 bytes of data, which are ignored.",
+    level=Level.REQUIRED,
+    catches=("reject-max-content-padding",),
+    timeout=15.0,
+)
+def max_content_with_padding(ctx: CaseContext) -> None:
+    body = pattern_bytes(MAX_CONTENT_LENGTH + 100)
+    params = probe_params(probe_query(status=200), "POST", content_length=len(body))
+    fill_name = b"FCGISPEC_FILL"
+    # The filler pair has a 1-byte name length and a 4-byte value length.
+    fill_length = MAX_CONTENT_LENGTH - len(encode_params(params)) - 1 - 4 - len(fill_name)
+    fill_value = pattern_bytes(fill_length)
+    params.append((fill_name, fill_value))
+    encoded = encode_params(params)
+    assert len(encoded) == MAX_CONTENT_LENGTH and len(encode_nv_length(fill_length)) == 4
+    conn = ctx.connect()
+    conn.note("PARAMS: one record of 65535 + 255 padding bytes; STDIN: 65535 + 1, then 100 + 7")
+    conn.send_records(
+        [
+            encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, KEEP_CONN)),
+            encode_record(RecordType.PARAMS, 1, encoded, padding_length=255, padding_byte=DEFAULT_PADDING_BYTE),
+            encode_record(RecordType.PARAMS, 1, b""),
+            encode_record(RecordType.STDIN, 1, body[:MAX_CONTENT_LENGTH], padding_length=1, padding_byte=DEFAULT_PADDING_BYTE),
+            encode_record(RecordType.STDIN, 1, body[MAX_CONTENT_LENGTH:], padding_length=7, padding_byte=DEFAULT_PADDING_BYTE),
+            encode_record(RecordType.STDIN, 1, b""),
+        ]
+    )
+    response = read_response(conn, 1, ctx.seconds(5.0), expected="END_REQUEST id=1 for the request with 65535-byte records")
+    expect_end_request(response)
+    if ctx.has_probe_app:
+        report = expect_probe_report(response)
+        expect_param(report, fill_name, fill_value)
+        expect_stdin_received(report, body, "from a 65535-byte record padded by 1 and a 100-byte one padded by 7")
+    complete_request(
+        conn, 2, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=2 on the same connection afterwards"
+    )
+
+
+ALIGNMENT = 8
+
+
+@case(
+    "FCGI-3.3-5",
+    title="Records the application sends are padded to multiples of 8 bytes (STDOUT of 1, 13 and 70001 bytes, "
+    "END_REQUEST, GET_VALUES_RESULT, UNKNOWN_TYPE)",
+    requirement="We recommend that records be placed on boundaries that are multiples of eight bytes. "
+    "The fixed-length portion of a FCGI_Record is eight bytes.",
+    level=Level.RECOMMENDED,
+    catches=("unaligned-output",),
+)
+def output_aligned(ctx: CaseContext) -> str:
+    conn = ctx.connect()
+    received: list[Record] = []
+    for request_id, size in ((1, 1), (2, 13), (3, 70001)):
+        conn.send_records(
+            [encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN))]
+            + stream_records(RecordType.PARAMS, request_id, encode_params(probe_params(probe_query(out=size))))
+            + stream_records(RecordType.STDIN, request_id, b"")
+        )
+        received += conn.read_all_until(
+            lambda r, rid=request_id: r.type == RecordType.END_REQUEST and r.request_id == rid, ctx.seconds(5.0)
+        )
+    # Management answers last: whether (and how) they come is §4's business, their alignment this case's.
+    conn.send_records(
+        [
+            encode_record(RecordType.GET_VALUES, MANAGEMENT_REQUEST_ID, encode_params([("FCGI_MPXS_CONNS", "")])),
+            encode_record(200, MANAGEMENT_REQUEST_ID, b"fcgispec"),
+        ]
+    )
+    received += conn.drain(ctx.seconds(0.2))
+    unaligned = [r for r in received if (HEADER_LENGTH + len(r.content) + len(r.padding)) % ALIGNMENT]
+    if unaligned:
+        first = unaligned[0]
+        raise RecommendationMissed(
+            f"every record 8 + contentLength + paddingLength bytes long, a multiple of {ALIGNMENT}",
+            f"{len(unaligned)} of {len(received)} records unaligned, e.g. {first.describe()}: "
+            f"{HEADER_LENGTH + len(first.content) + len(first.padding)} bytes",
+        )
+    return f"all {len(received)} records aligned to {ALIGNMENT} bytes"

@@ -1,12 +1,44 @@
-"""§3.4 Name-value pairs: 1-byte and 4-byte lengths, on names and on values."""
+"""§3.4 Name-value pairs: 1-byte and 4-byte lengths on names and values, short lengths in the
+4-byte form, lengths that point past the stream, large PARAMS streams, and any byte in a value.
+
+Every case works against any responder: it must answer the request (and keep the connection
+framed for the next one); the probe app, when the target has it, adds the check that every pair
+arrived intact. Without it, a target that decodes a length wrongly but still answers (or cuts
+values at a NUL byte) is not seen: the CGI response of a plain responder does not depend on
+the params.
+"""
 
 from __future__ import annotations
 
+import struct
+
 from harness.case import CaseContext, case
-from harness.fcgi_codec import KEEP_CONN, RecordType, Role, begin_request_body, encode_params, encode_record, stream_records
+from harness.fcgi_client import FcgiConnection, Response
+from harness.fcgi_codec import (
+    KEEP_CONN,
+    Record,
+    RecordType,
+    Role,
+    begin_request_body,
+    decode_params,
+    encode_params,
+    encode_record,
+    stream_records,
+)
+from harness.mutations import long_form_params
 from harness.probe_app import ProbeReport, probe_params, probe_query
-from harness.verdicts import Level
-from harness.verify import expect_param, expect_probe_report, read_response
+from harness.targets import TargetUnreachable
+from harness.verdicts import Level, Violation
+from harness.verify import (
+    TIMEOUT,
+    complete_request,
+    describe_event,
+    expect_end_request,
+    expect_param,
+    expect_probe_report,
+    next_event,
+    read_response,
+)
 
 # Both sides of the 127/128 boundary, a low byte of 0xFF, and lengths beyond 16 bits.
 BOUNDARY_LENGTHS = (127, 128, 255, 256, 65535, 65536)
@@ -20,15 +52,44 @@ def _filler(length: int, seed: int) -> bytes:
     return bytes(alphabet[(seed + i * 7) % len(alphabet)] for i in range(length))
 
 
-def _send_probe_request(ctx: CaseContext, extra: list[tuple[bytes, bytes]]) -> ProbeReport:
-    conn = ctx.connect()
-    params = probe_params(probe_query(status=200), extra=extra)
+def _send_params(conn: FcgiConnection, request_id: int, encoded: bytes, record_size: int = PARAMS_RECORD_SIZE) -> None:
+    """One request whose PARAMS stream is exactly `encoded`, with an empty STDIN."""
     conn.send_records(
-        [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, KEEP_CONN))]
-        + stream_records(RecordType.PARAMS, 1, encode_params(params), chunk_sizes=PARAMS_RECORD_SIZE)
-        + stream_records(RecordType.STDIN, 1, b"")
+        [encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN))]
+        + stream_records(RecordType.PARAMS, request_id, encoded, chunk_sizes=record_size)
+        + stream_records(RecordType.STDIN, request_id, b"")
     )
-    return expect_probe_report(read_response(conn, 1, ctx.seconds(10.0)))
+
+
+def _answered(ctx: CaseContext, conn: FcgiConnection, request_id: int, encoded: bytes, what: str) -> Response:
+    """Send the request; it must end with END_REQUEST REQUEST_COMPLETE, and the connection must still
+    carry a plain request afterwards (the pairs did not desynchronise the target)."""
+    _send_params(conn, request_id, encoded)
+    response = read_response(conn, request_id, ctx.seconds(10.0), expected=f"END_REQUEST id={request_id} for {what}")
+    expect_end_request(response)
+    complete_request(
+        conn,
+        request_id + 1,
+        probe_params(),
+        timeout=ctx.seconds(5.0),
+        expected=f"END_REQUEST id={request_id + 1} for a plain request on the same connection after {what}",
+    )
+    return response
+
+
+def _probe_report(ctx: CaseContext, extra: list[tuple[bytes, bytes]], what: str, *, long_form: bool = False) -> ProbeReport | None:
+    """A request to the probe app with these extra pairs; its report, or None without the probe app."""
+    params = probe_params(probe_query(status=200), extra=extra)
+    if long_form:
+        encoded = long_form_params((_bytes(n), _bytes(v)) for n, v in params)
+    else:
+        encoded = encode_params(params)
+    response = _answered(ctx, ctx.connect(), 1, encoded, what)
+    return expect_probe_report(response) if ctx.has_probe_app else None
+
+
+def _bytes(text: bytes | str) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("latin-1")
 
 
 @case(
@@ -38,14 +99,30 @@ def _send_probe_request(ctx: CaseContext, extra: list[tuple[bytes, bytes]]) -> P
     "encoded in four bytes.",
     level=Level.REQUIRED,
     catches=("nv-long-length-1byte",),
-    needs_probe_app=True,
     timeout=20.0,
 )
 def value_lengths_at_boundaries(ctx: CaseContext) -> None:
     extra = [(f"FCGISPEC_VALUE_{n}".encode(), _filler(n, n)) for n in BOUNDARY_LENGTHS]
-    report = _send_probe_request(ctx, extra)
-    for name, value in extra:
-        expect_param(report, name, value)
+    report = _probe_report(ctx, extra, "values of 127..65536 bytes")
+    if report is not None:
+        for name, value in extra:
+            expect_param(report, name, value)
+
+
+@case(
+    "FCGI-3.4-2",
+    title="Every length in the 4-byte form, also those below 128 (80 00 00 05 for 5, 80 00 00 00 for 0), is accepted",
+    requirement="Lengths of 127 bytes and less can be encoded in one byte, while longer lengths are always "
+    "encoded in four bytes.",
+    level=Level.RECOMMENDED,
+    catches=("nv-long-form-short-rejected",),
+)
+def short_lengths_in_long_form(ctx: CaseContext) -> None:
+    extra = [(b"FCGISPEC_SHORT", b"short"), (b"FCGISPEC_EMPTY", b""), (b"FCGISPEC_127", _filler(127, 3))]
+    report = _probe_report(ctx, extra, "every length in the 4-byte form", long_form=True)
+    if report is not None:
+        for name, value in extra:
+            expect_param(report, name, value)
 
 
 @case(
@@ -55,7 +132,6 @@ def value_lengths_at_boundaries(ctx: CaseContext) -> None:
     "A high-order zero implies a one-byte encoding, a one a four-byte encoding.",
     level=Level.REQUIRED,
     catches=("nv-long-length-1byte",),
-    needs_probe_app=True,
     timeout=20.0,
 )
 def name_lengths_at_boundaries(ctx: CaseContext) -> None:
@@ -63,6 +139,146 @@ def name_lengths_at_boundaries(ctx: CaseContext) -> None:
     for n in BOUNDARY_LENGTHS[1:]:
         prefix = f"FCGISPEC_NAME_{n}_".encode()
         extra.append((prefix + _filler(n - len(prefix), n), f"name-{n}".encode()))
-    report = _send_probe_request(ctx, extra)
-    for name, value in extra:
+    report = _probe_report(ctx, extra, "names of 128..65536 bytes")
+    if report is not None:
+        for name, value in extra:
+            expect_param(report, name, value)
+
+
+def _lengths(name_length: int, value_length: int) -> bytes:
+    """A name length and a value length, each in the 4-byte form when above 127."""
+    return b"".join(
+        bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000) for n in (name_length, value_length)
+    )
+
+
+# (what, the bad bytes at the end of an otherwise good PARAMS stream)
+MALFORMED_PARAMS = (
+    ("a name length of 0x7FFFFFFF with 10 bytes left", _lengths(0x7FFFFFFF, 1) + b"N" * 10),
+    ("a 50-byte name and a 50-byte value in a 10-byte record, then the stream's end", bytes([50, 50]) + b"x" * 8),
+    ("name and value lengths of 0x7FFFFFFF each (their sum overflows 32 bits)", _lengths(0x7FFFFFFF, 0x7FFFFFFF) + b"x" * 8),
+    ("lengths 0x7FFFFFF8 + 16 (their sum overflows a signed int)", _lengths(0x7FFFFFF8, 16) + b"x" * 8),
+    ("a 4-byte length cut short by the stream's end", b"\x05\x80\x00"),
+)
+
+
+def _malformed_reaction(ctx: CaseContext, conn: FcgiConnection, what: str) -> str:
+    """Close, or END_REQUEST (whatever its status): the target rejected (or served) the request."""
+    while True:
+        event = next_event(conn, ctx.seconds(2.0))
+        if event == TIMEOUT:
+            raise Violation(
+                [
+                    f"after PARAMS with {what}: the connection closed",
+                    "or END_REQUEST id=1 (the request rejected, or served without the bad pair)",
+                ],
+                TIMEOUT + " (neither came within 2 s; the PARAMS stream had ended)",
+            )
+        if not isinstance(event, Record):
+            return describe_event(event)
+        if event.request_id == 1 and event.type == RecordType.END_REQUEST:
+            return event.describe()
+
+
+@case(
+    "FCGI-3.4-4",
+    title="Name-value lengths past the end of PARAMS (0x7FFFFFFF, 50+50 in 10 bytes, 32-bit overflows, a cut length) "
+    "are rejected: close or END_REQUEST, and the target still serves new connections",
+    requirement="FastCGI transmits a name-value pair as the length of the name, followed by the length of the "
+    "value, followed by the name, followed by the value.",
+    level=Level.REQUIRED,
+    catches=("exit-on-malformed",),
+    timeout=20.0,
+)
+def lengths_past_the_stream(ctx: CaseContext) -> str:
+    good = encode_params(probe_params())
+    notes = []
+    for what, bad in MALFORMED_PARAMS:
+        try:
+            conn = ctx.connect(what)
+        except TargetUnreachable as error:
+            raise Violation(
+                "the target accepts a new connection after rejecting malformed PARAMS on another", str(error)
+            ) from None
+        conn.note(f"PARAMS ends with {what}")
+        conn.send_records(
+            [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, KEEP_CONN))]
+            + [encode_record(RecordType.PARAMS, 1, good), encode_record(RecordType.PARAMS, 1, bad)]
+            + [encode_record(RecordType.PARAMS, 1, b""), encode_record(RecordType.STDIN, 1, b"")]
+        )
+        notes.append(f"{what}: {_malformed_reaction(ctx, conn, what)}")
+        conn.close()
+    # One more connection, as the next web-server request would open: the target must still serve it.
+    try:
+        conn = ctx.connect("after the malformed PARAMS")
+    except TargetUnreachable as error:
+        raise Violation("the target accepts a new connection after the malformed PARAMS", str(error)) from None
+    complete_request(
+        conn, 1, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=1 on a new connection afterwards"
+    )
+    return "; ".join(notes)
+
+
+@case(
+    "FCGI-3.4-5",
+    title="PARAMS of 9 KiB (a 9000-byte value across 1000-byte records) and 72 KiB (600 pairs in 4 KiB records) "
+    "arrive whole",
+    requirement="In many of their roles, FastCGI applications need to read and write varying numbers of "
+    "variable-length values. So it is useful to adopt a standard format for encoding a name-value pair.",
+    level=Level.REQUIRED,
+    catches=("params-8k-buffer",),
+    timeout=20.0,
+)
+def large_params_streams(ctx: CaseContext) -> None:
+    conn = ctx.connect()
+    requests = (
+        (1, [(b"FCGISPEC_BIG", _filler(9000, 1))], 1000, "9 KiB of PARAMS in 1000-byte records"),
+        (3, [(f"FCGISPEC_VAR_{i:03d}".encode(), _filler(100, i)) for i in range(600)], 4096, "72 KiB of PARAMS (600 pairs)"),
+    )
+    for request_id, extra, record_size, what in requests:
+        encoded = encode_params(probe_params(probe_query(status=200), extra=extra))
+        conn.note(f"{what}: {len(encoded)} bytes")
+        _send_params(conn, request_id, encoded, record_size)
+        response = read_response(conn, request_id, ctx.seconds(10.0), expected=f"END_REQUEST id={request_id} for {what}")
+        expect_end_request(response)
+        if ctx.has_probe_app:
+            report = expect_probe_report(response)
+            sent = decode_params(encoded)
+            if report.params != sent:
+                raise Violation(f"all {len(sent)} params of {what}, as sent", f"{len(report.params)} params, or values differ")
+        complete_request(
+            conn,
+            request_id + 1,
+            probe_params(),
+            timeout=ctx.seconds(5.0),
+            expected=f"END_REQUEST id={request_id + 1} for a plain request on the same connection after {what}",
+        )
+
+
+BINARY = bytes(range(256))
+ODD_PAIRS = [
+    (b"FCGISPEC_EMPTY_VALUE", b""),
+    (b"", b"value of the empty name"),
+    (b"FCGISPEC_BINARY", BINARY),
+    (b"FCGISPEC_NUL_\x00_NAME\xff", b"\x00value starting with NUL\x00"),
+    (b"FCGISPEC_DUPLICATE", b"first"),
+    (b"FCGISPEC_DUPLICATE", b"second"),
+]
+
+
+@case(
+    "FCGI-3.4-6",
+    title="An empty value, an empty name, values and names with any byte 0x00..0xFF arrive intact; "
+    "duplicate names: what the application sees",
+    requirement="This name-value pair format allows the sender to transmit binary values without additional encoding.",
+    level=Level.REQUIRED,
+    catches=("params-cut-at-nul",),
+)
+def empty_and_binary_pairs(ctx: CaseContext) -> str:
+    report = _probe_report(ctx, ODD_PAIRS, "empty, binary and duplicate pairs")
+    if report is None:
+        return "answered; without the probe app the values it received are not known"
+    for name, value in ODD_PAIRS[:4]:
         expect_param(report, name, value)
+    duplicates = [v.decode("latin-1") for n, v in report.params if n == b"FCGISPEC_DUPLICATE"]
+    return f"duplicate name FCGISPEC_DUPLICATE (sent 'first', then 'second'): the application saw {duplicates}"

@@ -1,0 +1,204 @@
+"""The named targets (harness/named_targets.py): each real server starts, serves its probe app, stops clean.
+
+For each of php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi and uwsgi: it starts on a free
+loopback port, answers a GET with a query (params reported), a POST of 100 KB of STDIN
+(checked by SHA-256), out=100000 (the pattern) and err= (on FCGI_STDERR where the platform
+can), and stop() leaves no process, temporary directory or socket file behind. A target
+whose Debian packages are missing is skipped, naming them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import named_targets
+from harness.fcgi_client import request
+from harness.named_targets import NAMED_TARGETS, NamedSpawnedTarget, build_named_target
+from harness.probe_app import (
+    CgiResponse,
+    ProbeReport,
+    parse_cgi,
+    parse_probe_report,
+    pattern_bytes,
+    probe_params,
+    probe_query,
+)
+from harness.targets import _process_group_members
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMES = sorted(NAMED_TARGETS)
+LIMIT_KEYS = {value for key, value in vars(named_targets).items() if key.startswith("LIMIT_")}
+TIMEOUT = 10.0
+
+
+def _skip_unless_installed(name: str) -> None:
+    missing = NAMED_TARGETS[name].missing_executables()
+    if name == "perl-fcgi" and not missing and not named_targets._perl_has_fcgi():
+        missing = ["perl's FCGI module"]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} missing (apt-get install {' '.join(NAMED_TARGETS[name].packages)})")
+
+
+def _ask(
+    target: NamedSpawnedTarget, query: str, stdin: bytes = b"", method: str = "GET", extra=()
+) -> tuple[CgiResponse, bytes, object]:
+    params = probe_params(query, method, extra, content_length=len(stdin) if stdin else None)
+    if target.script_filename is not None:
+        params = [(n, target.script_filename) if n == "SCRIPT_FILENAME" else (n, v) for n, v in params]
+    conn = target.connect(timeout=TIMEOUT)
+    try:
+        response = request(conn, 1, params, stdin, keep_conn=False, timeout=TIMEOUT)
+    finally:
+        conn.close()
+    assert response.end is not None and response.end.protocol_status == 0, conn.format_trace()
+    return parse_cgi(response.stdout), response.stderr, response.end
+
+
+def _report(cgi: CgiResponse) -> ProbeReport:
+    assert cgi.status == 200, cgi
+    return parse_probe_report(cgi.body)
+
+
+def _stop_and_check_gone(target: NamedSpawnedTarget) -> None:
+    assert target.process is not None
+    pid = target.process.pid
+    workdir = target.workdir
+    socket_path = target.socket_path
+    target.stop()
+    assert target.process.poll() is not None
+    assert _process_group_members(pid) == [], f"{target.name} left processes behind"
+    assert workdir is None or not os.path.exists(workdir), f"{target.name} left {workdir} behind"
+    assert socket_path is None or not os.path.exists(socket_path)
+
+
+@pytest.fixture(params=NAMES)
+def started(request: pytest.FixtureRequest):
+    name = request.param
+    _skip_unless_installed(name)
+    target = NAMED_TARGETS[name].make(ROOT)
+    target.start()
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+def test_table_is_complete() -> None:
+    assert NAMES == sorted(["php-fpm", "go-fcgi", "libfcgi", "fcgiwrap", "perl-fcgi", "uwsgi"])
+    for name, named in NAMED_TARGETS.items():
+        assert named.name == name and named.description and named.packages
+        assert set(named.limitations) <= LIMIT_KEYS, f"{name}: unknown limitation keys"
+        assert all(named.limitations.values())
+        if named.script_filename is not None:
+            assert (ROOT / named.script_filename).is_file()
+        assert named.needs_build == (name in ("go-fcgi", "libfcgi"))
+
+
+def test_answers_the_probe(started: NamedSpawnedTarget) -> None:
+    target = started
+    assert target.has_probe_app and target.probe_limitations == NAMED_TARGETS[target.name].limitations
+    # GET with a query: the report carries the params (a custom one too).
+    query = probe_query(status=200, tag="named target")
+    report = _report(_ask(target, query, extra=[("X_FCGISPEC_TAG", "probe-42")])[0])
+    assert report.role == "responder"
+    assert report.param("QUERY_STRING") == query.encode()
+    assert report.param("REQUEST_METHOD") == b"GET"
+    assert report.param("X_FCGISPEC_TAG") == b"probe-42"
+    assert report.stdin_length == 0
+    # POST with 100 KB of STDIN: length and digest in the headers and the report.
+    body = os.urandom(100 * 1024)
+    cgi, _, _ = _ask(target, "", body, "POST")
+    report = _report(cgi)
+    digest = hashlib.sha256(body).hexdigest()
+    assert (report.stdin_length, report.stdin_sha256) == (len(body), digest)
+    assert cgi.header("X-Probe-Stdin-Length") == str(len(body)) and cgi.header("X-Probe-Stdin-Sha256") == digest
+    # out=100000, err=TEXT, status=NNN.
+    cgi, stderr, _ = _ask(target, probe_query(out=100000, err="fcgispec-err", status=404))
+    assert cgi.status == 404
+    assert cgi.body == pattern_bytes(100000)
+    if named_targets.LIMIT_STDERR not in target.probe_limitations:
+        assert stderr == b"fcgispec-err"
+    elif target.name == "php-fpm":
+        assert b"fcgispec-err" in stderr
+
+
+def test_app_status_where_supported(started: NamedSpawnedTarget) -> None:
+    if named_targets.LIMIT_APP_STATUS in started.probe_limitations:
+        pytest.skip(started.probe_limitations[named_targets.LIMIT_APP_STATUS])
+    _, _, end = _ask(started, probe_query(app_status=7))
+    assert end.app_status == 7  # type: ignore[attr-defined]
+
+
+def test_delay(started: NamedSpawnedTarget) -> None:
+    begun = time.monotonic()
+    _report(_ask(started, probe_query(delay=300))[0])
+    assert time.monotonic() - begun >= 0.29
+
+
+def test_short_stdin_is_refused(started: NamedSpawnedTarget) -> None:
+    if named_targets.LIMIT_SHORT_STDIN in started.probe_limitations:
+        pytest.skip(started.probe_limitations[named_targets.LIMIT_SHORT_STDIN])
+    params = probe_params("", "POST", content_length=10)
+    if started.script_filename is not None:
+        params = [(n, started.script_filename) if n == "SCRIPT_FILENAME" else (n, v) for n, v in params]
+    conn = started.connect(timeout=TIMEOUT)
+    try:
+        response = request(conn, 1, params, b"hello", keep_conn=False, timeout=TIMEOUT)
+    finally:
+        conn.close()
+    cgi = parse_cgi(response.stdout)
+    assert cgi.status == 400 and cgi.header("X-Probe-Error") == "stdin shorter than CONTENT_LENGTH"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stops_leaving_nothing_behind(name: str) -> None:
+    _skip_unless_installed(name)
+    target = NAMED_TARGETS[name].make(ROOT)
+    target.start()
+    _report(_ask(target, probe_query(status=200))[0])
+    _stop_and_check_gone(target)
+    with pytest.raises(OSError):
+        family, address = target.address()
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            probe.connect(address)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unix_socket(name: str) -> None:
+    _skip_unless_installed(name)
+    target = NAMED_TARGETS[name].make(ROOT, unix=True)
+    target.start()
+    try:
+        assert target.address()[0] == socket.AF_UNIX
+        _report(_ask(target, probe_query(status=200))[0])
+    finally:
+        _stop_and_check_gone(target)
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if NAMED_TARGETS[name].factory.fd0_capable])
+def test_listening_socket_on_fd0(name: str) -> None:
+    _skip_unless_installed(name)
+    target = NAMED_TARGETS[name].make(ROOT).variant(fd0=True)
+    target.start()
+    try:
+        _report(_ask(target, probe_query(status=200))[0])
+    finally:
+        _stop_and_check_gone(target)
+
+
+@pytest.mark.parametrize("name", ["go-fcgi", "libfcgi"])
+def test_build_is_quick_when_nothing_changed(name: str) -> None:
+    _skip_unless_installed(name)
+    binary = build_named_target(name, ROOT)
+    assert binary is not None and binary.exists()
+    begun = time.monotonic()
+    assert build_named_target(name, ROOT) == binary
+    assert time.monotonic() - begun < 0.5
+    assert build_named_target("php-fpm", ROOT) is None

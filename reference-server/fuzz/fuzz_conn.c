@@ -1,14 +1,16 @@
 /* libFuzzer target: the input is what a web server sends on one connection.
  *
- * The first byte chooses the configuration (faults, --no-mpx, a small max_reqs,
- * an overloaded connection), the second how the bytes arrive (piece sizes, how
- * much output is taken per turn, how far the clock jumps). The rest is fed in
+ * The first byte chooses the configuration (--no-mpx, a small max_reqs, an
+ * overloaded connection), the second how the bytes arrive (piece sizes, how
+ * much output is taken per turn, how far the clock jumps), the third the fault
+ * modes (none, one, or a mix). The rest is fed in
  * pieces, alternating with partial drains of the output and timer ticks, then
  * EOF, then everything left is drained and the connection freed: the life of a
  * connection in the server, without sockets.
  *
  * Beyond ASan/UBSan/LeakSanitizer, it checks what must hold whatever the input:
- * the output is well-framed version-1 records of types a server sends, it never
+ * the output is well-framed version-1 records of types a server sends (unless a
+ * fault misshapes output on purpose), it never
  * overruns or overflows its queue, timers are never in the past after a tick, and the
  * shared request counter returns to zero. A violation aborts, which libFuzzer
  * reports as a crash with the input. */
@@ -93,6 +95,7 @@ static void framing_feed(struct framing *f, const uint8_t *p, size_t n)
 struct run {
     struct fcgi_conn *c;
     const struct fcgi_limits *limits;
+    bool check_framing; /* off under faults whose point is misshapen output */
     struct framing framing;
     uint64_t now;
     size_t output_total;
@@ -108,7 +111,8 @@ static void take_output(struct run *r, size_t max)
     size_t n = len < max ? len : max;
     if (n == 0)
         return;
-    framing_feed(&r->framing, p, n);
+    if (r->check_framing)
+        framing_feed(&r->framing, p, n);
     r->output_total += n;
     fcgi_conn_output_done(r->c, n, r->now);
 }
@@ -122,11 +126,18 @@ static void tick(struct run *r, uint64_t advance)
         fail("a due timer survived the tick");
 }
 
-/* The configuration byte: bit 7 --no-mpx, bit 6 max_reqs 2, bit 5 overloaded;
- * bits 0-4: 0 no fault, 1..FAULT_COUNT one fault, above that a mix of several. */
+/* Faults that send misshapen output on purpose: the framing invariants do not
+ * hold under them (memory safety, bounds and timers still do). */
+static const fault_set output_shape_faults =
+    (fault_set)1 << FAULT_UNALIGNED_OUTPUT | (fault_set)1 << FAULT_MISFRAME_ON_REUSE |
+    (fault_set)1 << FAULT_STDOUT_AS_DATA | (fault_set)1 << FAULT_END_REQUEST_SHORT_BODY |
+    (fault_set)1 << FAULT_REPLY_ID_ZERO | (fault_set)1 << FAULT_GET_VALUES_ID_1 |
+    (fault_set)1 << FAULT_BEGIN_ID_ZERO_SERVED | (fault_set)1 << FAULT_ID_HIGH_BYTE_DROPPED;
+
+/* The fault byte: 0 no fault, 1..FAULT_COUNT one fault, above that a mix of several. */
 static fault_set faults_from(uint8_t choice)
 {
-    unsigned pick = choice & 0x1F;
+    unsigned pick = choice;
     if (pick == 0)
         return 0;
     if (pick <= FAULT_COUNT)
@@ -140,16 +151,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
-    uint8_t config = data[0], rhythm = data[1];
-    data += 2, size -= 2;
+    if (size < 3)
+        return 0;
+    uint8_t config = data[0], rhythm = data[1], fault_choice = data[2];
+    data += 3, size -= 3;
 
     struct fcgi_limits limits = fcgi_limits_default();
     limits.max_reqs = (config & 0x40) ? 2 : 4096;
     limits.mpx = !(config & 0x80);
     limits.out_high_water = 4096; /* small, so backpressure happens often */
-    limits.faults = faults_from(config);
+    limits.faults = faults_from(fault_choice);
     struct fcgi_load load = {0};
-    struct run r = {.limits = &limits, .now = 1000};
+    struct run r = {.limits = &limits, .now = 1000, .check_framing = !(limits.faults & output_shape_faults)};
     r.c = fcgi_conn_new(&limits, &load, 1, (config & 0x20) != 0, r.now);
     if (!r.c)
         return 0;

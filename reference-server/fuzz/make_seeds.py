@@ -17,8 +17,8 @@ from harness.fcgi_codec import (  # noqa: E402
     stream_records,
 )
 
-# fuzz_conn reads a configuration byte and a pacing byte before the stream.
-CONN_PREFIX = b"\x00\x10"
+# fuzz_conn reads a configuration byte, a pacing byte and a fault byte before the stream.
+CONN_PREFIX = b"\x00\x10\x00"
 
 
 def request(request_id: int, query: str, stdin: bytes = b"", role: int = Role.RESPONDER, data: bytes | None = None) -> bytes:

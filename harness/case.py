@@ -52,6 +52,8 @@ SECTION_TITLES = {
 
 _CASE_ID = re.compile(r"^FCGI-(?P<section>[0-9A-Z]+(?:\.[0-9]+)*)-(?P<number>[0-9]+)$")
 LIVENESS_TIMEOUT = 5.0
+# How long a target that stopped answering gets to show its exit status.
+EXIT_GRACE = 1.0
 # The base wait every case timeout is written against (--fcgi-timeout's default).
 BASE_WAIT = 5.0
 
@@ -78,6 +80,11 @@ class Case:
     # Arguments the reference responder needs for this case to apply (e.g. --no-mpx
     # for CANT_MPX_CONN); the project's tests run the case against that reference.
     reference_args: tuple[str, ...] = ()
+    # The case sends what the spec calls a protocol error. Spec §7: "Depending upon
+    # the severity of the error, the application may either continue or exit with
+    # nonzero status": a target that exits (nonzero) after it is warned, not failed;
+    # one that crashes (a signal) or stops answering without exiting fails.
+    protocol_error: bool = False
 
     @property
     def sort_key(self) -> tuple[tuple[tuple[int, int | str], ...], int]:
@@ -104,6 +111,7 @@ def case(
     needs_probe_app: bool = False,
     catches: Sequence[str] = (),
     reference_args: Sequence[str] = (),
+    protocol_error: bool = False,
 ) -> Callable[[Callable[["CaseContext"], "str | None"]], Case]:
     """Decorator turning `def run(ctx) -> None | str` into a Case."""
     match = _CASE_ID.match(id)
@@ -122,6 +130,7 @@ def case(
             needs_probe_app=needs_probe_app,
             catches=tuple(catches),
             reference_args=tuple(reference_args),
+            protocol_error=protocol_error,
         )
 
     return wrap
@@ -275,7 +284,7 @@ def run_case(case: Case, target: Target, *, scale: float = 1.0, check_liveness: 
         ctx.close_all()
     outcome.duration = time.monotonic() - ctx.started
     if check_liveness and not target_unreachable:
-        _apply_liveness(outcome, target, scale)
+        _apply_liveness(outcome, target, scale, case.protocol_error)
     if outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         outcome.trace = ctx.traces()
         outcome.target_log = target.log_tail()
@@ -284,8 +293,9 @@ def run_case(case: Case, target: Target, *, scale: float = 1.0, check_liveness: 
     return outcome
 
 
-def _apply_liveness(outcome: Outcome, target: Target, scale: float) -> None:
-    """A target that no longer answers after a case fails it, whatever the case said."""
+def _apply_liveness(outcome: Outcome, target: Target, scale: float, protocol_error: bool = False) -> None:
+    """A target that no longer answers after a case fails it, whatever the case said,
+    except that after a protocol error an exit with nonzero status is only warned."""
     problem = liveness_probe(target, LIVENESS_TIMEOUT * scale)
     if problem is None:
         if outcome.verdict is Verdict.ERROR and "cannot connect" in outcome.actual:
@@ -294,6 +304,20 @@ def _apply_liveness(outcome: Outcome, target: Target, scale: float) -> None:
         return
     outcome.target_alive = False
     dead = f"target did not answer after the case: {problem}"
+    if protocol_error and outcome.verdict is not Verdict.UNSUPPORTED:
+        exited = _exited_after_protocol_error(target, problem)
+        if exited:
+            if outcome.verdict in (Verdict.FAIL, Verdict.ERROR):
+                # What the case saw was most likely the exit itself (a closed connection).
+                seen = f"the case saw: {outcome.actual}"
+                outcome.note = (outcome.note + "; " if outcome.note else "") + seen
+            outcome.verdict = Verdict.WARN
+            outcome.expected = [
+                "the application goes on serving after a protocol error (spec §7 also allows an exit with "
+                "nonzero status; then one bad peer takes the service down for every client)"
+            ]
+            outcome.actual = exited
+            return
     if outcome.verdict in (Verdict.FAIL, Verdict.ERROR):
         outcome.note = (outcome.note + "; " if outcome.note else "") + dead
         if outcome.verdict is Verdict.ERROR and "cannot connect" in outcome.actual:
@@ -303,6 +327,23 @@ def _apply_liveness(outcome: Outcome, target: Target, scale: float) -> None:
     outcome.expected = ["the target still answers a simple request after the case"]
     outcome.actual = dead
     outcome.note = ""
+
+
+def _exited_after_protocol_error(target: Target, problem: str) -> str | None:
+    """How the target went away, if that is the nonzero exit spec §7 allows; None
+    for a crash (killed by a signal), an exit with status 0, or a target that still
+    accepts connections but no longer answers."""
+    status = None
+    if isinstance(target, SpawnedTarget):
+        # The probe may have caught the process while it was exiting: give it a moment.
+        deadline = time.monotonic() + EXIT_GRACE
+        while (status := target.exit_status()) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    if status is not None:
+        return f"the application exited with status {status}" if status > 0 else None
+    if isinstance(target, SpawnedTarget) or "cannot connect" not in problem:
+        return None
+    return f"the target stopped accepting connections (exit status unknown): {problem}"
 
 
 def load_cases(paths: Sequence[Path | str]) -> list[Case]:

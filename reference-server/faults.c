@@ -122,6 +122,8 @@ static const struct fault_info fault_table[FAULT_COUNT] = {
         "started without --listen, does not serve the listening socket inherited on fd 0"},
     [FAULT_WEB_SERVER_ADDRS_IGNORED] = {"web-server-addrs-ignored",
         "ignores FCGI_WEB_SERVER_ADDRS and serves any peer"},
+    [FAULT_ABORT_ON_MALFORMED] = {"abort-on-malformed",
+        "the process aborts (SIGABRT) on malformed input, as libfcgi's assertion in fcgiapp.c does on name-value lengths past the end of PARAMS (CVE-2025-23016 family)"},
     [FAULT_CLOSE_WITH_RST] = {"close-with-rst",
         "closes connections with an RST instead of a graceful FIN, which can destroy the last response in flight (php-fpm before PR #1333)"},
     [FAULT_MAX_CONNS_OVERSTATED] = {"max-conns-overstated",

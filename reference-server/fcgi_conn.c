@@ -81,7 +81,7 @@ static void conn_malformed(struct fcgi_conn *c, const char *fmt, ...)
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
     conn_fail(c, "%s", reason);
-    if (fault(c, FAULT_EXIT_ON_MALFORMED))
+    if (fault(c, FAULT_EXIT_ON_MALFORMED) || fault(c, FAULT_ABORT_ON_MALFORMED))
         c->fatal = true;
 }
 
@@ -245,11 +245,11 @@ static bool sent_by_applications(uint8_t type)
 /* Input that is odd but tolerated; only exit-on-malformed makes it fatal. */
 static void conn_malformed_if_fault(struct fcgi_conn *c, const char *what, unsigned detail)
 {
-    if (!fault(c, FAULT_EXIT_ON_MALFORMED))
+    if (!fault(c, FAULT_EXIT_ON_MALFORMED) && !fault(c, FAULT_ABORT_ON_MALFORMED))
         return;
     char reason[96];
     snprintf(reason, sizeof(reason), what, detail);
-    conn_malformed(c, "%s (fault exit-on-malformed)", reason);
+    conn_malformed(c, "%s (fault exit-on-malformed or abort-on-malformed)", reason);
 }
 
 /* After an END_REQUEST: close once idle unless FCGI_KEEP_CONN asked otherwise. */

@@ -72,7 +72,8 @@ void fcgi_conn_tick(struct fcgi_conn *c, uint64_t now_ms);
 enum fcgi_conn_state fcgi_conn_state(const struct fcgi_conn *c);
 /* Why the connection is closing, for the log ("" when it closes normally). */
 const char *fcgi_conn_close_reason(const struct fcgi_conn *c);
-/* Fault exit-on-malformed: the input was malformed and the process must exit. */
+/* Faults exit-on-malformed, abort-on-malformed: the input was malformed and the
+ * process must exit (or abort). */
 bool fcgi_conn_fatal(const struct fcgi_conn *c);
 /* No request is active. */
 bool fcgi_conn_idle(const struct fcgi_conn *c);

@@ -146,6 +146,8 @@ static bool service(struct server *s, struct server_conn *sc)
 {
     if (fcgi_conn_fatal(sc->fc)) {
         fprintf(stderr, "fcgispec-responder: exiting: %s\n", fcgi_conn_close_reason(sc->fc));
+        if (fault(s, FAULT_ABORT_ON_MALFORMED))
+            abort();
         _exit(70);
     }
     for (;;) {

@@ -329,7 +329,8 @@ def _reaction(conn: FcgiConnection, request_id: int, seconds: float) -> str:
     title="A request in version 0 or 2 records: what the target does (ignore, close or serve)",
     requirement="version: Identifies the FastCGI protocol version. This specification documents FCGI_VERSION_1.",
     level=Level.UNSPECIFIED,
-    catches=("exit-on-malformed",),
+    catches=("exit-on-malformed", "abort-on-malformed"),
+    protocol_error=True,
 )
 def unknown_version(ctx: CaseContext) -> str:
     notes: list[str] = []

@@ -296,6 +296,7 @@ APPLICATION_OUTPUT = (RecordType.STDOUT, RecordType.STDERR, RecordType.END_REQUE
     "Application records have a nonzero requestId.",
     level=Level.REQUIRED,
     catches=("begin-id-zero-served",),
+    protocol_error=True,
 )
 def null_id_request_not_served(ctx: CaseContext) -> str:
     conn = ctx.connect()

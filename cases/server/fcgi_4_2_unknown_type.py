@@ -78,7 +78,8 @@ def _describe_records(records: list[Record]) -> str:
     "Records of other types can only be sent by the application to the Web server. (Appendix A; what an "
     "application does when it receives one is not specified.)",
     level=Level.UNSPECIFIED,
-    catches=("exit-on-malformed",),
+    catches=("exit-on-malformed", "abort-on-malformed"),
+    protocol_error=True,
 )
 def web_server_bound_types(ctx: CaseContext) -> str:
     stimuli = _web_server_bound_stimuli()

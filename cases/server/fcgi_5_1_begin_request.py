@@ -191,7 +191,8 @@ BAD_BEGIN_SIZES = (0, 7, 9, 16)
     "unsigned char roleB1; unsigned char roleB0; unsigned char flags; unsigned char reserved[5]; } "
     "FCGI_BeginRequestBody;",
     level=Level.UNSPECIFIED,
-    catches=("exit-on-malformed",),
+    catches=("exit-on-malformed", "abort-on-malformed"),
+    protocol_error=True,
 )
 def begin_body_wrong_length(ctx: CaseContext) -> str:
     conns = []
@@ -217,7 +218,8 @@ def begin_body_wrong_length(ctx: CaseContext) -> str:
     requirement="A request ID R becomes active when the application receives a record {FCGI_BEGIN_REQUEST, R, ...} "
     "and becomes inactive when the application sends a record {FCGI_END_REQUEST, R, ...} to the Web server.",
     level=Level.UNSPECIFIED,
-    catches=("exit-on-malformed",),
+    catches=("exit-on-malformed", "abort-on-malformed"),
+    protocol_error=True,
 )
 def duplicate_begin(ctx: CaseContext) -> str:
     conn = ctx.connect()

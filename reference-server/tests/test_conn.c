@@ -2376,6 +2376,23 @@ static void check_exit_on_malformed(struct test_counts *tc, const struct wire *w
     runs_free(&good, &bad);
 }
 
+/* abort-on-malformed shares exit-on-malformed's fatal flag; the server aborts
+ * instead of exiting (tested at the process level). */
+static void fault_abort_on_malformed(struct test_counts *tc)
+{
+    struct wire w;
+    wire_init(&w);
+    put_record_v(&w, 2, FCGI_GET_VALUES, 0, NULL, 0);
+    struct run good, bad;
+    run_wire(tc, 0, &w, &good);
+    run_wire(tc, with(FAULT_ABORT_ON_MALFORMED), &w, &bad);
+    CHECK(!good.fatal);
+    CHECK(bad.fatal);
+    CHECK_EQ_U(bad.state, FCGI_CONN_CLOSING);
+    runs_free(&good, &bad);
+    buf_free(&w.b);
+}
+
 static void fault_exit_on_malformed(struct test_counts *tc)
 {
     struct wire w;
@@ -3496,6 +3513,7 @@ static const test_fn fault_tests[FAULT_COUNT] = {
     [FAULT_SPLIT_HEADER_LOST] = fault_split_header_lost,
     [FAULT_BEGIN_ID_ZERO_SERVED] = fault_begin_id_zero_served,
     [FAULT_EXIT_ON_MALFORMED] = fault_exit_on_malformed,
+    [FAULT_ABORT_ON_MALFORMED] = fault_abort_on_malformed,
     [FAULT_NV_LONG_FORM_SHORT_REJECTED] = fault_nv_long_form_short_rejected,
     [FAULT_PARAMS_8K_BUFFER] = fault_params_8k_buffer,
     [FAULT_PARAMS_CUT_AT_NUL] = fault_params_cut_at_nul,

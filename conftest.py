@@ -28,6 +28,9 @@ from harness.report import CaseResult, format_details, format_report, format_sum
 from harness.targets import Target, TargetError, parse_target  # noqa: E402
 from harness.verdicts import Level, Outcome, Verdict  # noqa: E402
 
+# The HTTP client suite (cases/client/, --client) is a plugin of its own.
+pytest_plugins = ["harness.pytest_client_plugin"]
+
 CASES_DIR = ROOT / "cases"
 REPORT_ATTRIBUTE = "fcgispec_result"
 
@@ -35,7 +38,8 @@ REPORT_ATTRIBUTE = "fcgispec_result"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fcgispec", "FastCGI conformance suite")
     group.addoption("--target", default="reference", metavar="SPEC",
-                    help="reference (default), tcp:HOST:PORT, unix:PATH or cmd:'COMMAND {port}'")
+                    help="reference (default), a named server (php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi), "
+                         "tcp:HOST:PORT, unix:PATH or cmd:'COMMAND {port}'")
     group.addoption("--case", action="append", default=[], metavar="PREFIX",
                     help="run only cases whose id starts with PREFIX (FCGI-3.3 = a section); repeatable")
     # pytest owns --strict (a deprecated alias of --strict-markers); fcgispec reads it too,

@@ -14,7 +14,8 @@ from typing import Mapping
 
 from harness.case import _id_matches
 
-_ID = re.compile(r"^FCGI-[0-9A-Z]+(?:[.-][0-9]+)*[.-]?$")
+# FCGI-3.3-7, FCGI-6.3 (a section), CLI-REUSE-4, REPLAY-nginx-..., REG-php-72185-...
+_ID = re.compile(r"^[A-Z]+(?:-[A-Z]+)*-[0-9A-Za-z][0-9A-Za-z.-]*$")
 
 
 class ExclusionError(ValueError):
@@ -33,7 +34,7 @@ def parse_exclusions(text: str, source: str = "exclude file") -> dict[str, str]:
             case_id, _, rest = case_id.partition("\t")
             reason = f"{rest} {reason}"
         if not _ID.match(case_id):
-            raise ExclusionError(f"{source}:{number}: {case_id!r} is not a case id like FCGI-3.3-7")
+            raise ExclusionError(f"{source}:{number}: {case_id!r} is not a case id like FCGI-3.3-7 or CLI-REUSE-4")
         table[case_id] = reason.strip() or "no reason given"
     return table
 

@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "faults.h"
 #include "listener.h"
 #include "server.h"
 
 #define MAX_LISTENERS 8
+#define FD_LIMIT_WANTED 65536
 
 static void usage(FILE *out)
 {
@@ -57,6 +59,21 @@ static bool parse_roles(const char *list, unsigned *mask)
             return false;
     }
     return true;
+}
+
+/* Each connection is a descriptor: raise the soft limit to the hard one (capped),
+ * so that --max-conns, not a default of 1024 descriptors, is what limits us. */
+static void raise_fd_limit(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return;
+    rlim_t wanted = limit.rlim_max == RLIM_INFINITY || limit.rlim_max > FD_LIMIT_WANTED ? FD_LIMIT_WANTED
+                                                                                          : limit.rlim_max;
+    if (limit.rlim_cur < wanted) {
+        limit.rlim_cur = wanted;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
 }
 
 int main(int argc, char **argv)
@@ -145,6 +162,7 @@ int main(int argc, char **argv)
     }
     if (!quiet)
         config.limits.log = server_log_conn;
+    raise_fd_limit();
 
     struct listener listeners[MAX_LISTENERS];
     for (size_t i = 0; i < listen_count; i++) {

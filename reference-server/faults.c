@@ -29,8 +29,8 @@ static const struct fault_info fault_table[FAULT_COUNT] = {
     [FAULT_PADDING_NOT_SKIPPED] = {"padding-not-skipped",
                                    "reads the padding of inbound records as the next record header"},
     [FAULT_NV_LONG_LENGTH_1BYTE] = {"nv-long-length-1byte",
-                                    "reads 4-byte name-value lengths from their last byte only (the 127/128 "
-                                    "boundary bugs: nginx PR #1648, h2o #3204, Monkey PR #278)"},
+                                    "reads every name-value length as one byte, so 128 and longer misframe the params "
+                                    "(the 127/128 boundary bugs: nginx PR #1648, h2o #3204, Monkey PR #278)"},
     [FAULT_PARAMS_SPLIT_PAIR_LOST] = {"params-split-pair-lost",
                                       "decodes each PARAMS record alone, losing pairs that straddle records"},
     [FAULT_STDIN_FIRST_RECORD_ONLY] = {"stdin-first-record-only",

@@ -507,8 +507,10 @@ static bool append_whole_pairs(struct byte_queue *stream, const uint8_t *content
     return byte_queue_append(stream, content, pos);
 }
 
-/* One pair, with 4-byte lengths taken from their last byte (fault nv-long-length-1byte). */
-static enum fcgi_decode_status decode_pair_misreading_long_lengths(const uint8_t *buf, size_t len,
+/* One pair as a reader that knows only 1-byte lengths decodes it: a length byte
+ * with the top bit set is taken alone, as its low 7 bits (fault nv-long-length-1byte:
+ * the 127/128 boundary bugs, where 128 reads as 0 and the rest misframes). */
+static enum fcgi_decode_status decode_pair_with_1byte_lengths(const uint8_t *buf, size_t len,
                                                                    struct fcgi_nv *out, size_t *consumed)
 {
     size_t pos = 0;
@@ -516,14 +518,7 @@ static enum fcgi_decode_status decode_pair_misreading_long_lengths(const uint8_t
     for (int i = 0; i < 2; i++) {
         if (pos >= len)
             return FCGI_DECODE_NEED_MORE;
-        if (buf[pos] & 0x80) {
-            if (len - pos < 4)
-                return FCGI_DECODE_NEED_MORE;
-            lengths[i] = buf[pos + 3];
-            pos += 4;
-        } else {
-            lengths[i] = buf[pos++];
-        }
+        lengths[i] = buf[pos++] & 0x7f;
     }
     if (lengths[0] > len - pos || lengths[1] > len - pos - lengths[0])
         return FCGI_DECODE_BAD_LENGTH;
@@ -555,7 +550,7 @@ static enum fcgi_decode_status decode_pair(const struct fcgi_conn *c, const uint
                                            struct fcgi_nv *out, size_t *consumed)
 {
     if (fault(c, FAULT_NV_LONG_LENGTH_1BYTE))
-        return decode_pair_misreading_long_lengths(buf, len, out, consumed);
+        return decode_pair_with_1byte_lengths(buf, len, out, consumed);
     if (fault(c, FAULT_NV_LONG_FORM_SHORT_REJECTED) && short_length_in_long_form(buf, len))
         return FCGI_DECODE_BAD_LENGTH;
     return fcgi_nv_decode(buf, len, out, consumed);

@@ -23,7 +23,10 @@ from harness.report import CaseResult, format_case_line, format_details, format_
 from harness.verdicts import HarnessError, Level, Outcome, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIENT_CASES_DIR = ROOT / "cases" / "client"
+# Client cases live in cases/client/; regressions of real HTTP-client bugs sit with the
+# other regressions in cases/regressions/ (the server plugin skips their ClientCase objects).
+CLIENT_CASE_DIRS = (ROOT / "cases" / "client", ROOT / "cases" / "regressions")
+CLIENT_ID_PREFIXES = ("CLI", "REG")
 REPORT_ATTRIBUTE = "fcgispec_client_result"
 
 
@@ -47,7 +50,7 @@ def _strict(config: pytest.Config) -> bool:
 
 
 def _selected(case: ClientCase, prefixes: list[str]) -> bool:
-    wanted = [p for p in prefixes if p.startswith("CLI")]
+    wanted = [p for p in prefixes if p.startswith(CLIENT_ID_PREFIXES)]
     if prefixes and not wanted:
         return False
     return not wanted or any(_matches(case.id, p) for p in wanted)
@@ -200,9 +203,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix != ".py" or file_path.name.startswith(("test_", "_")):
         return None
-    try:
-        file_path.resolve().relative_to(CLIENT_CASES_DIR)
-    except ValueError:
+    resolved = file_path.resolve()
+    if not any(resolved.is_relative_to(directory) for directory in CLIENT_CASE_DIRS):
         return None
     return ClientCaseFile.from_parent(parent, path=file_path)
 

@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from harness.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
 from harness.fcgi_client import ConnectionClosed, FcgiConnection, FcgiTimeout, Response, request
 from harness.liveness import detect_probe_app, liveness_probe
+from harness.probe_app import probing
 from harness.targets import SpawnedTarget, Target, TargetError, TargetUnreachable
 from harness.verdicts import (
     HarnessError,
@@ -48,9 +49,15 @@ SECTION_TITLES = {
     "6.4": "Filter",
     "7": "Errors",
     "A": "Table of Properties",
+    # Not spec sections: captured traffic replayed (cases/replay/), real bugs (cases/regressions/).
+    "REPLAY": "Replay of captured web-server traffic",
+    "REG": "Regressions: real-world bugs",
 }
 
 _CASE_ID = re.compile(r"^FCGI-(?P<section>[0-9A-Z]+(?:\.[0-9]+)*)-(?P<number>[0-9]+)$")
+# REPLAY-nginx-sequential-keepalive, REG-php-72185-empty-stdout: the prefix is the section, then a name.
+_NAMED_ID = re.compile(r"^(?P<section>REPLAY|REG)-(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)$")
+_NAMED_ORDER = {"REPLAY": 2, "REG": 3}  # after the spec sections
 LIVENESS_TIMEOUT = 5.0
 # How long a target that stopped answering gets to show its exit status.
 EXIT_GRACE = 1.0
@@ -95,7 +102,10 @@ def case_id_sort_key(case_id: str) -> tuple[tuple[tuple[int, int | str], ...], i
     """Spec order: numbered sections numerically, lettered ones (Appendix A) after them."""
     match = _CASE_ID.match(case_id)
     if not match:
-        return (((2, case_id),), 0)
+        named = _NAMED_ID.match(case_id)
+        if named:
+            return (((_NAMED_ORDER[named["section"]], named["name"]),), 0)
+        return (((9, case_id),), 0)
     # (0, n) before (1, "A"): ints and strs never meet in a comparison.
     parts = tuple((0, int(p)) if p.isdigit() else (1, p) for p in match["section"].split("."))
     return (parts, int(match["number"]))
@@ -114,9 +124,9 @@ def case(
     protocol_error: bool = False,
 ) -> Callable[[Callable[["CaseContext"], "str | None"]], Case]:
     """Decorator turning `def run(ctx) -> None | str` into a Case."""
-    match = _CASE_ID.match(id)
+    match = _CASE_ID.match(id) or _NAMED_ID.match(id)
     if not match:
-        raise ValueError(f"case id {id!r} is not of the form FCGI-<section>-<n>")
+        raise ValueError(f"case id {id!r} is not of the form FCGI-<section>-<n>, REPLAY-<name> or REG-<name>")
 
     def wrap(run: Callable[["CaseContext"], "str | None"]) -> Case:
         return Case(
@@ -222,6 +232,47 @@ class CaseContext:
         if self.target.has_probe_app is False:
             raise Unsupported("the target does not implement the probe app")
 
+    def require_probe_feature(self, feature: str) -> None:
+        """For a check that relies on a part of the probe contract its platform may not offer.
+
+        A named target lists what its probe app cannot do in `probe_limitations` (keys in
+        harness/named_targets.py: "app_status", "echo", "params-order", ...): the case is then
+        unsupported with that reason instead of failing the server for its platform.
+        """
+        self.require_probe_app()
+        reason = (getattr(self.target, "probe_limitations", None) or {}).get(feature)
+        if reason:
+            raise Unsupported(f"the probe app on this target cannot do {feature}: {reason}")
+
+    def probe_can(self, feature: str) -> bool:
+        """Whether the target's probe app offers this part of the probe contract (see require_probe_feature)."""
+        return self.has_probe_app and feature not in (getattr(self.target, "probe_limitations", None) or {})
+
+    def params_match(
+        self, reported: Sequence[tuple[bytes, bytes]], sent: Sequence[tuple[bytes, bytes]]
+    ) -> bool:
+        """Whether the probe reported the params sent, as far as its platform can tell.
+
+        Exact (names, values, order, duplicates) unless the target's probe_limitations say
+        otherwise: "params-order" compares in any order, "params-duplicates" keeps a repeated
+        name's last value, "params-all" leaves out the names the platform hides from the app
+        (target.param_unreported(name)) and those it adds itself. Bytes are always compared
+        exactly.
+        """
+        limits = getattr(self.target, "probe_limitations", None) or {}
+        hidden = getattr(self.target, "param_unreported", None) if "params-all" in limits else None
+        sent_names = {name for name, _ in sent}
+
+        def view(params: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+            pairs = [(name, value) for name, value in params if not (hidden and hidden(name))]
+            if "params-all" in limits:  # the platform may also add params of its own: those are not judged
+                pairs = [(name, value) for name, value in pairs if name in sent_names]
+            if "params-duplicates" in limits:
+                pairs = list(dict(pairs).items())  # first position, last value
+            return sorted(pairs) if "params-order" in limits else pairs
+
+        return view(reported) == view(sent)
+
     def close_all(self) -> None:
         for conn in self.connections:
             conn.close()
@@ -235,8 +286,19 @@ class CaseContext:
         return "\n".join(conn.format_trace(limit) for conn in self.connections)
 
 
-def run_case(case: Case, target: Target, *, scale: float = 1.0, check_liveness: bool = True) -> Outcome:
-    """Run one case against a started target and judge it."""
+def run_case(
+    case: Case, target: Target, *, scale: float = 1.0, check_liveness: bool = True, keep_trace: bool = False
+) -> Outcome:
+    """Run one case against a started target and judge it.
+
+    The records exchanged are kept in the outcome for a verdict other than pass or
+    unsupported, and for every verdict with keep_trace (the compatibility matrix's evidence).
+    """
+    with probing(target):  # probe_params sends the SCRIPT_FILENAME this target's probe app needs
+        return _run_case(case, target, scale, check_liveness, keep_trace)
+
+
+def _run_case(case: Case, target: Target, scale: float, check_liveness: bool, keep_trace: bool) -> Outcome:
     if target.has_probe_app is None:
         # Found out once per target, as the pytest plugin does: cases branch on it.
         target.has_probe_app = detect_probe_app(target, LIVENESS_TIMEOUT * scale)
@@ -285,7 +347,7 @@ def run_case(case: Case, target: Target, *, scale: float = 1.0, check_liveness: 
     outcome.duration = time.monotonic() - ctx.started
     if check_liveness and not target_unreachable:
         _apply_liveness(outcome, target, scale, case.protocol_error)
-    if outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
+    if keep_trace or outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         outcome.trace = ctx.traces()
         outcome.target_log = target.log_tail()
         if variant_logs:

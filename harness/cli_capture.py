@@ -8,6 +8,8 @@
     export FILE [-o OUT] [--no-timing]          a bug-report-ready text: a summary, then the transcript
     capture --server NAME[,NAME] --scenario NAME[,NAME]|all -o DIR [--target SPEC]
         run real web servers in front of the target through the proxy (golden captures)
+    new-regression FILE --name NAME --description TEXT [--port N] [--answers reference|capture] [--force]
+        a regression case skeleton from a transcript or pcap (cases/regressions/, harness/regression_skeleton.py)
 
 Each prints what it did on stderr and returns an exit status (main(argv) -> int).
 """
@@ -182,6 +184,23 @@ def cmd_capture(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_new_regression(args: argparse.Namespace) -> int:
+    from harness.regression_skeleton import SkeletonError, new_regression
+
+    try:
+        case_file, transcript_file = new_regression(args.file, name=args.name, description=args.description,
+                                                    port=args.port, force=args.force, answers=args.answers)
+    except SkeletonError as error:
+        print(f"new-regression: {error}", file=sys.stderr)
+        return 2
+    for path in (case_file, transcript_file):
+        print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", file=sys.stderr)
+    print(f"next: fill in SOURCE, the requirement and catches= in {case_file.name}, trim the transcript, then\n"
+          f"  ./fcgispec --case REG-{args.name} --target reference          (must pass)\n"
+          f"  ./fcgispec --case REG-{args.name} --target 'reference --fault NAME'   (must fail)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fcgispec", description="capture, replay and import FastCGI traffic")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +240,17 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("--target", default="reference", metavar="SPEC")
     cap.add_argument("-o", "--output", default=str(ROOT / "fixtures" / "captures"), metavar="DIR")
     cap.set_defaults(run=cmd_capture)
+
+    regression = sub.add_parser("new-regression", help="a regression case skeleton from a transcript or pcap")
+    regression.add_argument("file", help="a transcript, or a pcap/pcapng (then --port)")
+    regression.add_argument("--name", required=True, help="php-12345-short-name: the case is REG-NAME")
+    regression.add_argument("--description", required=True, help="one line: what the bug is")
+    regression.add_argument("--port", type=int, help="the FastCGI application's TCP port (pcap input)")
+    regression.add_argument("--force", action="store_true", help="replace an existing case of that name")
+    regression.add_argument("--answers", choices=("reference", "capture"), default="reference",
+                            help="the application side: the reference responder's answers (default; a capture of "
+                                 "the buggy server holds wrong ones) or the captured ones")
+    regression.set_defaults(run=cmd_new_regression)
     return parser
 
 

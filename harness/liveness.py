@@ -16,7 +16,7 @@ from harness.fcgi_codec import (
     encode_record,
     stream_records,
 )
-from harness.probe_app import ProbeError, parse_cgi, parse_probe_report, probe_params, probe_query
+from harness.probe_app import ProbeError, parse_cgi, parse_probe_report, probe_params, probe_query, target_script_filename
 from harness.targets import SpawnedTarget, Target, TargetUnreachable
 
 LIVENESS_REQUEST_ID = 1
@@ -33,7 +33,7 @@ def liveness_probe(target: Target, timeout: float) -> str | None:
     try:
         conn.send_records(
             [encode_record(RecordType.BEGIN_REQUEST, LIVENESS_REQUEST_ID, begin_request_body(Role.RESPONDER, 0))]
-            + stream_records(RecordType.PARAMS, LIVENESS_REQUEST_ID, encode_params(probe_params()))
+            + stream_records(RecordType.PARAMS, LIVENESS_REQUEST_ID, encode_params(probe_params(script_filename=target_script_filename(target))))
             + stream_records(RecordType.STDIN, LIVENESS_REQUEST_ID, b"")
         )
         # Any END_REQUEST shows the target is alive: judging its id or shape is the cases' job.
@@ -54,13 +54,18 @@ def _with_exit(target: Target, problem: str) -> str:
 
 
 def detect_probe_app(target: Target, timeout: float = 5.0) -> bool:
-    """Ask the target a probe question; a well-formed probe report means it has the probe app."""
+    """Ask the target a probe question; a well-formed probe report means it has the probe app.
+
+    Only for targets that do not say (has_probe_app None: tcp:, unix:, cmd:); named
+    targets and the reference know they have it.
+    """
+    params = probe_params(probe_query(status=200), script_filename=target_script_filename(target))
     try:
         conn = target.connect(timeout=timeout, label="probe-app detection")
     except TargetUnreachable:
         return False
     try:
-        response = request(conn, LIVENESS_REQUEST_ID, probe_params(probe_query(status=200)), b"fcgispec", keep_conn=False, timeout=timeout)
+        response = request(conn, LIVENESS_REQUEST_ID, params, b"fcgispec", keep_conn=False, timeout=timeout)
         if response.end is None or response.end.protocol_status != ProtocolStatus.REQUEST_COMPLETE:
             return False
         report = parse_probe_report(parse_cgi(response.stdout).body)

@@ -9,7 +9,10 @@ the temporary files and any socket file left behind.
 
 What a platform cannot do of the probe contract (README "The probe app") is listed in its
 `limitations`, keyed by the names below, so that a case can report `unsupported` for it
-instead of failing the server: `target.probe_limitations` on a started target.
+instead of failing the server: `target.probe_limitations` on a started target, read by
+CaseContext.require_probe_feature / probe_can / params_match. A limitation is what the
+probe app cannot see or do on its platform; what the server does on the wire is never one
+(a server that takes a role it cannot serve, or loses bytes, is judged, not excused).
 
 Targets whose probe must be compiled (go-fcgi, libfcgi) are built by build_named_target(),
 which does nothing when the binary is newer than its sources.
@@ -50,7 +53,8 @@ LIMIT_SHORT_STDIN = "short-stdin"  # STDIN shorter than CONTENT_LENGTH is not an
 LIMIT_STDERR = "err"  # err=TEXT does not arrive on FCGI_STDERR as TEXT
 LIMIT_APP_STATUS = "app_status"  # END_REQUEST appStatus cannot be set
 LIMIT_ECHO = "echo"  # STDIN is not echoed while it arrives
-LIMIT_ROLES = "roles"  # roles other than Responder are not told apart (no UNKNOWN_ROLE, no authorizer/filter app)
+LIMIT_AUTHORIZER = "authorizer"  # the probe cannot play the Authorizer role as the reference does
+LIMIT_FILTER = "filter"  # the probe cannot play the Filter role (FCGI_DATA echoed) as the reference does
 
 BUILD_DIR = Path("build") / "named-targets"
 
@@ -71,6 +75,8 @@ class NamedTarget:
     script_filename: str | None
     factory: Callable[..., "NamedSpawnedTarget"] = field(repr=False)
     needs_build: bool = False
+    # With LIMIT_PARAMS_ALL: the param names the platform keeps from the app (never reported).
+    unreported_params: Callable[[bytes], bool] | None = field(default=None, repr=False)
 
     def make(self, root: Path, **options: object) -> "NamedSpawnedTarget":
         """A new, not yet started, instance (options: unix=True for a unix socket, env=...)."""
@@ -116,6 +122,11 @@ class NamedSpawnedTarget(SpawnedTarget):
         self.workdir: str | None = None
         self._address: tuple[int, object] | None = None
         self.description = self._describe()
+
+    def param_unreported(self, name: bytes) -> bool:
+        """Whether the platform keeps this param from the probe app (LIMIT_PARAMS_ALL)."""
+        hidden = self.named.unreported_params
+        return bool(hidden and hidden(name))
 
     # --- what each server defines -------------------------------------------------------
 
@@ -180,10 +191,9 @@ class NamedSpawnedTarget(SpawnedTarget):
         return self._address
 
     def startup_params(self) -> list[tuple[bytes | str, bytes | str]]:
-        params = probe_params(probe_query(status=200), "POST", content_length=len(STARTUP_STDIN))
-        if self.script_filename is not None:
-            params = [(n, self.script_filename) if n == "SCRIPT_FILENAME" else (n, v) for n, v in params]
-        return params
+        return probe_params(
+            probe_query(status=200), "POST", content_length=len(STARTUP_STDIN), script_filename=self.script_filename
+        )
 
     def _wait_until_answered(self, timeout: float) -> None:
         """Until a probe request gets a probe report (the server is up and the probe app works)."""
@@ -520,10 +530,10 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
             LIMIT_SHORT_STDIN: "php-fpm waits for the rest of a body shorter than CONTENT_LENGTH: no answer at all",
             LIMIT_STDERR: "err=TEXT goes through error_log(): FCGI_STDERR carries 'PHP message: TEXT'",
             LIMIT_APP_STATUS: "END_REQUEST appStatus is always 0",
-            LIMIT_ROLES: "php-fpm serves only the Responder role",
         },
         script_filename="fixtures/targets/php-fpm/probe.php",
         factory=PhpFpmTarget,
+        unreported_params=lambda name: name in (b"USER", b"HOME"),
     ),
     "go-fcgi": NamedTarget(
         name="go-fcgi",
@@ -536,11 +546,11 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
             "HTTP_*, CONTENT_*, REMOTE_*); SCRIPT_NAME, PATH_INFO and REMOTE_HOST are not visible",
             LIMIT_STDERR: "a net/http handler cannot write FCGI_STDERR",
             LIMIT_APP_STATUS: "END_REQUEST appStatus is always 0",
-            LIMIT_ROLES: "net/http/fcgi serves only the Responder role",
         },
         script_filename=None,
         factory=GoFcgiTarget,
         needs_build=True,
+        unreported_params=lambda name: name in (b"SCRIPT_NAME", b"PATH_INFO", b"REMOTE_HOST"),
     ),
     "libfcgi": NamedTarget(
         name="libfcgi",
@@ -548,7 +558,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
         packages=("libfcgi-dev", "libssl-dev", "cmake", "gcc"),
         limitations={
             LIMIT_PARAMS_BYTES: _LIBFCGI_BYTES,
-            LIMIT_ROLES: "libfcgi hands every role to the app: the probe answers them all",
         },
         script_filename=None,
         factory=LibfcgiTarget,
@@ -562,10 +571,11 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
             LIMIT_PARAMS_BYTES: _LIBFCGI_BYTES,
             LIMIT_PARAMS_ALL: "a PATH param equal to /usr/bin:/bin at the end is taken for fcgiwrap's own and left out",
             LIMIT_APP_STATUS: "the CGI's exit status does not reach END_REQUEST (appStatus 0)",
-            LIMIT_ROLES: "fcgiwrap runs the CGI for every role",
+            LIMIT_STDERR: "fcgiwrap turns every LF of the CGI's stderr into CRLF on FCGI_STDERR",
         },
         script_filename="fixtures/targets/fcgiwrap/probe.cgi",
         factory=FcgiwrapTarget,
+        unreported_params=lambda name: name == b"PATH",
     ),
     "perl-fcgi": NamedTarget(
         name="perl-fcgi",
@@ -576,7 +586,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
             LIMIT_PARAMS_DUPLICATES: "FCGI.pm hands params over as a hash: a repeated name is reported once, the last value",
             LIMIT_PARAMS_BYTES: _LIBFCGI_BYTES,
             LIMIT_APP_STATUS: "FCGI.pm has no call to set END_REQUEST appStatus (always 0)",
-            LIMIT_ROLES: "FCGI.pm hands every role to the app: the probe answers them all",
         },
         script_filename=None,
         factory=PerlFcgiTarget,
@@ -591,10 +600,10 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
             LIMIT_STDIN_CONTENT_LENGTH: "uwsgi reads STDIN only up to CONTENT_LENGTH (nothing without it)",
             LIMIT_STDERR: "wsgi.errors goes to uwsgi's log, not FCGI_STDERR",
             LIMIT_APP_STATUS: "END_REQUEST appStatus is uwsgi's (0)",
-            LIMIT_ROLES: "uwsgi serves only the Responder role",
         },
         script_filename=None,
         factory=UwsgiTarget,
+        unreported_params=lambda name: b"." in name,
     ),
 }
 

@@ -5,6 +5,12 @@ probe) is steered by QUERY_STRING (k=v&k=v, percent-encoded values):
 status=NNN, out=N (N bytes of a-z pattern instead of the report), err=TEXT
 (on STDERR), delay=MS, app_status=N, echo=1 (echo STDIN to STDOUT as it
 arrives). Its default body is a JSON report of what it received.
+
+Some probe apps live at a path of their own (php-fpm runs the PHP file named by
+SCRIPT_FILENAME, fcgiwrap the CGI): such a target says which in
+`target.script_filename`, and probe_params sends it while `probing(target)` is in
+effect (run_case does this for the whole case, the liveness probe and capability
+discovery for theirs), so that cases need not know.
 """
 
 from __future__ import annotations
@@ -12,13 +18,38 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from harness.fcgi_codec import CodecError
 
 PROBE_SCRIPT_NAME = "/probe"
 PROBE_SCRIPT_FILENAME = "/fcgispec/probe"
+
+# The SCRIPT_FILENAME probe_params sends by default: the target's while probing(target).
+_script_filename: ContextVar[str] = ContextVar("fcgispec_probe_script_filename", default=PROBE_SCRIPT_FILENAME)
+
+
+def target_script_filename(target: object) -> str:
+    """The SCRIPT_FILENAME a target's probe app needs (the suite's default when any will do)."""
+    return getattr(target, "script_filename", None) or PROBE_SCRIPT_FILENAME
+
+
+def probe_script_filename() -> str:
+    """The SCRIPT_FILENAME probe_params sends now (for params a case builds by hand)."""
+    return _script_filename.get()
+
+
+@contextmanager
+def probing(target: object) -> Iterator[str]:
+    """Within the block, probe_params sends the SCRIPT_FILENAME this target's probe app needs."""
+    token = _script_filename.set(target_script_filename(target))
+    try:
+        yield _script_filename.get()
+    finally:
+        _script_filename.reset(token)
 
 
 class ProbeError(CodecError):
@@ -36,11 +67,13 @@ def probe_params(
     extra: Iterable[tuple[bytes | str, bytes | str]] = (),
     *,
     content_length: int | None = None,
+    script_filename: str | None = None,
 ) -> list[tuple[bytes | str, bytes | str]]:
     """The CGI params a web server would send for a request to the probe app.
 
     CONTENT_LENGTH is included when there is a body (content_length given);
-    extra pairs are appended after the standard ones, in order.
+    extra pairs are appended after the standard ones, in order. SCRIPT_FILENAME is
+    script_filename, else the target's inside probing(target), else /fcgispec/probe.
     """
     params: list[tuple[bytes | str, bytes | str]] = [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
@@ -53,7 +86,7 @@ def probe_params(
         ("REQUEST_METHOD", method),
         ("REQUEST_URI", PROBE_SCRIPT_NAME + (f"?{query}" if query else "")),
         ("SCRIPT_NAME", PROBE_SCRIPT_NAME),
-        ("SCRIPT_FILENAME", PROBE_SCRIPT_FILENAME),
+        ("SCRIPT_FILENAME", script_filename or _script_filename.get()),
         ("DOCUMENT_ROOT", "/fcgispec"),
         ("QUERY_STRING", query),
     ]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from harness.fcgi_client import (
@@ -401,6 +402,11 @@ class _ConnectionReplay:
                 f"(sent for this request: {summary})",
                 captured.number, captured.begin_position)
         if app_closes_here:
+            if how != "eof" and self.requests and not self.capture_app_reset():
+                last = max(self.requests.values(), key=lambda r: r.captured.number)
+                self.diverge(f"{self.where(last)}: the target reset the connection (RST) where the captured "
+                             "application closed it (FIN); an RST can destroy the last response before the web "
+                             "server reads it", last.captured.number)
             return
         if not self.requests:
             self.diverge(f"the target {what} before any request was answered")
@@ -417,6 +423,11 @@ class _ConnectionReplay:
         steps = self.plan.steps
         limit = steps[self.step_index + 1].position if self.step_index + 1 < len(steps) else len(self.plan.connection.items)
         return any(position < limit for position in self.plan.app_close_positions)
+
+    def capture_app_reset(self) -> bool:
+        """Did the captured application reset (rather than close) the connection?"""
+        items = self.plan.connection.items
+        return any(getattr(items[p], "how", "") == "RST" for p in self.plan.app_close_positions)
 
     # -- sending ------------------------------------------------------------------
 
@@ -574,11 +585,17 @@ def replay(
     writes: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     source: str = "transcript",
+    first_only: bool = False,
 ) -> ReplayResult:
-    """Replay every connection of a transcript against a started target."""
+    """Replay every connection of a transcript against a started target.
+
+    first_only: stop at the first connection that diverges (a case's verdict needs no more).
+    """
     level = "protocol and content" if content else "protocol level"
     result = ReplayResult(source, target.description, level)
     for connection in transcript.connections:
+        if first_only and not result.ok:
+            break
         plan = plan_connection(connection, writes=writes or timing)
         if not plan.steps:
             continue
@@ -599,6 +616,75 @@ def replay(
         result.connections.append(ConnectionResult(connection.number, len(plan.requests), answered, run.divergence))
     return result
 
+
+
+# -- replay as a case (cases/replay/, cases/regressions/) --------------------------------------------
+
+# "1" compares stdout/stderr/appStatus with the capture whatever the target, "0" never does;
+# unset: only when the target runs the capture's application (same_application).
+CONTENT_ENV = "FCGISPEC_REPLAY_CONTENT"
+PROTOCOL_EXPECTATIONS = (
+    "every request the capture saw answered gets exactly one END_REQUEST with the captured protocolStatus",
+    "STDOUT and STDERR well formed, each ended by its empty record before END_REQUEST; nothing after END_REQUEST",
+    "every record carries the id of a request in flight (0 only for management answers)",
+    "the connection stays open while FCGI_KEEP_CONN is set, and is closed (FIN) after END_REQUEST when it is clear",
+)
+CONTENT_EXPECTATION = "stdout, stderr and appStatus of every request as in the capture"
+
+
+def same_application(transcript: Transcript, target: Target) -> bool:
+    """Does the target run the application the capture was made in front of?
+
+    Only known for the reference responder's probe app (the golden captures' `app: reference ...`):
+    a target that is the reference responder (with any options or fault modes) runs it too.
+    """
+    from harness.targets import ReferenceTarget
+
+    return isinstance(target, ReferenceTarget) and transcript.meta_value("app").startswith("reference")
+
+
+def content_wanted(transcript: Transcript, target: Target, environ: dict[str, str] | None = None) -> bool:
+    """Compare content in a replay case? FCGISPEC_REPLAY_CONTENT=1/0 decides, else same_application."""
+    import os
+
+    asked = (os.environ if environ is None else environ).get(CONTENT_ENV, "").strip().lower()
+    if asked in ("1", "yes", "true", "on"):
+        return True
+    if asked in ("0", "no", "false", "off"):
+        return False
+    return same_application(transcript, target)
+
+
+def check_replay(ctx: object, transcript: Transcript, *, source: str, content: bool | None = None,
+                 base_wait: float = DEFAULT_TIMEOUT) -> str:
+    """Replay a transcript inside a case (ctx: a harness.case.CaseContext) and judge it.
+
+    Raises Violation with the replay's report (the first divergence and the records around it);
+    returns a note for the report when the target answered as captured. Each wait is base_wait
+    seconds scaled by --fcgi-timeout; content=None decides with content_wanted().
+    """
+    from harness.verdicts import Violation
+
+    target = ctx.target  # type: ignore[attr-defined]
+    compare = content_wanted(transcript, target) if content is None else content
+    wait = ctx.seconds(base_wait)  # type: ignore[attr-defined]
+    result = replay(transcript, target, content=compare, timeout=wait, source=source, first_only=True)
+    expected = [*PROTOCOL_EXPECTATIONS, *([CONTENT_EXPECTATION] if compare else [])]
+    if not result.ok:
+        raise Violation(expected, result.report())
+    requests = sum(c.requests for c in result.connections)
+    answered = sum(c.answered for c in result.connections)
+    return f"{len(result.connections)} connection(s), {answered}/{requests} request(s) answered ({result.level})"
+
+
+def check_replay_file(ctx: object, path: "str | Path", **options: object) -> str:
+    """check_replay of a transcript file (read at run time), named relative to the repository in reports."""
+    from harness.transcript import read_transcript
+
+    path = Path(path).resolve()
+    root = Path(__file__).resolve().parent.parent
+    source = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    return check_replay(ctx, read_transcript(path), source=source, **options)  # type: ignore[arg-type]
 
 
 # -- comparing two captures by meaning -------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Targets: the FastCGI applications under test, and how to reach (or spawn) them.
 
-Spec strings (--target): 'reference' (the built reference responder),
+Spec strings (--target): 'reference' (the built reference responder), a named real
+server (php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi: harness/named_targets.py),
 'tcp:HOST:PORT', 'unix:PATH', 'cmd:COMMAND' (a shell command with {port} or
 {socket} substituted, spawned in its own session for the run; a command with
 neither gets a listening socket on fd 0 instead, as spawn-fcgi starts
@@ -457,7 +458,11 @@ class CommandTarget(SpawnedTarget):
 
 
 def parse_target(spec: str, root: Path) -> Target:
-    """A Target from its --target spec."""
+    """A Target from its --target spec (a name from harness/named_targets.py starts that real server)."""
+    from harness.named_targets import NAMED_TARGETS, named_target  # it imports this module
+
+    if spec in NAMED_TARGETS:
+        return named_target(spec, root)
     if spec == "reference":
         return ReferenceTarget(root)
     if spec.startswith("reference "):
@@ -469,4 +474,6 @@ def parse_target(spec: str, root: Path) -> Target:
         return UnixTarget(rest)
     if colon and kind == "cmd":
         return CommandTarget(rest)
-    raise TargetError(f"unknown target {spec!r}: expected reference, tcp:HOST:PORT, unix:PATH or cmd:COMMAND")
+    raise TargetError(
+        f"unknown target {spec!r}: expected reference, {', '.join(NAMED_TARGETS)}, tcp:HOST:PORT, unix:PATH or cmd:COMMAND"
+    )

@@ -202,3 +202,131 @@ def test_build_is_quick_when_nothing_changed(name: str) -> None:
     assert build_named_target(name, ROOT) == binary
     assert time.monotonic() - begun < 0.5
     assert build_named_target("php-fpm", ROOT) is None
+
+
+# --- wiring: --target NAME, SCRIPT_FILENAME, probe limitations ------------------------------------
+
+
+def test_parse_target_knows_every_name() -> None:
+    from harness.targets import TargetError, parse_target
+
+    for name in NAMES:
+        target = parse_target(name, ROOT)
+        assert isinstance(target, NamedSpawnedTarget) and target.name == name
+        assert target.has_probe_app is True  # never sent through detect_probe_app
+        assert target.process is None  # not started by parsing
+    with pytest.raises(TargetError, match="php-fpm, go-fcgi"):
+        parse_target("nginx", ROOT)
+
+
+def test_probe_params_send_the_target_script_filename() -> None:
+    from harness.probe_app import PROBE_SCRIPT_FILENAME, probing
+
+    def script(params) -> str:
+        return dict(params)["SCRIPT_FILENAME"]
+
+    php = NAMED_TARGETS["php-fpm"].make(ROOT)
+    go = NAMED_TARGETS["go-fcgi"].make(ROOT)
+    assert php.script_filename == str(ROOT / "fixtures" / "targets" / "php-fpm" / "probe.php")
+    assert script(probe_params()) == PROBE_SCRIPT_FILENAME
+    with probing(php):
+        assert script(probe_params(probe_query(out=1), "POST", content_length=3)) == php.script_filename
+        with probing(go):
+            assert script(probe_params()) == PROBE_SCRIPT_FILENAME  # any value will do for Go
+        assert script(probe_params(script_filename="/x")) == "/x"
+    assert script(probe_params()) == PROBE_SCRIPT_FILENAME
+
+
+class _FakeTarget:
+    has_probe_app = True
+    probe_limitations = {
+        named_targets.LIMIT_APP_STATUS: "appStatus is always 0",
+        named_targets.LIMIT_PARAMS_ORDER: "a hash",
+        named_targets.LIMIT_PARAMS_DUPLICATES: "a hash",
+        named_targets.LIMIT_PARAMS_ALL: "the platform keeps HIDDEN",
+    }
+
+    def param_unreported(self, name: bytes) -> bool:
+        return name == b"HIDDEN"
+
+
+def test_probe_limitations_make_checks_unsupported_not_failed() -> None:
+    from harness.case import CaseContext, case
+    from harness.verdicts import Level, Unsupported
+
+    @case("FCGI-9-1", title="t", requirement="r", level=Level.REQUIRED)
+    def dummy(ctx):  # pragma: no cover - never run
+        return None
+
+    ctx = CaseContext(_FakeTarget(), dummy)  # type: ignore[arg-type]
+    with pytest.raises(Unsupported, match="cannot do app_status: appStatus is always 0"):
+        ctx.require_probe_feature("app_status")
+    ctx.require_probe_feature("echo")  # not a limitation of this target
+    assert ctx.probe_can("echo") and not ctx.probe_can("app_status")
+    sent = [(b"A", b"1"), (b"HIDDEN", b"x"), (b"B", b"2"), (b"B", b"3")]
+    assert ctx.params_match([(b"B", b"3"), (b"A", b"1"), (b"ADDED", b"by the platform")], sent)
+    assert not ctx.params_match([(b"B", b"3"), (b"A", b"other")], sent)  # bytes still count
+    assert not ctx.params_match([(b"A", b"1")], sent)  # a param lost is still lost
+    exact = CaseContext(NAMED_TARGETS["libfcgi"].make(ROOT), dummy)
+    assert exact.params_match(sent, sent) and not exact.params_match(list(reversed(sent)), sent)
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if name not in ("go-fcgi", "uwsgi")])
+def test_authorizer_role_where_the_platform_passes_it(name: str) -> None:
+    """Probes that see FCGI_ROLE play the Authorizer as the reference responder does."""
+    _skip_unless_installed(name)
+    target = NAMED_TARGETS[name].make(ROOT)
+    target.start()
+    try:
+        for token, status in (("Bearer fcgispec", 200), ("Bearer other", 403)):
+            params = [(n, v) for n, v in probe_params(script_filename=target.script_filename)
+                      if n not in ("SCRIPT_NAME",)] + [("HTTP_AUTHORIZATION", token)]
+            conn = target.connect(timeout=TIMEOUT)
+            try:
+                response = request(conn, 1, params, b"", role=2, keep_conn=False, timeout=TIMEOUT)
+            finally:
+                conn.close()
+            cgi = parse_cgi(response.stdout)
+            assert cgi.status == status, response.stdout[:200]
+            assert (cgi.header("Variable-FCGISPEC_USER") == "probe") == (status == 200)
+    finally:
+        target.stop()
+
+
+def test_libfcgi_filter_echoes_data() -> None:
+    _skip_unless_installed("libfcgi")
+    from harness.fcgi_codec import RecordType, Role, begin_request_body, encode_params, encode_record, stream_records
+
+    target = NAMED_TARGETS["libfcgi"].make(ROOT)
+    target.start()
+    try:
+        data = pattern_bytes(70000)
+        params = probe_params("", "POST", [("FCGI_DATA_LENGTH", str(len(data)))], content_length=4)
+        conn = target.connect(timeout=TIMEOUT)
+        conn.send_records(
+            [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.FILTER, 0))]
+            + stream_records(RecordType.PARAMS, 1, encode_params(params))
+            + stream_records(RecordType.STDIN, 1, b"form")
+            + stream_records(RecordType.DATA, 1, data)
+        )
+        records = conn.read_all_until(lambda record: record.type == RecordType.END_REQUEST, TIMEOUT)
+        conn.close()
+        stdout = b"".join(r.content for r in records if r.type == RecordType.STDOUT)
+        cgi = parse_cgi(stdout)
+        assert cgi.body == data and cgi.header("X-Filter-Stdin-Length") == "4"
+    finally:
+        target.stop()
+
+
+def test_pytest_target_option_runs_a_named_target() -> None:
+    import subprocess
+
+    _skip_unless_installed("go-fcgi")
+    done = subprocess.run(
+        ["/usr/bin/python3", "-m", "pytest", "cases/server", "-q", "-p", "no:cacheprovider", "--target", "go-fcgi",
+         "--case", "FCGI-5.1-1", "--case", "FCGI-6.2-2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    lines = done.stdout.rstrip().splitlines()
+    assert lines[-1] == "2 cases: 1 passed, 0 failed, 0 warnings, 0 info, 1 unsupported, 0 errors", done.stdout[-2000:]
+    assert "cannot do app_status" in done.stdout

@@ -162,6 +162,7 @@ def full_duplex(ctx: CaseContext) -> str | None:
 def app_status_passed(ctx: CaseContext) -> None:
     if not ctx.has_probe_app:  # also when the harness has not found out (has_probe_app None)
         raise Unsupported("the target does not implement the probe app")
+    ctx.require_probe_feature("app_status")
     conn = ctx.connect()
     for request_id, status in ((1, 938), (2, 0)):
         conn.send_records(
@@ -206,6 +207,7 @@ def authorizer_role(ctx: CaseContext) -> str | None:
     denied = _cgi_headers_of(_role_request(ctx, conn, 2, Role.AUTHORIZER, base), "an Authorizer answer")
     if not ctx.has_probe_app:
         return f"statuses {allowed.status} (with a token) and {denied.status} (without)"
+    ctx.require_probe_feature("authorizer")
     variables = [(n, v) for n, v in allowed.headers if n.lower().startswith("variable-")]
     if allowed.status != 200 or ("Variable-FCGISPEC_USER", "probe") not in variables:
         raise Violation(
@@ -257,6 +259,7 @@ def filter_role(ctx: CaseContext) -> None:
     cgi = _cgi_headers_of(response, "a Filter answer")
     if not ctx.has_probe_app:
         return
+    ctx.require_probe_feature("filter")
     if cgi.body != data:
         raise Violation(
             f"the {len(data)} bytes of FCGI_DATA as the body (the probe filter)",

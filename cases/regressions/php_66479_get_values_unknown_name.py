@@ -1,0 +1,59 @@
+"""php-fpm bug #66479: FCGI_GET_VALUES with a name the application does not know.
+
+Source:
+- https://bugs.php.net/bug.php?id=66479
+- https://github.com/php/php-src/pull/883
+- https://github.com/php/php-src/pull/884
+Catalogue: ../shared/reference/fastcgi-spec-catalog.md section 6, row 3.
+Symptom: a GET_VALUES query holding a name php-fpm did not know made it loop forever (the `q = q->list_next`
+  before `continue` was missing) or send an invalid response.
+Wire pattern (code: the answer is judged by its names, and a second record must not follow): GET_VALUES for
+  FCGI_MAX_CONNS, FCGI_FOO (unknown) and FCGI_MPXS_CONNS; exactly one GET_VALUES_RESULT must come, without
+  FCGI_FOO, and the connection must then serve a request.
+Reproduced by: reference --fault get-values-ignored (the loop: no answer), --fault get-values-stream (an answer in
+  two records).
+"""
+
+from __future__ import annotations
+
+from harness.case import CaseContext, case
+from harness.fcgi_codec import CodecError, MANAGEMENT_REQUEST_ID, Record, RecordType, decode_params
+from harness.probe_app import probe_params
+from harness.verdicts import Level, Violation
+from harness.verify import TIMEOUT, complete_request, describe_event, next_event
+
+SOURCE = "https://bugs.php.net/bug.php?id=66479"
+ASKED = ("FCGI_MAX_CONNS", "FCGI_FOO", "FCGI_MPXS_CONNS")
+QUIET_SECONDS = 0.2
+
+
+@case(
+    "REG-php-66479-get-values-unknown-name",
+    title="php-fpm bug #66479: GET_VALUES with an unknown name gets one answer, without that name",
+    requirement=(
+        'Spec §4.1: "If the application doesn\'t understand a variable name that was included in the query, it '
+        'omits that name from the response." The answer is one discrete FCGI_GET_VALUES_RESULT record.'
+    ),
+    level=Level.REQUIRED,
+    catches=("get-values-ignored", "get-values-stream"),
+)
+def php_66479_get_values_unknown_name(ctx: CaseContext) -> None:
+    conn = ctx.connect("GET_VALUES with an unknown name")
+    conn.get_values(ASKED)
+    answer = next_event(conn, ctx.seconds(5.0))
+    wanted = "one FCGI_GET_VALUES_RESULT id=0 for " + ", ".join(ASKED)
+    if not isinstance(answer, Record) or answer.type != RecordType.GET_VALUES_RESULT \
+            or answer.request_id != MANAGEMENT_REQUEST_ID:
+        raise Violation(wanted, describe_event(answer))
+    try:
+        names = [name.decode("latin-1") for name, _ in decode_params(answer.content)]
+    except CodecError as error:
+        raise Violation(f"{wanted}, holding well-formed name-value pairs", f"{answer.describe()}: {error}") from None
+    if "FCGI_FOO" in names:
+        raise Violation("the unknown name FCGI_FOO left out of the answer", f"the answer names {', '.join(names)}")
+    extra = next_event(conn, ctx.seconds(QUIET_SECONDS))
+    if extra != TIMEOUT:
+        raise Violation(f"nothing after the one GET_VALUES_RESULT (within {ctx.seconds(QUIET_SECONDS):g}s)",
+                        describe_event(extra))
+    complete_request(conn, 1, probe_params(), timeout=ctx.seconds(5.0),
+                     expected="END_REQUEST id=1 for a request on the same connection after GET_VALUES")

@@ -5,7 +5,12 @@
  * sends the same probe request again as soon as one is answered, and prints the
  * rate and latency percentiles. With --raw REQ:RESP it instead sends REQ bytes and
  * waits for RESP bytes per exchange: against bench/pingpong-server, that measures
- * the limit of the machine for exchanges of the same size. */
+ * the limit of the machine for exchanges of the same size.
+ *
+ * The report line also gives the exact bytes of one request and of one response
+ * on the wire (request_bytes, response_bytes: what --raw needs to reproduce the
+ * exchange), how many connections got at least one answer, and the fewest
+ * answers any connection got (a starved connection shows as 0). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -18,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -27,6 +33,7 @@
 
 #define MAX_INFLIGHT 256
 #define READ_CHUNK 65536
+#define MAX_EXTRA_PARAMS 16
 
 struct options {
     const char *address;
@@ -39,6 +46,10 @@ struct options {
     bool raw;
     size_t raw_request;
     size_t raw_response;
+    double linger_s;   /* > 0: connections stay open this long after the last answer */
+    double progress_s; /* > 0: a `progress ANSWERED SECONDS` line on stderr this often */
+    const char *extra_params[MAX_EXTRA_PARAMS]; /* NAME=VALUE: replaces a default or is added */
+    unsigned extra_param_count;
 };
 
 struct conn {
@@ -52,6 +63,8 @@ struct conn {
     uint64_t started_ns[MAX_INFLIGHT + 1]; /* per request id */
     unsigned outstanding;
     size_t raw_received;
+    uint64_t answered;
+    bool finished; /* all its requests answered */
 };
 
 struct run {
@@ -59,6 +72,7 @@ struct run {
     uint8_t *request_template; /* one request for id 1 */
     size_t request_len;
     uint64_t sent, answered, errors;
+    uint64_t bytes_out, bytes_in; /* on the wire, all connections */
     uint64_t *latencies_ns;
     size_t latencies_cap;
     bool stopping;
@@ -138,9 +152,30 @@ static void build_request(struct run *r)
         {"CONTENT_LENGTH", content_length},
         {"REMOTE_ADDR", "127.0.0.1"},
     };
-    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
-        plen += fcgi_nv_encode((const uint8_t *)pairs[i][0], strlen(pairs[i][0]), (const uint8_t *)pairs[i][1],
-                               strlen(pairs[i][1]), params + plen, sizeof(params) - plen);
+    enum { DEFAULTS = sizeof(pairs) / sizeof(pairs[0]) };
+    bool replaced[DEFAULTS] = {false};
+    for (unsigned e = 0; e < r->opt.extra_param_count; e++) {
+        const char *eq = strchr(r->opt.extra_params[e], '=');
+        for (size_t i = 0; i < DEFAULTS; i++)
+            if (strlen(pairs[i][0]) == (size_t)(eq - r->opt.extra_params[e]) &&
+                memcmp(pairs[i][0], r->opt.extra_params[e], (size_t)(eq - r->opt.extra_params[e])) == 0)
+                replaced[i] = true;
+    }
+    for (size_t i = 0; i < DEFAULTS; i++)
+        if (!replaced[i])
+            plen += fcgi_nv_encode((const uint8_t *)pairs[i][0], strlen(pairs[i][0]), (const uint8_t *)pairs[i][1],
+                                   strlen(pairs[i][1]), params + plen, sizeof(params) - plen);
+    for (unsigned e = 0; e < r->opt.extra_param_count; e++) {
+        const char *text = r->opt.extra_params[e];
+        const char *eq = strchr(text, '=');
+        size_t used = fcgi_nv_encode((const uint8_t *)text, (size_t)(eq - text), (const uint8_t *)eq + 1,
+                                     strlen(eq + 1), params + plen, sizeof(params) - plen);
+        if (!used) {
+            fprintf(stderr, "fcgi-load: params too large\n");
+            exit(2);
+        }
+        plen += used;
+    }
     uint8_t body[8];
     struct fcgi_begin_request begin = {FCGI_RESPONDER, FCGI_KEEP_CONN};
     fcgi_begin_request_encode(&begin, body);
@@ -189,8 +224,9 @@ static void queue_request(struct run *r, struct conn *c, uint16_t id)
     r->sent++;
 }
 
-static void record_latency(struct run *r, uint64_t started)
+static void record_latency(struct run *r, struct conn *c, uint64_t started)
 {
+    c->answered++;
     if (r->answered < r->latencies_cap)
         r->latencies_ns[r->answered] = now_ns() - started;
     r->answered++;
@@ -208,7 +244,7 @@ static void parse_responses(struct run *r, struct conn *c)
         while (c->raw_received >= r->opt.raw_response && c->outstanding) {
             c->raw_received -= r->opt.raw_response;
             c->outstanding--;
-            record_latency(r, c->started_ns[1]);
+            record_latency(r, c, c->started_ns[1]);
             if (more_wanted(r))
                 queue_request(r, c, 1);
         }
@@ -228,7 +264,7 @@ static void parse_responses(struct run *r, struct conn *c)
                 end.protocol_status != FCGI_REQUEST_COMPLETE)
                 r->errors++;
             c->outstanding--;
-            record_latency(r, c->started_ns[h.request_id]);
+            record_latency(r, c, c->started_ns[h.request_id]);
             if (more_wanted(r))
                 queue_request(r, c, h.request_id);
         }
@@ -239,13 +275,14 @@ static void parse_responses(struct run *r, struct conn *c)
 }
 
 /* Writes what is queued; waits for EPOLLOUT only while something is left. */
-static void flush(int ep, struct conn *c)
+static void flush(struct run *r, int ep, struct conn *c)
 {
     while (c->fd >= 0 && c->out_sent < c->out_len) {
         ssize_t w = send(c->fd, c->out + c->out_sent, c->out_len - c->out_sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w <= 0)
             break;
         c->out_sent += (size_t)w;
+        r->bytes_out += (size_t)w;
     }
     bool want_out = c->fd >= 0 && c->out_sent < c->out_len;
     if (c->fd >= 0 && want_out != c->want_out) {
@@ -261,24 +298,47 @@ static int compare_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void report(struct run *r, double seconds)
+static void report(struct run *r, const struct conn *conns, double seconds)
 {
+    unsigned served = 0;
+    uint64_t fewest = UINT64_MAX;
+    for (unsigned i = 0; i < r->opt.connections; i++) {
+        served += conns[i].answered > 0;
+        if (conns[i].answered < fewest)
+            fewest = conns[i].answered;
+    }
     size_t n = r->answered < r->latencies_cap ? (size_t)r->answered : r->latencies_cap;
     qsort(r->latencies_ns, n, sizeof(uint64_t), compare_u64);
 #define PCT(p) (n ? (double)r->latencies_ns[(size_t)((double)(n - 1) * (p))] / 1000.0 : 0.0)
-    printf("requests %llu errors %llu seconds %.3f rps %.0f p50_us %.1f p90_us %.1f p99_us %.1f max_us %.1f\n",
+    printf("requests %llu errors %llu seconds %.3f rps %.0f p50_us %.1f p90_us %.1f p99_us %.1f max_us %.1f "
+           "request_bytes %.1f response_bytes %.1f connections %u served %u fewest_answers %llu\n",
            (unsigned long long)r->answered, (unsigned long long)r->errors, seconds, (double)r->answered / seconds,
-           PCT(0.50), PCT(0.90), PCT(0.99), PCT(1.0));
+           PCT(0.50), PCT(0.90), PCT(0.99), PCT(1.0), r->sent ? (double)r->bytes_out / (double)r->sent : 0.0,
+           r->answered ? (double)r->bytes_in / (double)r->answered : 0.0, r->opt.connections, served,
+           (unsigned long long)(r->opt.connections ? fewest : 0));
 #undef PCT
 }
 
-static void usage(void)
+static void usage(FILE *to, int status)
 {
     fputs("usage: fcgi-load --address tcp:HOST:PORT|unix:PATH [--connections N] [--inflight K]\n"
           "                 [--requests N | --duration SECONDS] [--query QUERY_STRING] [--stdin BYTES]\n"
-          "                 [--raw REQUEST_BYTES:RESPONSE_BYTES]\n",
-          stderr);
-    exit(2);
+          "                 [--param NAME=VALUE]... [--progress SECONDS] [--linger SECONDS] [--raw REQUEST_BYTES:RESPONSE_BYTES]\n"
+          "  --connections N   kept connections (FCGI_KEEP_CONN), all opened before the run (default 1)\n"
+          "  --inflight K      requests in flight per connection: K > 1 multiplexes ids 1..K,\n"
+          "                    K = 1 reuses id 1 on every request, as nginx does (default 1, at most 256)\n"
+          "  --requests N      stop after N requests in all; --duration SECONDS stops after a time (default 5)\n"
+          "  --query Q         QUERY_STRING of the probe request (e.g. out=4096)\n"
+          "  --stdin BYTES     a POST with that much STDIN (CONTENT_LENGTH set)\n"
+          "  --param N=V       adds a param or replaces a default one (e.g. SCRIPT_FILENAME=/path/probe.php)\n"
+          "  --linger SECS     keep every connection open SECS after the last answer (then close);\n"
+          "                    `lingering ANSWERED` on stderr when that starts\n"
+          "  --progress SECS   every SECS, `progress ANSWERED ELAPSED_SECONDS` on stderr\n"
+          "  --raw REQ:RESP    no FastCGI: send REQ bytes, wait for RESP bytes (against bench/pingpong-server)\n"
+          "Prints one line: requests errors seconds rps p50_us p90_us p99_us max_us request_bytes\n"
+          "response_bytes connections served fewest_answers.\n",
+          to);
+    exit(status);
 }
 
 static void parse_options(int argc, char **argv, struct options *o)
@@ -289,6 +349,8 @@ static void parse_options(int argc, char **argv, struct options *o)
         {"inflight", required_argument, NULL, 'k'}, {"requests", required_argument, NULL, 'n'},
         {"duration", required_argument, NULL, 'd'}, {"query", required_argument, NULL, 'q'},
         {"stdin", required_argument, NULL, 's'},    {"raw", required_argument, NULL, 'r'},
+        {"param", required_argument, NULL, 'p'},    {"help", no_argument, NULL, 'h'},
+        {"progress", required_argument, NULL, 'P'}, {"linger", required_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -305,20 +367,33 @@ static void parse_options(int argc, char **argv, struct options *o)
             o->raw = true;
             if (sscanf(optarg, "%zu:%zu", &o->raw_request, &o->raw_response) != 2 || !o->raw_request ||
                 !o->raw_response)
-                usage();
+                usage(stderr, 2);
             break;
-        default: usage();
+        case 'p':
+            if (!strchr(optarg, '=') || optarg[0] == '=' || o->extra_param_count == MAX_EXTRA_PARAMS)
+                usage(stderr, 2);
+            o->extra_params[o->extra_param_count++] = optarg;
+            break;
+        case 'h': usage(stdout, 0); break;
+        case 'P': o->progress_s = strtod(optarg, NULL); break;
+        case 'L': o->linger_s = strtod(optarg, NULL); break;
+        default: usage(stderr, 2);
         }
     }
     if (!o->address || o->connections == 0 || o->inflight == 0 || o->inflight > MAX_INFLIGHT ||
         (o->raw && o->inflight != 1))
-        usage();
+        usage(stderr, 2);
 }
 
 int main(int argc, char **argv)
 {
     struct run r = {0};
     parse_options(argc, argv, &r.opt);
+    struct rlimit files;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max; /* 1000 connections need more than the usual 1024 */
+        setrlimit(RLIMIT_NOFILE, &files);
+    }
     if (!r.opt.raw)
         build_request(&r);
     r.latencies_cap = 4u << 20;
@@ -341,11 +416,18 @@ int main(int argc, char **argv)
     struct epoll_event events[256];
     unsigned busy = r.opt.connections;
     for (unsigned i = 0; i < r.opt.connections; i++)
-        flush(ep, &conns[i]);
+        flush(&r, ep, &conns[i]);
+    uint64_t progress_every = (uint64_t)(r.opt.progress_s * 1e9), next_progress = start + progress_every;
     while (busy) {
-        int n = epoll_wait(ep, events, 256, 1000);
-        if (deadline && now_ns() >= deadline)
+        int n = epoll_wait(ep, events, 256, progress_every ? 100 : 1000);
+        uint64_t now = now_ns();
+        if (deadline && now >= deadline)
             r.stopping = true;
+        if (progress_every && now >= next_progress) {
+            fprintf(stderr, "progress %llu %.3f\n", (unsigned long long)r.answered, (double)(now - start) / 1e9);
+            fflush(stderr);
+            next_progress = now + progress_every;
+        }
         for (int i = 0; i < n; i++) {
             struct conn *c = events[i].data.ptr;
             if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
@@ -353,10 +435,11 @@ int main(int argc, char **argv)
                 if (got <= 0 && !(got < 0 && errno == EAGAIN)) {
                     fprintf(stderr, "fcgi-load: connection closed by the server after %llu answers\n",
                             (unsigned long long)r.answered);
-                    report(&r, (double)(now_ns() - start) / 1e9);
+                    report(&r, conns, (double)(now_ns() - start) / 1e9);
                     return 1;
                 }
                 if (got > 0) {
+                    r.bytes_in += (size_t)got;
                     if (r.opt.raw)
                         c->raw_received += (size_t)got;
                     else
@@ -364,16 +447,29 @@ int main(int argc, char **argv)
                     parse_responses(&r, c);
                 }
             }
-            flush(ep, c);
-            if (c->outstanding == 0 && c->fd >= 0) {
+            flush(&r, ep, c);
+            if (c->outstanding == 0 && c->fd >= 0 && !c->finished) {
                 epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
-                close(c->fd);
-                c->fd = -1;
+                c->finished = true;
+                if (r.opt.linger_s <= 0) {
+                    close(c->fd);
+                    c->fd = -1;
+                }
                 busy--;
             }
         }
     }
-    report(&r, (double)(now_ns() - start) / 1e9);
+    double seconds = (double)(now_ns() - start) / 1e9;
+    if (r.opt.linger_s > 0) {
+        fprintf(stderr, "lingering %llu\n", (unsigned long long)r.answered);
+        fflush(stderr);
+        struct timespec pause = {(time_t)r.opt.linger_s, (long)((r.opt.linger_s - (double)(time_t)r.opt.linger_s) * 1e9)};
+        nanosleep(&pause, NULL);
+        for (unsigned i = 0; i < r.opt.connections; i++)
+            if (conns[i].fd >= 0)
+                close(conns[i].fd);
+    }
+    report(&r, conns, seconds);
     for (unsigned i = 0; i < r.opt.connections; i++) {
         free(conns[i].in);
         free(conns[i].out);

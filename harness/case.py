@@ -52,13 +52,15 @@ SECTION_TITLES = {
     # Not spec sections: captured traffic replayed (cases/replay/), real bugs (cases/regressions/).
     "REPLAY": "Replay of captured web-server traffic",
     "REG": "Regressions: real-world bugs",
+    "ROBUST": "Robustness: resource leaks",
 }
 
 _CASE_ID = re.compile(r"^FCGI-(?P<section>[0-9A-Z]+(?:\.[0-9]+)*)-(?P<number>[0-9]+)$")
 # REPLAY-nginx-sequential-keepalive, REG-php-72185-empty-stdout: the prefix is the section, then a name.
-_NAMED_ID = re.compile(r"^(?P<section>REPLAY|REG)-(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)$")
-_NAMED_ORDER = {"REPLAY": 2, "REG": 3}  # after the spec sections
+_NAMED_ID = re.compile(r"^(?P<section>REPLAY|REG|ROBUST)-(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)$")
+_NAMED_ORDER = {"REPLAY": 2, "REG": 3, "ROBUST": 4}  # after the spec sections
 LIVENESS_TIMEOUT = 5.0
+SHELL_SIGNAL_BASE = 128
 # How long a target that stopped answering gets to show its exit status.
 EXIT_GRACE = 1.0
 # The base wait every case timeout is written against (--fcgi-timeout's default).
@@ -401,6 +403,8 @@ def _exited_after_protocol_error(target: Target, problem: str) -> str | None:
         deadline = time.monotonic() + EXIT_GRACE
         while (status := target.exit_status()) is None and time.monotonic() < deadline:
             time.sleep(0.02)
+    if status is not None and status > SHELL_SIGNAL_BASE and getattr(target, "through_shell", False):
+        status = -(status - SHELL_SIGNAL_BASE)  # /bin/sh reports a child killed by signal N as 128+N
     if status is not None:
         return f"the application exited with status {status}" if status > 0 else None
     if isinstance(target, SpawnedTarget) or "cannot connect" not in problem:

@@ -388,6 +388,9 @@ class CommandTarget(SpawnedTarget):
     stdin (how spawn-fcgi and web servers start FastCGI applications, spec §2.2).
     """
 
+    # Run by /bin/sh, which may report a child killed by signal N as exit status 128+N.
+    through_shell = True
+
     def __init__(self, command: str, *, env: Mapping[str, str] | None = None) -> None:
         placeholder = "{port}" in command or "{socket}" in command
         super().__init__(env=env, fd0=not placeholder)

@@ -83,8 +83,12 @@ void stream_digest_final_hex(struct stream_digest *d, char hex[65])
     hex[0] = '\0';
     if (!d->md_ctx || EVP_DigestFinal_ex(d->md_ctx, md, &md_len) != 1 || md_len != 32)
         return;
-    for (unsigned i = 0; i < md_len; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    static const char digits[] = "0123456789abcdef";
+    for (unsigned i = 0; i < md_len; i++) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 0x0f];
+    }
+    hex[2 * md_len] = '\0';
 }
 
 void stream_digest_free(struct stream_digest *d)

@@ -201,6 +201,8 @@ static void read_input(struct server *s, struct server_conn *sc)
         ssize_t n = recv(sc->fd, space, room, 0);
         if (n > 0) {
             fcgi_conn_input_commit(sc->fc, (size_t)n, now_ms());
+            if ((size_t)n < room)
+                return; /* the socket is empty: epoll says when more (or EOF) comes */
             continue;
         }
         if (n == 0) {

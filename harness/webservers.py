@@ -280,6 +280,9 @@ class WebServer:
         self.process = subprocess.Popen(
             [executable if arg == "{binary}" else arg for arg in self.argv(config)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, start_new_session=True,
+            # A clean environment: some servers pass theirs to the app (Apache passes PATH),
+            # and a capture must not carry the machine it was made on.
+            env=SERVER_ENVIRONMENT,
         )
         self._wait_listening()
 
@@ -439,6 +442,9 @@ class H2o(WebServer):
         return ["{binary}", "-c", str(config)]
 
 
+SERVER_ENVIRONMENT = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 WEB_SERVERS: dict[str, type[WebServer]] = {cls.name: cls for cls in (Nginx, Apache, Lighttpd, H2o)}
 
 
@@ -474,7 +480,7 @@ def capture(
         ("version", server_class.version()),
         ("config", server_class.config_summary),
         ("scenario", f"{scenario}: {SCENARIOS[scenario].description}"),
-        ("app", app.description),
+        ("app", app.description.replace(f"{REPO_ROOT}/", "")),
         ("driver", driver.description),
         *[("http", line) for line in http_lines],
         *[("config-file", line) for line in config_lines if line.strip() and not line.lstrip().startswith("#")],

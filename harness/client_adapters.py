@@ -181,8 +181,10 @@ def _locked_build(out: Path, sources: list[Path], build: Callable[[Path], None])
 def curl_adapter(root: Path) -> list[str]:
     root = Path(root)
     src = root / ADAPTERS_DIR / "curl" / "curl_adapter.c"
+    protocol = root / "harness" / "adapter-protocol"  # the adapter line protocol, shared with the reference client
+    sources = [src, protocol / "adapter_protocol.c", protocol / "adapter_protocol.h"]
     cmake_built = root / "build" / ADAPTERS_DIR / "curl" / "fcgispec-curl-adapter"
-    if cmake_built.exists() and not _stale(cmake_built, [src]):
+    if cmake_built.exists() and not _stale(cmake_built, sources):
         return [str(cmake_built)]
     if not Path("/usr/include/x86_64-linux-gnu/curl/curl.h").exists() and not Path("/usr/include/curl/curl.h").exists():
         raise ClientUnavailable("libcurl headers not found: apt-get install libcurl4-openssl-dev")
@@ -191,14 +193,14 @@ def curl_adapter(root: Path) -> list[str]:
         raise ClientUnavailable("no C compiler: apt-get install gcc")
 
     def build(tmp: Path) -> None:
-        cmd = [cc, "-std=c11", "-O2", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-o", str(tmp), str(src),
-               "-lcurl", "-lcrypto"]
+        cmd = [cc, "-std=c11", "-O2", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-I", str(protocol),
+               "-o", str(tmp), str(src), str(protocol / "adapter_protocol.c"), "-lcurl", "-lcrypto"]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise ClientUnavailable(f"building the libcurl adapter failed: {' '.join(cmd)}\n{r.stderr}")
 
     out = root / "build" / "client-adapters" / "curl" / "fcgispec-curl-adapter"
-    return [str(_locked_build(out, [src], build))]
+    return [str(_locked_build(out, sources, build))]
 
 
 def go_adapter(root: Path) -> list[str]:

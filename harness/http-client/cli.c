@@ -13,42 +13,18 @@
  *   SLEEP MS           no output
  *   CLOSE_IDLE         close idle pooled connections; no output
  * Output: {"status": 200, "body_length": 3, "body_sha256": "...", "error": null,
- *          "reused": false, "connects": 1} */
-#include <ctype.h>
-#include <errno.h>
+ *          "reused": false, "connects": 1}
+ * The lines are read, parsed and printed by harness/adapter-protocol (shared with fcgispec-curl-adapter). */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <openssl/evp.h>
 
+#include "adapter_protocol.h"
 #include "httpc.h"
-
-#define MAX_JOB_HEADERS 32
-#define MAX_CONCURRENT 256
-
-struct job {
-    /* request */
-    char *line; /* owns the tokens below */
-    const char *method, *url;
-    size_t body_len;
-    long abandon_after; /* -1: read the whole body */
-    struct httpc_header headers[MAX_JOB_HEADERS];
-    size_t nheaders;
-    const char *parse_error;
-    /* result */
-    int status; /* -1: null */
-    unsigned long long body_length;
-    char sha256[65];
-    const char *error;
-    int reused; /* -1: unknown */
-    unsigned long connects;
-    httpc_client *cl;
-};
 
 static void usage(void)
 {
@@ -59,307 +35,113 @@ static void usage(void)
             "         --idle-timeout MS  --timeout SECONDS  --max-retries N\n");
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+/* Performs one request line's job on the client and fills in its result. */
+static void job_run(httpc_client *cl, struct adapter_job *j)
 {
-    if (!s || !*s)
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*end || errno || v > max || !isdigit((unsigned char)s[0]))
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int is_request_method(const char *m)
-{
-    static const char *const methods[] = {"GET", "HEAD", "DELETE", "OPTIONS", "PUT", "POST", "PATCH", "TRACE"};
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-        if (strcmp(m, methods[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int has_body_arg(const char *m)
-{
-    return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
-}
-
-/* Tokenises a request line into job (which takes ownership of line). */
-static void job_parse(struct job *j, char *line)
-{
-    memset(j, 0, sizeof(*j));
-    j->line = line;
-    j->status = -1;
-    j->reused = -1;
-    j->abandon_after = -1;
-    char *tok[3 + MAX_JOB_HEADERS];
-    size_t n = 0;
-    for (char *save = NULL, *t = strtok_r(line, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-        if (n == sizeof(tok) / sizeof(tok[0])) {
-            j->parse_error = "adapter: too many tokens";
-            return;
-        }
-        tok[n++] = t;
-    }
-    if (n < 2) {
-        j->parse_error = "adapter: malformed request line";
-        return;
-    }
-    size_t next = 2;
-    unsigned long v;
-    if (strcmp(tok[0], "ABANDON") == 0) {
-        if (n != 3 || parse_uint(tok[2], 1ul << 40, &v) != 0) {
-            j->parse_error = "adapter: ABANDON URL N";
-            return;
-        }
-        j->method = "GET";
-        j->abandon_after = (long)v;
-        next = 3;
-    } else if (is_request_method(tok[0])) {
-        j->method = tok[0];
-        if (has_body_arg(tok[0]) && n > 2 && strchr(tok[2], ':') == NULL) {
-            if (parse_uint(tok[2], 1ul << 32, &v) != 0) {
-                j->parse_error = "adapter: bad BODYLEN";
-                return;
-            }
-            j->body_len = v;
-            next = 3;
-        }
-    } else {
-        j->parse_error = "adapter: unknown command";
-        return;
-    }
-    j->url = tok[1];
-    for (size_t i = next; i < n; i++) {
-        char *colon = strchr(tok[i], ':');
-        if (!colon || colon == tok[i]) {
-            j->parse_error = "adapter: header token must be Name:Value";
-            return;
-        }
-        *colon = '\0';
-        j->headers[j->nheaders].name = tok[i];
-        j->headers[j->nheaders].value = colon + 1;
-        j->nheaders++;
-    }
-}
-
-static void hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static void job_run(struct job *j)
-{
+    const struct adapter_request *r = &j->req;
+    struct adapter_result *res = &j->res;
     struct httpc_stats st;
-    if (j->parse_error) {
-        j->error = j->parse_error;
-        httpc_client_stats(j->cl, &st);
-        j->connects = st.connects;
+    if (r->parse_error) {
+        adapter_result_error(res, "%s", r->parse_error);
+        httpc_client_stats(cl, &st);
+        res->connects = st.connects;
         return;
+    }
+    struct httpc_header headers[ADAPTER_MAX_HEADERS];
+    for (size_t i = 0; i < r->nheaders; i++) {
+        headers[i].name = r->headers[i].name;
+        headers[i].value = r->headers[i].value;
     }
     char *body = NULL;
-    if (j->body_len) {
-        body = malloc(j->body_len);
+    if (r->body_len) {
+        body = malloc(r->body_len);
         if (!body) {
-            j->error = httpc_strerror(HTTPC_E_NOMEM);
+            adapter_result_error(res, "%s", httpc_strerror(HTTPC_E_NOMEM));
             return;
         }
-        memset(body, 'x', j->body_len);
+        memset(body, 'x', r->body_len);
     }
-    struct httpc_request req = {j->method, j->url, j->headers, j->nheaders, body, j->body_len};
+    struct httpc_request req = {r->method, r->url, headers, r->nheaders, body, r->body_len};
     httpc_response *resp = NULL;
     struct httpc_request_info info;
-    httpc_error e = httpc_request(j->cl, &req, &resp, &info);
+    httpc_error e = httpc_request(cl, &req, &resp, &info);
     free(body);
-    j->reused = info.reused;
+    res->reused = info.reused;
     if (e != HTTPC_OK) {
-        j->error = httpc_strerror(e);
+        adapter_result_error(res, "%s", httpc_strerror(e));
     } else {
         EVP_MD_CTX *md = EVP_MD_CTX_new();
         EVP_DigestInit_ex(md, EVP_sha256(), NULL);
         unsigned char buf[16384];
         for (;;) {
-            size_t want = sizeof(buf);
-            if (j->abandon_after >= 0) {
-                unsigned long long left = (unsigned long long)j->abandon_after - j->body_length;
-                if (left == 0)
-                    break;
-                if (left < want)
-                    want = (size_t)left;
-            }
+            size_t want = adapter_body_want(j, sizeof(buf));
+            if (want == 0)
+                break;
             ssize_t n = httpc_response_read(resp, buf, want, &e);
             if (n < 0) {
-                j->error = httpc_strerror(e);
+                adapter_result_error(res, "%s", httpc_strerror(e));
                 break;
             }
             if (n == 0)
                 break;
             EVP_DigestUpdate(md, buf, (size_t)n);
-            j->body_length += (unsigned long long)n;
+            res->body_length += (unsigned long long)n;
         }
-        if (!j->error) {
+        if (!res->error[0]) {
             unsigned char d[32];
             unsigned int dl = 0;
             EVP_DigestFinal_ex(md, d, &dl);
-            hex(d, dl, j->sha256);
-            j->status = httpc_response_status(resp);
+            adapter_result_sha256(res, d, dl);
+            res->status = httpc_response_status(resp);
         }
         EVP_MD_CTX_free(md);
         httpc_response_free(resp);
     }
-    httpc_client_stats(j->cl, &st);
-    j->connects = st.connects;
+    httpc_client_stats(cl, &st);
+    res->connects = st.connects;
 }
 
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-static void job_print(const struct job *j)
-{
-    if (j->status >= 0)
-        printf("{\"status\": %d, ", j->status);
-    else
-        printf("{\"status\": null, ");
-    printf("\"body_length\": %llu, \"body_sha256\": ", j->body_length);
-    if (j->sha256[0])
-        printf("\"%s\"", j->sha256);
-    else
-        printf("null");
-    printf(", \"error\": ");
-    if (j->error)
-        json_string(stdout, j->error);
-    else
-        printf("null");
-    if (j->reused >= 0)
-        printf(", \"reused\": %s", j->reused ? "true" : "false");
-    printf(", \"connects\": %lu}\n", j->connects);
-    fflush(stdout);
-}
+struct job_thread_arg {
+    httpc_client *cl;
+    struct adapter_job *job;
+};
 
 static void *job_thread(void *arg)
 {
-    job_run(arg);
+    struct job_thread_arg *a = arg;
+    job_run(a->cl, a->job);
     return NULL;
 }
 
-static void sleep_ms(unsigned long ms)
+/* adapter_ops.run: one job here, several on a thread each (a job whose thread did not start runs here after). */
+static void run_jobs(void *ctx, struct adapter_job *jobs, size_t n)
 {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static char *read_line(FILE *in)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, in);
-    if (n < 0) {
-        free(line);
-        return NULL;
+    httpc_client *cl = ctx;
+    if (n == 1) {
+        job_run(cl, &jobs[0]);
+        return;
     }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    return line;
-}
-
-/* SLEEP and CLOSE_IDLE: performed here; returns 1 if the line was one of them. */
-static int control_line(httpc_client *cl, const char *line)
-{
-    unsigned long v;
-    if (strncmp(line, "SLEEP ", 6) == 0 && parse_uint(line + 6, 86400000ul, &v) == 0) {
-        sleep_ms(v);
-        return 1;
+    pthread_t th[ADAPTER_MAX_CONCURRENT];
+    struct job_thread_arg args[ADAPTER_MAX_CONCURRENT];
+    int started[ADAPTER_MAX_CONCURRENT];
+    if (n > ADAPTER_MAX_CONCURRENT)
+        n = ADAPTER_MAX_CONCURRENT; /* adapter_serve never asks for more */
+    for (size_t i = 0; i < n; i++) {
+        args[i] = (struct job_thread_arg){cl, &jobs[i]};
+        started[i] = pthread_create(&th[i], NULL, job_thread, &args[i]) == 0;
     }
-    if (strcmp(line, "CLOSE_IDLE") == 0) {
-        httpc_client_close_idle(cl);
-        return 1;
-    }
-    return 0;
-}
-
-static void run_concurrent(httpc_client *cl, unsigned long k)
-{
-    struct job *jobs = calloc(k, sizeof(*jobs));
-    pthread_t *th = calloc(k, sizeof(*th));
-    int *started = calloc(k, sizeof(*started));
-    if (!jobs || !th || !started) {
-        fprintf(stderr, "fcgispec-http-client: out of memory\n");
-        exit(1);
-    }
-    unsigned long n = 0;
-    while (n < k) {
-        char *line = read_line(stdin);
-        if (!line)
-            break;
-        if (line[0] == '\0' || control_line(cl, line)) {
-            free(line);
-            continue;
-        }
-        job_parse(&jobs[n], line);
-        jobs[n].cl = cl;
-        n++;
-    }
-    for (unsigned long i = 0; i < n; i++)
-        started[i] = pthread_create(&th[i], NULL, job_thread, &jobs[i]) == 0;
-    for (unsigned long i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (started[i])
             pthread_join(th[i], NULL);
         else
-            job_run(&jobs[i]);
+            job_run(cl, &jobs[i]);
     }
-    for (unsigned long i = 0; i < n; i++) {
-        job_print(&jobs[i]);
-        free(jobs[i].line);
-    }
-    free(jobs);
-    free(th);
-    free(started);
 }
 
-static int run_adapter(httpc_client *cl)
+/* adapter_ops.close_idle */
+static void close_idle(void *ctx)
 {
-    char *line;
-    while ((line = read_line(stdin)) != NULL) {
-        unsigned long k;
-        if (line[0] == '\0' || control_line(cl, line)) {
-            free(line);
-            continue;
-        }
-        if (strncmp(line, "CONCURRENT ", 11) == 0) {
-            if (parse_uint(line + 11, MAX_CONCURRENT, &k) == 0 && k > 0) {
-                free(line);
-                run_concurrent(cl, k);
-                continue;
-            }
-        }
-        struct job j;
-        job_parse(&j, line);
-        j.cl = cl;
-        job_run(&j);
-        job_print(&j);
-        free(j.line);
-    }
-    return 0;
+    httpc_client_close_idle(ctx);
 }
 
 static int run_fetch(httpc_client *cl, int n, char **urls)
@@ -426,22 +208,16 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(opt, "--cacert") == 0) {
             cfg.cacert = val;
-        } else if (strcmp(opt, "--max-idle-per-host") == 0 && parse_uint(val, 100000, &v) == 0) {
+        } else if (strcmp(opt, "--max-idle-per-host") == 0 && adapter_parse_uint(val, 100000, &v) == 0) {
             cfg.max_idle_per_host = (unsigned)v;
-        } else if (strcmp(opt, "--max-idle-total") == 0 && parse_uint(val, 100000, &v) == 0) {
+        } else if (strcmp(opt, "--max-idle-total") == 0 && adapter_parse_uint(val, 100000, &v) == 0) {
             cfg.max_idle_total = (unsigned)v;
-        } else if (strcmp(opt, "--idle-timeout") == 0 && parse_uint(val, 86400000ul, &v) == 0) {
+        } else if (strcmp(opt, "--idle-timeout") == 0 && adapter_parse_uint(val, 86400000ul, &v) == 0) {
             cfg.idle_timeout_ms = (unsigned)v;
-        } else if (strcmp(opt, "--max-retries") == 0 && parse_uint(val, 10, &v) == 0) {
+        } else if (strcmp(opt, "--max-retries") == 0 && adapter_parse_uint(val, 10, &v) == 0) {
             cfg.max_retries = (unsigned)v;
-        } else if (strcmp(opt, "--timeout") == 0) {
-            char *end;
-            double s = strtod(val, &end);
-            if (*end || !(s > 0) || s > 86400) {
-                usage();
-                return 2;
-            }
-            cfg.timeout_ms = (unsigned)(s * 1000);
+        } else if (strcmp(opt, "--timeout") == 0 && adapter_parse_seconds(val, &v) == 0) {
+            cfg.timeout_ms = (unsigned)v;
             cfg.connect_timeout_ms = cfg.timeout_ms;
         } else {
             usage();
@@ -461,7 +237,8 @@ int main(int argc, char **argv)
             httpc_client_free(cl);
             return 2;
         }
-        rc = run_adapter(cl);
+        static const struct adapter_ops ops = {"fcgispec-http-client", run_jobs, close_idle};
+        rc = adapter_serve(stdin, stdout, &ops, cl);
     } else {
         rc = run_fetch(cl, argc - i, argv + i);
     }

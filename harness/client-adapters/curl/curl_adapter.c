@@ -17,24 +17,21 @@
  *                      which closes every cached connection; no output
  * Output: {"status": 200, "body_length": 3, "body_sha256": "...", "error": null, "reused": false, "connects": 1}
  *   reused: CURLINFO_NUM_CONNECTS == 0 for the transfer; connects: sum of CURLINFO_NUM_CONNECTS so far.
+ * The lines are read, parsed and printed by harness/adapter-protocol (shared with fcgispec-http-client adapter).
  *
  * --max-idle-per-host N sets CURLMOPT_MAXCONNECTS (the multi-handle form of CURLOPT_MAXCONNECTS, which has no
  * effect on easy handles driven by a multi handle). libcurl has no per-host idle limit: MAXCONNECTS bounds the whole
  * connection cache (all hosts, in use and idle); when a finished transfer leaves it over the bound, libcurl closes
  * the oldest idle connection. */
-#include <ctype.h>
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
 
-#define MAX_HEADERS 32
-#define MAX_CONCURRENT 256
+#include "adapter_protocol.h"
 
 struct cfg {
     const char *cacert;
@@ -47,27 +44,16 @@ static CURLM *g_multi;
 static CURLSH *g_share;
 static unsigned long g_connects;
 
+/* One request line's transfer: the libcurl side of an adapter_job. */
 struct xfer {
-    char *line; /* owns the tokens */
-    const char *method, *url;
-    size_t body_len;
-    long abandon_after; /* -1: whole body */
+    struct adapter_job *job;
     struct curl_slist *headers;
-    const char *parse_error;
-
     CURL *easy;
     char *body;
     EVP_MD_CTX *md;
-    unsigned long long body_length;
     int abandoned; /* the write callback stopped the transfer on purpose */
     int done;
-
-    long status; /* -1: null */
-    char sha256[65];
-    char error[CURL_ERROR_SIZE + 128];
     char errbuf[CURL_ERROR_SIZE];
-    int reused; /* -1: unknown */
-    unsigned long connects;
 };
 
 static void usage(void)
@@ -75,111 +61,14 @@ static void usage(void)
     fprintf(stderr, "usage: fcgispec-curl-adapter [--cacert PATH] [--max-idle-per-host N] [--timeout SECONDS]\n");
 }
 
-static int parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-    if (!s || !*s || !isdigit((unsigned char)s[0]))
-        return -1;
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (*end || errno || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int is_method(const char *m)
-{
-    static const char *const methods[] = {"GET", "HEAD", "DELETE", "OPTIONS", "PUT", "POST", "PATCH", "TRACE"};
-    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
-        if (strcmp(m, methods[i]) == 0)
-            return 1;
-    return 0;
-}
-
-static int has_body_arg(const char *m)
-{
-    return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
-}
-
-static void xfer_parse(struct xfer *x, char *line)
-{
-    memset(x, 0, sizeof(*x));
-    x->line = line;
-    x->status = -1;
-    x->reused = -1;
-    x->abandon_after = -1;
-    char *tok[3 + MAX_HEADERS];
-    size_t n = 0;
-    for (char *save = NULL, *t = strtok_r(line, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-        if (n == sizeof(tok) / sizeof(tok[0])) {
-            x->parse_error = "adapter: too many tokens";
-            return;
-        }
-        tok[n++] = t;
-    }
-    if (n < 2) {
-        x->parse_error = "adapter: malformed request line";
-        return;
-    }
-    size_t next = 2;
-    unsigned long v;
-    if (strcmp(tok[0], "ABANDON") == 0) {
-        if (n != 3 || parse_uint(tok[2], 1ul << 40, &v) != 0) {
-            x->parse_error = "adapter: ABANDON URL N";
-            return;
-        }
-        x->method = "GET";
-        x->abandon_after = (long)v;
-        next = 3;
-    } else if (is_method(tok[0])) {
-        x->method = tok[0];
-        if (has_body_arg(tok[0]) && n > 2 && strchr(tok[2], ':') == NULL) {
-            if (parse_uint(tok[2], 1ul << 32, &v) != 0) {
-                x->parse_error = "adapter: bad BODYLEN";
-                return;
-            }
-            x->body_len = v;
-            next = 3;
-        }
-    } else {
-        x->parse_error = "adapter: unknown command";
-        return;
-    }
-    x->url = tok[1];
-    for (size_t i = next; i < n; i++) {
-        char *colon = strchr(tok[i], ':');
-        if (!colon || colon == tok[i]) {
-            x->parse_error = "adapter: header token must be Name:Value";
-            return;
-        }
-        char hdr[1024];
-        if (colon[1] == '\0') /* "Name;" is how libcurl sends a header with an empty value */
-            snprintf(hdr, sizeof(hdr), "%.*s;", (int)(colon - tok[i]), tok[i]);
-        else
-            snprintf(hdr, sizeof(hdr), "%.*s: %s", (int)(colon - tok[i]), tok[i], colon + 1);
-        struct curl_slist *l = curl_slist_append(x->headers, hdr);
-        if (!l) {
-            x->parse_error = "adapter: out of memory";
-            return;
-        }
-        x->headers = l;
-    }
-}
-
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
 {
     struct xfer *x = userp;
     size_t n = size * nmemb;
-    size_t take = n;
-    if (x->abandon_after >= 0) {
-        unsigned long long left = (unsigned long long)x->abandon_after - x->body_length;
-        if (left < take)
-            take = (size_t)left;
-    }
+    size_t take = adapter_body_want(x->job, n);
     if (take) {
         EVP_DigestUpdate(x->md, data, take);
-        x->body_length += take;
+        x->job->res.body_length += take;
     }
     if (take < n) {
         x->abandoned = 1;
@@ -188,36 +77,53 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
-static void hex(const unsigned char *d, size_t n, char *out)
+/* The request's headers as libcurl wants them; 0, or -1 when out of memory. */
+static int xfer_headers(struct xfer *x)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
+    const struct adapter_request *r = &x->job->req;
+    for (size_t i = 0; i < r->nheaders; i++) {
+        char hdr[1024];
+        if (r->headers[i].value[0] == '\0') /* "Name;" is how libcurl sends a header with an empty value */
+            snprintf(hdr, sizeof(hdr), "%s;", r->headers[i].name);
+        else
+            snprintf(hdr, sizeof(hdr), "%s: %s", r->headers[i].name, r->headers[i].value);
+        struct curl_slist *l = curl_slist_append(x->headers, hdr);
+        if (!l)
+            return -1;
+        x->headers = l;
     }
-    out[2 * n] = '\0';
+    return 0;
+}
+
+/* Ends a transfer that never started, with its error. */
+static void xfer_fail(struct xfer *x, const char *error)
+{
+    adapter_result_error(&x->job->res, "%s", error);
+    x->done = 1;
+    x->job->res.connects = g_connects;
 }
 
 /* Prepares the easy handle and adds it to the multi handle; on failure x->done is set with the error. */
 static void xfer_start(struct xfer *x)
 {
-    if (x->parse_error) {
-        snprintf(x->error, sizeof(x->error), "%s", x->parse_error);
-        x->done = 1;
-        x->connects = g_connects;
+    const struct adapter_request *r = &x->job->req;
+    if (r->parse_error) {
+        xfer_fail(x, r->parse_error);
+        return;
+    }
+    if (xfer_headers(x) != 0) {
+        xfer_fail(x, "adapter: out of memory");
         return;
     }
     x->md = EVP_MD_CTX_new();
     x->easy = curl_easy_init();
     if (!x->md || !x->easy) {
-        snprintf(x->error, sizeof(x->error), "adapter: out of memory");
-        x->done = 1;
-        x->connects = g_connects;
+        xfer_fail(x, "adapter: out of memory");
         return;
     }
     EVP_DigestInit_ex(x->md, EVP_sha256(), NULL);
     CURL *e = x->easy;
-    curl_easy_setopt(e, CURLOPT_URL, x->url);
+    curl_easy_setopt(e, CURLOPT_URL, r->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_SHARE, g_share);
@@ -231,57 +137,54 @@ static void xfer_start(struct xfer *x)
         curl_easy_setopt(e, CURLOPT_CAINFO, g_cfg.cacert);
     if (x->headers)
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-    if (strcmp(x->method, "GET") == 0) {
+    if (strcmp(r->method, "GET") == 0) {
         /* the default */
-    } else if (strcmp(x->method, "HEAD") == 0) {
+    } else if (strcmp(r->method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    } else if (has_body_arg(x->method)) {
-        x->body = malloc(x->body_len ? x->body_len : 1);
+    } else if (adapter_method_has_body(r->method)) {
+        x->body = malloc(r->body_len ? r->body_len : 1);
         if (!x->body) {
-            snprintf(x->error, sizeof(x->error), "adapter: out of memory");
-            x->done = 1;
-            x->connects = g_connects;
+            xfer_fail(x, "adapter: out of memory");
             return;
         }
-        memset(x->body, 'x', x->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
+        memset(x->body, 'x', r->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
-        if (strcmp(x->method, "POST") != 0)
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
+        if (strcmp(r->method, "POST") != 0)
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     } else {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, x->method);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
     }
     CURLMcode mc = curl_multi_add_handle(g_multi, e);
     if (mc != CURLM_OK) {
-        snprintf(x->error, sizeof(x->error), "adapter: curl_multi_add_handle: %s", curl_multi_strerror(mc));
+        adapter_result_error(&x->job->res, "adapter: curl_multi_add_handle: %s", curl_multi_strerror(mc));
         x->done = 1;
-        x->connects = g_connects;
+        x->job->res.connects = g_connects;
     }
 }
 
 static void xfer_finish(struct xfer *x, CURLcode rc)
 {
+    struct adapter_result *res = &x->job->res;
     long nconn = 0;
     curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn);
     g_connects += (unsigned long)nconn;
-    x->connects = g_connects;
+    res->connects = g_connects;
     long code = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
     /* A transfer that never got a connection has no "reused" to tell. */
     if (nconn > 0 || code > 0)
-        x->reused = nconn == 0;
+        res->reused = nconn == 0;
     if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && x->abandoned)) {
         unsigned char d[EVP_MAX_MD_SIZE];
         unsigned int dl = 0;
         EVP_DigestFinal_ex(x->md, d, &dl);
-        hex(d, dl, x->sha256);
-        x->status = code;
+        adapter_result_sha256(res, d, dl);
+        res->status = code;
+    } else if (x->errbuf[0]) {
+        adapter_result_error(res, "curl error %d: %s: %s", (int)rc, curl_easy_strerror(rc), x->errbuf);
     } else {
-        if (x->errbuf[0])
-            snprintf(x->error, sizeof(x->error), "curl error %d: %s: %s", (int)rc, curl_easy_strerror(rc),
-                     x->errbuf);
-        else
-            snprintf(x->error, sizeof(x->error), "curl error %d: %s", (int)rc, curl_easy_strerror(rc));
+        adapter_result_error(res, "curl error %d: %s", (int)rc, curl_easy_strerror(rc));
     }
     curl_multi_remove_handle(g_multi, x->easy);
     curl_easy_cleanup(x->easy);
@@ -289,11 +192,32 @@ static void xfer_finish(struct xfer *x, CURLcode rc)
     x->done = 1;
 }
 
-/* Runs the transfers of xs[0..n) at once on the multi handle until all are done. */
-static void run_batch(struct xfer *xs, size_t n)
+static void xfer_free(struct xfer *x)
 {
+    if (x->easy) {
+        curl_multi_remove_handle(g_multi, x->easy);
+        curl_easy_cleanup(x->easy);
+    }
+    EVP_MD_CTX_free(x->md);
+    curl_slist_free_all(x->headers);
+    free(x->body);
+}
+
+/* adapter_ops.run: the transfers of jobs[0..n) at once on the multi handle until all are done. */
+static void run_batch(void *ctx, struct adapter_job *jobs, size_t n)
+{
+    (void)ctx;
+    struct xfer *xs = calloc(n, sizeof(*xs));
+    if (!xs) {
+        for (size_t i = 0; i < n; i++) {
+            adapter_result_error(&jobs[i].res, "adapter: out of memory");
+            jobs[i].res.connects = g_connects;
+        }
+        return;
+    }
     size_t pending = 0;
     for (size_t i = 0; i < n; i++) {
+        xs[i].job = &jobs[i];
         xfer_start(&xs[i]);
         if (!xs[i].done)
             pending++;
@@ -319,55 +243,9 @@ static void run_batch(struct xfer *xs, size_t n)
         if (pending)
             curl_multi_poll(g_multi, NULL, 0, 100, NULL);
     }
-}
-
-static void json_string(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
-}
-
-static void xfer_print(const struct xfer *x)
-{
-    if (x->status >= 0)
-        printf("{\"status\": %ld, ", x->status);
-    else
-        printf("{\"status\": null, ");
-    printf("\"body_length\": %llu, \"body_sha256\": ", x->body_length);
-    if (x->sha256[0])
-        printf("\"%s\"", x->sha256);
-    else
-        printf("null");
-    printf(", \"error\": ");
-    if (x->error[0])
-        json_string(x->error);
-    else
-        printf("null");
-    if (x->reused >= 0)
-        printf(", \"reused\": %s", x->reused ? "true" : "false");
-    printf(", \"connects\": %lu}\n", x->connects);
-    fflush(stdout);
-}
-
-static void xfer_free(struct xfer *x)
-{
-    if (x->easy) {
-        curl_multi_remove_handle(g_multi, x->easy);
-        curl_easy_cleanup(x->easy);
-    }
-    EVP_MD_CTX_free(x->md);
-    curl_slist_free_all(x->headers);
-    free(x->body);
-    free(x->line);
+    for (size_t i = 0; i < n; i++)
+        xfer_free(&xs[i]);
+    free(xs);
 }
 
 static void multi_new(void)
@@ -381,40 +259,12 @@ static void multi_new(void)
         curl_multi_setopt(g_multi, CURLMOPT_MAXCONNECTS, g_cfg.max_connects);
 }
 
-static void sleep_ms(unsigned long ms)
+/* adapter_ops.close_idle: CLOSE_IDLE, as said at the top. */
+static void close_idle(void *ctx)
 {
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static char *read_line(void)
-{
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n = getline(&line, &cap, stdin);
-    if (n < 0) {
-        free(line);
-        return NULL;
-    }
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-        line[--n] = '\0';
-    return line;
-}
-
-static int control_line(const char *line)
-{
-    unsigned long v;
-    if (strncmp(line, "SLEEP ", 6) == 0 && parse_uint(line + 6, 86400000ul, &v) == 0) {
-        sleep_ms(v);
-        return 1;
-    }
-    if (strcmp(line, "CLOSE_IDLE") == 0) {
-        curl_multi_cleanup(g_multi); /* closes every cached connection */
-        multi_new();
-        return 1;
-    }
-    return 0;
+    (void)ctx;
+    curl_multi_cleanup(g_multi); /* closes every cached connection */
+    multi_new();
 }
 
 int main(int argc, char **argv)
@@ -431,16 +281,10 @@ int main(int argc, char **argv)
         i++;
         if (strcmp(opt, "--cacert") == 0) {
             g_cfg.cacert = val;
-        } else if (strcmp(opt, "--max-idle-per-host") == 0 && parse_uint(val, 100000, &v) == 0) {
+        } else if (strcmp(opt, "--max-idle-per-host") == 0 && adapter_parse_uint(val, 100000, &v) == 0) {
             g_cfg.max_connects = v ? (long)v : 1; /* 0 would mean "libcurl's default" */
-        } else if (strcmp(opt, "--timeout") == 0) {
-            char *end;
-            double s = strtod(val, &end);
-            if (*end || !(s > 0) || s > 86400) {
-                usage();
-                return 2;
-            }
-            g_cfg.timeout_ms = (long)(s * 1000);
+        } else if (strcmp(opt, "--timeout") == 0 && adapter_parse_seconds(val, &v) == 0) {
+            g_cfg.timeout_ms = (long)v;
         } else {
             usage();
             return 2;
@@ -455,44 +299,10 @@ int main(int argc, char **argv)
     curl_share_setopt(g_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     multi_new();
 
-    char *line;
-    while ((line = read_line()) != NULL) {
-        unsigned long k;
-        if (line[0] == '\0' || control_line(line)) {
-            free(line);
-            continue;
-        }
-        if (strncmp(line, "CONCURRENT ", 11) == 0 && parse_uint(line + 11, MAX_CONCURRENT, &k) == 0 && k > 0) {
-            free(line);
-            struct xfer *xs = calloc(k, sizeof(*xs));
-            if (!xs) {
-                fprintf(stderr, "fcgispec-curl-adapter: out of memory\n");
-                return 1;
-            }
-            size_t n = 0;
-            while (n < k && (line = read_line()) != NULL) {
-                if (line[0] == '\0' || control_line(line)) {
-                    free(line);
-                    continue;
-                }
-                xfer_parse(&xs[n++], line);
-            }
-            run_batch(xs, n);
-            for (size_t i = 0; i < n; i++) {
-                xfer_print(&xs[i]);
-                xfer_free(&xs[i]);
-            }
-            free(xs);
-            continue;
-        }
-        struct xfer x;
-        xfer_parse(&x, line);
-        run_batch(&x, 1);
-        xfer_print(&x);
-        xfer_free(&x);
-    }
+    static const struct adapter_ops ops = {"fcgispec-curl-adapter", run_batch, close_idle};
+    int rc = adapter_serve(stdin, stdout, &ops, NULL);
     curl_multi_cleanup(g_multi);
     curl_share_cleanup(g_share);
     curl_global_cleanup();
-    return 0;
+    return rc;
 }

@@ -3,7 +3,8 @@ target, maps verdicts onto pytest outcomes, and prints the fcgispec report last.
 
 Verdict -> pytest: PASS/INFO pass, FAIL fails, WARN passes (fails with --strict),
 UNSUPPORTED skips, ERROR is an error in setup (so JUnit XML says <error>); a case
-in --exclude-file that does not pass is skipped with its reason.
+in --exclude-file that does not pass is skipped with its reason. The item and report
+machinery is shared with the client suite's plugin (harness/pytest_items.py).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from harness.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover  # no
 from harness.case import BASE_WAIT, Case, import_case_module, cases_in_module, run_case, select_cases  # noqa: E402
 from harness.exclusions import ExclusionError, exclusion_for, load_exclusions  # noqa: E402
 from harness.liveness import detect_probe_app  # noqa: E402
-from harness.report import CaseResult, format_details, format_report, format_summary, write_json_report  # noqa: E402
+from harness.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker  # noqa: E402
+from harness.report import format_report, write_json_report  # noqa: E402
 from harness.targets import Target, TargetError, parse_target  # noqa: E402
-from harness.verdicts import Level, Outcome, Verdict  # noqa: E402
+from harness.verdicts import Outcome  # noqa: E402
 
 # The HTTP client suite (cases/client/, --client) is a plugin of its own.
 pytest_plugins = ["harness.pytest_client_plugin"]
@@ -52,10 +54,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--exclude-file", default=None, metavar="PATH",
                     help="known deviations, one 'CASE-ID  reason' a line: they still run, but a failure "
                          "is reported as excluded and does not fail the run")
-
-
-def is_strict(config: pytest.Config) -> bool:
-    return bool(config.getoption("fcgi_strict") or config.getoption("strict", False))
 
 
 class TargetSession:
@@ -109,14 +107,6 @@ class TargetSession:
             self.target = None
 
 
-class CaseFailed(Exception):
-    """A case's verdict that pytest must show as a failure (or error, in setup)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-
 class CaseFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         module = import_case_module(Path(self.path))
@@ -125,13 +115,13 @@ class CaseFile(pytest.File):
             yield CaseItem.from_parent(self, name=case.id, case=case)
 
 
-class CaseItem(pytest.Item):
-    def __init__(self, *, case: Case, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.case = case
-        self.outcome: Outcome | None = None
-        self.capabilities: object | None = None
-        self.add_marker(pytest.mark.fcgispec)
+class CaseItem(VerdictItem):
+    case_type = Case
+    case_fields = ("id", "section", "title", "requirement", "level", "timeout", "needs_probe_app", "catches",
+                   "reference_args")
+    report_attribute = REPORT_ATTRIBUTE
+    marker = "fcgispec"
+    capabilities: object | None = None  # what GET_VALUES said, once the case ran
 
     def setup(self) -> None:
         # The case runs here so that a harness ERROR is a pytest setup error.
@@ -139,8 +129,7 @@ class CaseItem(pytest.Item):
         try:
             target = session.ensure_started()
         except TargetError as error:
-            self.outcome = Outcome(Verdict.ERROR, actual=f"target could not be started: {error}")
-            raise CaseFailed(self._details()) from None
+            raise self.not_run(f"target could not be started: {error}") from None
         notice, session.pending_notice = session.pending_notice, None
         scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
         self.outcome = run_case(self.case, target, scale=scale)
@@ -149,105 +138,67 @@ class CaseItem(pytest.Item):
         self.outcome.excluded = exclusion_for(self.case.id, self.config.stash[_EXCLUSIONS_KEY])
         self.capabilities = target.discovered_capabilities
         session.after_case(self.outcome)
-        self.user_properties.append(("fcgispec_verdict", self.outcome.verdict.value))
-        if self.outcome.excused:
-            # A known deviation: JUnit shows it as skipped with the reason, the run stays green.
-            pytest.skip(f"excluded ({self.outcome.verdict.value}): {self.outcome.excluded}")
-        if self.outcome.verdict is Verdict.ERROR:
-            raise CaseFailed(self._details())
+        self.judged()
 
     def runtest(self) -> None:
-        assert self.outcome is not None
-        verdict = self.outcome.verdict
-        if verdict is Verdict.FAIL or (verdict is Verdict.WARN and is_strict(self.config)):
-            raise CaseFailed(self._details())
-        if verdict is Verdict.UNSUPPORTED:
-            pytest.skip(f"unsupported: {self.outcome.note}")
+        self.tell_verdict()
 
-    def _details(self) -> str:
-        assert self.outcome is not None
-        result = CaseResult(self.case, self.outcome)
-        head = f"{self.outcome.verdict.value.upper()} {self.case.id} {self.case.title}"
-        return "\n".join([head, *format_details(result)])
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, CaseFailed):
-            return excinfo.value.text
-        return super().repr_failure(excinfo)
-
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return Path(self.path), None, f"{self.case.id} {self.case.title}"
+    def result_data(self) -> dict[str, Any]:
+        return {**super().result_data(), "capabilities": _capabilities_to_dict(self.capabilities)}
 
 
 _SESSION_KEY = pytest.StashKey[TargetSession]()
 _EXCLUSIONS_KEY = pytest.StashKey[dict[str, str]]()
 
 
-class ResultCollector:
+class ResultCollector(ResultsReport):
     """Gathers case results from reports (on the xdist controller too) and prints them last."""
 
+    item_type = CaseItem
+    heading = "fcgispec report"
+
     def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.results: list[CaseResult] = []
-        self.started = time.monotonic()
+        super().__init__(config)
         self.started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.capabilities: dict[str, Any] | None = None
         self.other_tests = False  # reports of items that are not cases (self-tests)
 
-    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
-    def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
-        # Runs before pytest's own summary: a case run's failures are told once, in the
-        # fcgispec report with the records exchanged, instead of again in pytest's failure
-        # sections (JUnit XML still gets the full text). An explicit --tb wins; self-tests
-        # keep pytest's usual output.
+    def received(self, data: dict[str, Any] | None) -> None:
+        if data is None:
+            self.other_tests = True
+            return
+        super().received(data)
+        if self.capabilities is None and data.get("capabilities") is not None:
+            self.capabilities = data["capabilities"]
+
+    def before_summary(self) -> None:
+        # A case run's failures are told once, in the fcgispec report with the records
+        # exchanged, instead of again in pytest's failure sections (JUnit XML still gets
+        # the full text). An explicit --tb wins; self-tests keep pytest's usual output.
         if self.results and not self.other_tests and self.config.option.tbstyle == "auto":
             self.config.option.tbstyle = "no"
-        yield
-        self._write_report(terminalreporter)
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, REPORT_ATTRIBUTE, None)
-        if report.when == "setup" and data is None:
-            self.other_tests = True
-        if data is not None and report.when == "setup":
-            self.results.append(_result_from_dict(data))
-            if self.capabilities is None and data.get("capabilities") is not None:
-                self.capabilities = data["capabilities"]
+    def header_lines(self) -> list[str]:
+        return [
+            f"Target: {self.config.getoption('--target')}",
+            f"Capabilities: {_describe_capabilities(self.capabilities)}",
+        ]
 
-    def _write_report(self, terminalreporter: Any) -> None:
-        if not self.results or _is_worker(self.config):
-            return
-        terminalreporter.write_sep("=", "fcgispec report")
-        terminalreporter.write_line(f"Target: {self.config.getoption('--target')}")
-        terminalreporter.write_line(f"Capabilities: {_describe_capabilities(self.capabilities)}")
-        terminalreporter.write_line("")
-        colour = terminalreporter.isatty and getattr(terminalreporter._tw, "hasmarkup", False)
-        # The records exchanged are shown here, under each failure (pytest's own failure
-        # sections are turned off for case runs, see pytest_collection_modifyitems).
-        terminalreporter.write_line(format_report(self.results, colour=colour, with_trace=True))
+    def format_results(self, colour: bool) -> str:
+        # The records exchanged are shown here, under each failure.
+        return format_report(self.results, colour=colour, with_trace=True)
 
-    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
-        yield
-        # The outermost wrapper runs after pytest's own stats line: the summary is the last line.
-        if not self.results or _is_worker(self.config):
-            return
-        path = self.config.getoption("--report-json")
-        if path:
-            meta = {
-                "capabilities": self.capabilities,
-                "started": self.started_at,
-                "wall_time": round(time.monotonic() - self.started, 3),
-                "exclude_file": self.config.getoption("--exclude-file"),
-            }
-            write_json_report(
-                path, self.results, target=self.config.getoption("--target"), strict=is_strict(self.config), meta=meta
-            )
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            if path:
-                reporter.write_line(f"JSON report written to {path}")
-            reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started))
+    def write_json(self, path: str) -> list[str]:
+        meta = {
+            "capabilities": self.capabilities,
+            "started": self.started_at,
+            "wall_time": round(time.monotonic() - self.started, 3),
+            "exclude_file": self.config.getoption("--exclude-file"),
+        }
+        write_json_report(
+            path, self.results, target=self.config.getoption("--target"), strict=is_strict(self.config), meta=meta
+        )
+        return [f"JSON report written to {path}"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -268,11 +219,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix != ".py" or file_path.name.startswith(("test_", "_")) or file_path.name == "conftest.py":
-        return None
-    try:
-        file_path.resolve().relative_to(CASES_DIR)
-    except ValueError:
+    if not is_case_file(file_path, [CASES_DIR]):
         return None
     return CaseFile.from_parent(parent, path=file_path)
 
@@ -280,26 +227,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
-    report = outcome.get_result()
     # The case ran in setup: its result rides on the setup report (serialisable, so xdist carries it).
-    if call.when == "setup" and isinstance(item, CaseItem) and item.outcome is not None:
-        data = _result_to_dict(item.case, item.outcome)
-        data["capabilities"] = _capabilities_to_dict(item.capabilities)
-        setattr(report, REPORT_ATTRIBUTE, data)
-    # pytest shows setup errors as Python tracebacks; an ERROR verdict reads better as the case's report.
-    if call.when == "setup" and call.excinfo is not None and isinstance(call.excinfo.value, CaseFailed):
-        report.longrepr = call.excinfo.value.text
-
-
-def _result_to_dict(case: Case, outcome: Outcome) -> dict[str, Any]:
-    return {
-        "id": case.id, "section": case.section, "title": case.title, "requirement": case.requirement,
-        "level": case.level.value, "timeout": case.timeout, "needs_probe_app": case.needs_probe_app,
-        "verdict": outcome.verdict.value, "expected": list(outcome.expected), "actual": outcome.actual,
-        "note": outcome.note, "duration": outcome.duration, "trace": outcome.trace,
-        "target_log": outcome.target_log, "target_alive": outcome.target_alive,
-        "catches": list(case.catches), "reference_args": list(case.reference_args), "excluded": outcome.excluded,
-    }
+    carry_result(outcome.get_result(), item, call, CaseItem)
 
 
 def _capabilities_to_dict(capabilities: object | None) -> dict[str, Any] | None:
@@ -323,28 +252,6 @@ def _describe_capabilities(data: dict[str, Any] | None) -> str:
     return ", ".join(f"{name}={value}" for name, value in data["pairs"].items()) or "an empty GET_VALUES_RESULT"
 
 
-def _not_runnable(ctx: Any) -> None:
-    raise RuntimeError("a case rebuilt from a report cannot run")
-
-
-def _result_from_dict(data: dict[str, Any]) -> CaseResult:
-    case = Case(
-        id=data["id"], section=data["section"], title=data["title"], requirement=data["requirement"],
-        level=Level(data["level"]), run=_not_runnable, timeout=data["timeout"], needs_probe_app=data["needs_probe_app"],
-        catches=tuple(data["catches"]), reference_args=tuple(data["reference_args"]),
-    )
-    outcome = Outcome(
-        Verdict(data["verdict"]), expected=list(data["expected"]), actual=data["actual"], note=data["note"],
-        duration=data["duration"], trace=data["trace"], target_log=data["target_log"], target_alive=data["target_alive"],
-        excluded=data["excluded"],
-    )
-    return CaseResult(case, outcome)
-
-
-def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[_WALL_START_KEY] = time.time()
 
@@ -354,7 +261,7 @@ _WALL_START_KEY = pytest.StashKey[float]()
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """After tests/test_catch_matrix.py ran: assemble, write and print the catch matrix."""
-    if _is_worker(config):
+    if is_worker(config):
         return
     ran = any(
         "test_catch_matrix.py::test_fault_is_caught" in getattr(report, "nodeid", "")

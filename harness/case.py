@@ -6,27 +6,17 @@ import importlib.util
 import re
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from harness.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
 from harness.fcgi_client import ConnectionClosed, FcgiConnection, FcgiTimeout, Response, request
+from harness.judging import VERDICT_EXCEPTIONS, harness_error, passed, raised_verdict
 from harness.liveness import detect_probe_app, liveness_probe
 from harness.probe_app import probing
 from harness.targets import SpawnedTarget, Target, TargetError, TargetUnreachable
-from harness.verdicts import (
-    HarnessError,
-    Level,
-    Observed,
-    Outcome,
-    RecommendationMissed,
-    Unsupported,
-    Verdict,
-    Violation,
-    violation_verdict,
-)
+from harness.verdicts import HarnessError, Level, Outcome, Unsupported, Verdict, violation_verdict
 
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
 SECTION_TITLES = {
@@ -311,16 +301,9 @@ def _run_case(case: Case, target: Target, scale: float, check_liveness: bool, ke
     try:
         if case.needs_probe_app:
             ctx.require_probe_app()
-        note = case.run(ctx)
-        if case.level is Level.UNSPECIFIED:
-            outcome = Outcome(Verdict.INFO, note=note or "")
-        else:
-            outcome = Outcome(Verdict.PASS, note=note or "")
-    except RecommendationMissed as missed:
-        verdict = Verdict.INFO if case.level is Level.UNSPECIFIED else Verdict.WARN
-        outcome = Outcome(verdict, expected=missed.expected, actual=missed.actual)
-    except Violation as violation:
-        outcome = Outcome(violation_verdict(case.level), expected=violation.expected, actual=violation.actual)
+        outcome = passed(case.level, case.run(ctx))
+    except VERDICT_EXCEPTIONS as raised:
+        outcome = raised_verdict(case.level, raised)
     except FcgiTimeout as timeout:
         awaited = getattr(timeout, "awaited", "") or str(timeout)
         outcome = Outcome(violation_verdict(case.level), expected=[awaited], actual="Timeout")
@@ -330,10 +313,6 @@ def _run_case(case: Case, target: Target, scale: float, check_liveness: bool, ke
             expected=["the exchange to complete on an open connection"],
             actual=f"connection closed by the target ({'EOF' if closed.how == 'eof' else 'RST'})",
         )
-    except Unsupported as unsupported:
-        outcome = Outcome(Verdict.UNSUPPORTED, note=unsupported.reason)
-    except Observed as observed:
-        outcome = Outcome(Verdict.INFO if case.level is Level.UNSPECIFIED else Verdict.PASS, note=observed.note)
     except TargetUnreachable as error:
         # Reaching the target before anything was sent is the harness's problem;
         # failing to reconnect mid-case is judged by the liveness probe below.
@@ -342,7 +321,7 @@ def _run_case(case: Case, target: Target, scale: float, check_liveness: bool, ke
     except (TargetError, HarnessError) as error:
         outcome = Outcome(Verdict.ERROR, actual=str(error))
     except Exception:  # a bug in the case or the harness: never the target's verdict
-        outcome = Outcome(Verdict.ERROR, actual="harness error:\n" + traceback.format_exc(limit=8))
+        outcome = harness_error()
     finally:
         variant_logs = ctx.variant_logs()  # read before the variants are stopped and their logs go
         ctx.close_all()

@@ -12,24 +12,14 @@ from __future__ import annotations
 
 import re
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from harness.clients import AdapterDied, AdapterTimeout, ClientProcess, ClientResult, ClientSpec
+from harness.judging import VERDICT_EXCEPTIONS, harness_error, passed, raised_verdict
 from harness.scenario_server import Handler, ScenarioServer, Step, steps_handler
-from harness.verdicts import (
-    HarnessError,
-    Level,
-    Observed,
-    Outcome,
-    RecommendationMissed,
-    Unsupported,
-    Verdict,
-    Violation,
-    violation_verdict,
-)
+from harness.verdicts import HarnessError, Level, Outcome, RecommendationMissed, Unsupported, Verdict, Violation
 
 _ID = re.compile(r"^CLI-REUSE-(?P<number>[0-9]+)(?P<variant>[a-z]?)$")
 CLIENT_TIMEOUT = 3.0
@@ -207,13 +197,9 @@ def run_client_case(case: ClientCase, spec: ClientSpec, *, client_timeout: float
     """Run one client case against a fresh adapter process and judge it."""
     ctx = ClientContext(case, spec, client_timeout=client_timeout, scale=scale)
     try:
-        note = case.run(ctx)
-        outcome = Outcome(Verdict.INFO if case.level is Level.UNSPECIFIED else Verdict.PASS, note=note or "")
-    except RecommendationMissed as missed:
-        verdict = Verdict.INFO if case.level is Level.UNSPECIFIED else Verdict.WARN
-        outcome = Outcome(verdict, expected=missed.expected, actual=missed.actual)
-    except Violation as violation:
-        outcome = Outcome(violation_verdict(case.level), expected=violation.expected, actual=violation.actual)
+        outcome = passed(case.level, case.run(ctx))
+    except VERDICT_EXCEPTIONS as raised:
+        outcome = raised_verdict(case.level, raised)
     except AdapterTimeout as hang:
         outcome = Outcome(Verdict.FAIL, expected=["a result line within the client's own --timeout"],
                           actual=f"the client hung: {hang}")
@@ -224,14 +210,10 @@ def run_client_case(case: ClientCase, spec: ClientSpec, *, client_timeout: float
             outcome = Outcome(Verdict.ERROR, actual=f"the client adapter is unusable: {died} {tail}".rstrip())
         else:
             outcome = Outcome(Verdict.FAIL, expected=["the client answers every request line"], actual=str(died))
-    except Unsupported as unsupported:
-        outcome = Outcome(Verdict.UNSUPPORTED, note=unsupported.reason)
-    except Observed as observed:
-        outcome = Outcome(Verdict.INFO if case.level is Level.UNSPECIFIED else Verdict.PASS, note=observed.note)
     except HarnessError as error:
         outcome = Outcome(Verdict.ERROR, actual=str(error))
     except Exception:  # a bug in the case or the harness: never the client's verdict
-        outcome = Outcome(Verdict.ERROR, actual="harness error:\n" + traceback.format_exc(limit=8))
+        outcome = harness_error()
     finally:
         ctx.close_all()
     outcome.duration = time.monotonic() - ctx.started

@@ -18,16 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.fcgi_codec import (  # noqa: E402
-    KEEP_CONN,
-    MANAGEMENT_REQUEST_ID,
-    RecordType,
-    Role,
-    begin_request_body,
-    encode_params,
-    encode_record,
-    stream_records,
-)
+from harness.case_requests import begin_record  # noqa: E402
+from harness.fcgi_codec import MANAGEMENT_REQUEST_ID, RecordType, Role, encode_params, encode_record, stream_records  # noqa: E402
 from harness.probe_app import probe_params, probe_query  # noqa: E402
 from harness.regression_skeleton import record_script  # noqa: E402
 from harness.targets import ReferenceTarget  # noqa: E402
@@ -37,7 +29,7 @@ OUT = Path(__file__).resolve().parent / "transcripts"
 
 
 def begin(request_id: int = 1, keep: bool = True, role: int = Role.RESPONDER) -> bytes:
-    return encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(role, KEEP_CONN if keep else 0))
+    return begin_record(request_id, role, keep)
 
 
 def params(pairs, request_id: int = 1, *, padding: int = 0) -> bytes:

@@ -16,9 +16,8 @@ from __future__ import annotations
 import time
 
 from harness.case import CaseContext, case
-from harness.probe_app import probe_params
+from harness.case_requests import plain_request
 from harness.verdicts import Level, Unsupported, Violation
-from harness.verify import complete_request
 
 SOURCE = "https://github.com/facebook/hhvm/issues/1690"
 CONNECTIONS = 40
@@ -39,7 +38,7 @@ SETTLE_SECONDS = 1.0
 )
 def hhvm_1690_connection_leak(ctx: CaseContext) -> str:
     warm = ctx.connect("warm-up")
-    complete_request(warm, 1, probe_params(), timeout=ctx.seconds(5.0))
+    plain_request(ctx, warm, 1)
     warm.close()
     time.sleep(ctx.seconds(0.1))
     baseline = ctx.target.process_stats()
@@ -47,7 +46,7 @@ def hhvm_1690_connection_leak(ctx: CaseContext) -> str:
         raise Unsupported("the harness has no process to count the descriptors of (a tcp: or unix: target)")
     for number in range(1, CONNECTIONS + 1):
         conn = ctx.connect(f"kept connection {number}")
-        complete_request(conn, 1, probe_params(), timeout=ctx.seconds(5.0))
+        plain_request(ctx, conn, 1)
         conn.close()
     end_time = time.monotonic() + ctx.seconds(SETTLE_SECONDS)
     current = ctx.target.process_stats()

@@ -12,7 +12,8 @@ Reproduced by: reference --fault stdin-first-record-only.
 from __future__ import annotations
 
 from harness.case import CaseContext, case
-from harness.probe_app import pattern_bytes, probe_params, probe_query
+from harness.case_requests import post_params, send_request
+from harness.probe_app import pattern_bytes
 from harness.verdicts import Level
 from harness.verify import expect_end_request, expect_probe_report, expect_stdin_received, read_response
 
@@ -33,9 +34,7 @@ BODY = pattern_bytes(20000)
 )
 def hhvm_2933_truncated_post(ctx: CaseContext) -> None:
     conn = ctx.connect("a POST in two STDIN records")
-    conn.begin(1)
-    conn.params(1, probe_params(probe_query(status=200), "POST", content_length=len(BODY)))
-    conn.stdin(1, BODY, chunk_sizes=[8192, len(BODY) - 8192])
+    send_request(conn, 1, post_params(len(BODY)), BODY, stdin_chunk_sizes=[8192, len(BODY) - 8192])
     response = read_response(conn, 1, ctx.seconds(5.0))
     expect_end_request(response)
     expect_stdin_received(expect_probe_report(response), BODY, "in two STDIN records")

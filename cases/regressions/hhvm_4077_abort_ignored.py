@@ -15,9 +15,10 @@ from __future__ import annotations
 import time
 
 from harness.case import CaseContext, case
+from harness.case_requests import plain_request, send_request
 from harness.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Violation
-from harness.verify import complete_request, expect_end_request, read_response
+from harness.verify import expect_end_request, read_response
 
 SOURCE = "https://github.com/facebook/hhvm/issues/4077"
 DELAY_MS = 3000
@@ -37,9 +38,7 @@ PROMPT_SECONDS = 1.5  # "as soon as possible": well before the answer would have
 )
 def hhvm_4077_abort_ignored(ctx: CaseContext) -> None:
     conn = ctx.connect("a slow request, then FCGI_ABORT_REQUEST")
-    conn.begin(1)
-    conn.params(1, probe_params(probe_query(delay=DELAY_MS)))
-    conn.stdin(1, b"")
+    send_request(conn, 1, probe_params(probe_query(delay=DELAY_MS)))
     time.sleep(0.1)
     conn.abort(1)
     aborted_at = time.monotonic()
@@ -51,5 +50,4 @@ def hhvm_4077_abort_ignored(ctx: CaseContext) -> None:
         raise Violation(f"END_REQUEST id=1 within {PROMPT_SECONDS:g}s of FCGI_ABORT_REQUEST (the request would "
                         f"have taken {DELAY_MS} ms by itself)", f"END_REQUEST {took:.2f}s after the abort: the "
                         "request ran to its end")
-    complete_request(conn, 1, probe_params(), timeout=ctx.seconds(5.0),
-                     expected="END_REQUEST id=1 for the next request on the kept connection")
+    plain_request(ctx, conn, 1, "END_REQUEST id=1 for the next request on the kept connection")

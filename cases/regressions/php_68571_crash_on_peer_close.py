@@ -17,10 +17,11 @@ from __future__ import annotations
 import time
 
 from harness.case import CaseContext, case
+from harness.case_requests import plain_request, send_request
 from harness.probe_app import probe_params, probe_query
 from harness.targets import SpawnedTarget
 from harness.verdicts import Level, Violation
-from harness.verify import complete_request, next_event
+from harness.verify import next_event
 
 SOURCE = "https://bugs.php.net/bug.php?id=68571"
 ROUNDS = 3
@@ -41,9 +42,7 @@ def php_68571_crash_on_peer_close(ctx: CaseContext) -> str:
     query = probe_query(out=2_000_000, err="php-68571-", err_repeat=6000) if ctx.has_probe_app else ""
     for round_number in range(1, ROUNDS + 1):
         conn = ctx.connect(f"round {round_number}: reset while the application writes")
-        conn.begin(1)
-        conn.params(1, probe_params(query))
-        conn.stdin(1, b"")
+        send_request(conn, 1, probe_params(query))
         next_event(conn, ctx.seconds(1.0))  # the output has started (or the target is slow: reset anyway)
         conn.reset()
     target = ctx.target
@@ -53,7 +52,6 @@ def php_68571_crash_on_peer_close(ctx: CaseContext) -> str:
             raise Violation("the application keeps running after the web server reset mid-output",
                             f"the process {target.exit_text()}")
     conn = ctx.connect("a new connection after the resets")
-    complete_request(conn, 1, probe_params(), timeout=ctx.seconds(5.0),
-                     expected=f"END_REQUEST id=1 on a new connection after {ROUNDS} resets mid-output")
+    plain_request(ctx, conn, 1, f"END_REQUEST id=1 on a new connection after {ROUNDS} resets mid-output")
     return "" if ctx.has_probe_app else "without the probe app the output is short: the reset may come after it"
 

@@ -13,10 +13,9 @@ Not testable from outside, so not cases:
 from __future__ import annotations
 
 from harness.case import CaseContext, case
-from harness.probe_app import probe_params
+from harness.case_requests import plain_request
 from harness.targets import TargetUnreachable
 from harness.verdicts import Level, Violation
-from harness.verify import complete_request
 
 
 @case(
@@ -36,7 +35,7 @@ def serves_listening_socket_on_fd0(ctx: CaseContext) -> None:
     except TargetUnreachable as error:
         raise Violation(wanted, f"{error} (the process {variant.exit_text()})") from None
     try:
-        complete_request(conn, 1, probe_params(), keep_conn=False, timeout=ctx.seconds(3.0), expected=wanted)
+        plain_request(ctx, conn, 1, wanted, keep_conn=False, wait=3.0)
     except Violation as violation:
         if variant.exit_status() is not None:
             raise Violation(wanted, f"{violation.actual}; the process {variant.exit_text()}") from None

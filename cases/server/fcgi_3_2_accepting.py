@@ -12,22 +12,13 @@ import socket
 import time
 
 from harness.case import CaseContext, case
+from harness.case_requests import plain_request, request_records
 from harness.fcgi_client import ConnectionClosed, FcgiConnection
-from harness.fcgi_codec import (
-    KEEP_CONN,
-    EndRequest,
-    ProtocolStatus,
-    RecordType,
-    Role,
-    begin_request_body,
-    encode_params,
-    encode_record,
-    stream_records,
-)
+from harness.fcgi_codec import EndRequest, ProtocolStatus
 from harness.probe_app import probe_params
 from harness.targets import TargetUnreachable
 from harness.verdicts import Level, Unsupported, Violation
-from harness.verify import TIMEOUT, complete_request, describe_event, next_event, read_response
+from harness.verify import TIMEOUT, describe_event, next_event, read_response
 
 ADDRS_CHECK = (
     "If FCGI_WEB_SERVER_ADDRS was bound, the application checks the peer IP address of the new connection for "
@@ -65,9 +56,9 @@ def web_server_addrs_enforced(ctx: CaseContext) -> str | None:
         return "allowed-peer check skipped: the target's socket is not TCP/IP (every peer fails the check)"
     allowed = ctx.spawn_variant(env={"FCGI_WEB_SERVER_ADDRS": f"{NOT_US},127.0.0.1"})
     conn = ctx.connect(f"FCGI_WEB_SERVER_ADDRS={NOT_US},127.0.0.1", target=allowed)
-    complete_request(
-        conn, 1, probe_params(), keep_conn=False, timeout=ctx.seconds(3.0),
-        expected=f"END_REQUEST id=1: 127.0.0.1 is in FCGI_WEB_SERVER_ADDRS={NOT_US},127.0.0.1",
+    plain_request(
+        ctx, conn, 1, f"END_REQUEST id=1: 127.0.0.1 is in FCGI_WEB_SERVER_ADDRS={NOT_US},127.0.0.1",
+        keep_conn=False, wait=3.0,
     )
     return None
 
@@ -75,11 +66,7 @@ def web_server_addrs_enforced(ctx: CaseContext) -> str | None:
 def _send_request(conn: FcgiConnection) -> None:
     """A whole request with KEEP_CONN; the peer may already have closed (what FCGI-3.2-1 looks for)."""
     try:
-        conn.send_records(
-            [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, KEEP_CONN))]
-            + stream_records(RecordType.PARAMS, 1, encode_params(probe_params()))
-            + stream_records(RecordType.STDIN, 1, b"")
-        )
+        conn.send_records(request_records(1, probe_params()))
     except ConnectionClosed:
         pass
 

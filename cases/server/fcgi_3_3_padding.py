@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from harness.case import CaseContext, case
+from harness.case_requests import begin_record, plain_request, post_params, request_records
 from harness.fcgi_client import ConnectionClosed, FcgiConnection, ReadTimeout
 from harness.fcgi_codec import (
     HEADER_LENGTH,
@@ -27,7 +28,6 @@ from harness.fcgi_codec import (
     encode_nv_length,
     encode_params,
     encode_record,
-    stream_records,
 )
 from harness.mutations import ALL_PADDING_LENGTHS, DEFAULT_PADDING_BYTE
 from harness.probe_app import (
@@ -41,7 +41,6 @@ from harness.probe_app import (
 )
 from harness.verdicts import Level, RecommendationMissed, Violation
 from harness.verify import (
-    complete_request,
     expect_end_request,
     expect_param,
     expect_probe_report,
@@ -117,7 +116,7 @@ def _request_records(
     with_stdin: bool = True,
     stdin_record_size: int = 100,
 ) -> list[bytes]:
-    params = probe_params(probe_query(status=200), "POST", content_length=len(body))
+    params = post_params(len(body))
     records = [_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN), padding)]
     records += _params_stream(request_id, params, padding)
     if with_stdin:
@@ -274,7 +273,7 @@ def padding_is_skipped(ctx: CaseContext) -> None:
 )
 def max_content_with_padding(ctx: CaseContext) -> None:
     body = pattern_bytes(MAX_CONTENT_LENGTH + 100)
-    params = probe_params(probe_query(status=200), "POST", content_length=len(body))
+    params = post_params(len(body))
     fill_name = b"FCGISPEC_FILL"
     # The filler pair has a 1-byte name length and a 4-byte value length.
     fill_length = MAX_CONTENT_LENGTH - len(encode_params(params)) - 1 - 4 - len(fill_name)
@@ -286,7 +285,7 @@ def max_content_with_padding(ctx: CaseContext) -> None:
     conn.note("PARAMS: one record of 65535 + 255 padding bytes; STDIN: 65535 + 1, then 100 + 7")
     conn.send_records(
         [
-            encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, KEEP_CONN)),
+            begin_record(1),
             encode_record(RecordType.PARAMS, 1, encoded, padding_length=255, padding_byte=DEFAULT_PADDING_BYTE),
             encode_record(RecordType.PARAMS, 1, b""),
             encode_record(RecordType.STDIN, 1, body[:MAX_CONTENT_LENGTH], padding_length=1, padding_byte=DEFAULT_PADDING_BYTE),
@@ -300,9 +299,7 @@ def max_content_with_padding(ctx: CaseContext) -> None:
         report = expect_probe_report(response)
         expect_param(report, fill_name, fill_value)
         expect_stdin_received(report, body, "from a 65535-byte record padded by 1 and a 100-byte one padded by 7")
-    complete_request(
-        conn, 2, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=2 on the same connection afterwards"
-    )
+    plain_request(ctx, conn, 2, "END_REQUEST id=2 on the same connection afterwards")
 
 
 ALIGNMENT = 8
@@ -321,11 +318,7 @@ def output_aligned(ctx: CaseContext) -> str:
     conn = ctx.connect()
     received: list[Record] = []
     for request_id, size in ((1, 1), (2, 13), (3, 70001)):
-        conn.send_records(
-            [encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN))]
-            + stream_records(RecordType.PARAMS, request_id, encode_params(probe_params(probe_query(out=size))))
-            + stream_records(RecordType.STDIN, request_id, b"")
-        )
+        conn.send_records(request_records(request_id, probe_params(probe_query(out=size))))
         received += conn.read_all_until(
             lambda r, rid=request_id: r.type == RecordType.END_REQUEST and r.request_id == rid, ctx.seconds(5.0)
         )

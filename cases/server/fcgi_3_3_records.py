@@ -13,14 +13,12 @@ from __future__ import annotations
 import time
 
 from harness.case import CaseContext, case
+from harness.case_requests import begin_record, post_params, request_records
 from harness.fcgi_client import FcgiConnection, ReadTimeout, Response
 from harness.fcgi_codec import (
     FCGI_VERSION_1,
-    KEEP_CONN,
     Record,
     RecordType,
-    Role,
-    begin_request_body,
     decode_params,
     encode_nv_length,
     encode_params,
@@ -48,19 +46,6 @@ QUIET_SECONDS = 0.25
 APPLICATION_SENT_TYPES = frozenset(
     {RecordType.STDOUT, RecordType.STDERR, RecordType.END_REQUEST, RecordType.GET_VALUES_RESULT, RecordType.UNKNOWN_TYPE}
 )
-
-
-def _begin(request_id: int) -> bytes:
-    return encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN))
-
-
-def _request(request_id: int, params: list[tuple[bytes | str, bytes | str]], stdin: bytes = b"") -> list[bytes]:
-    """BEGIN (Responder, KEEP_CONN), PARAMS and STDIN of one request, encoded."""
-    return (
-        [_begin(request_id)]
-        + stream_records(RecordType.PARAMS, request_id, encode_params(params))
-        + stream_records(RecordType.STDIN, request_id, stdin)
-    )
 
 
 def _pending_bytes(conn: FcgiConnection) -> bytes:
@@ -137,7 +122,7 @@ def _read_framed(conn: FcgiConnection, request_id: int, timeout: float, where: s
 def output_is_framed(ctx: CaseContext) -> None:
     conn = ctx.connect()
     for number, (request_id, query) in enumerate(FRAMING_REQUESTS, start=1):
-        conn.send_records(_request(request_id, probe_params(query)))
+        conn.send_records(request_records(request_id, probe_params(query)))
         _read_framed(conn, request_id, ctx.seconds(5.0), f"request {number} of {len(FRAMING_REQUESTS)} on one connection")
     # A management record last: its answer (if any; §4.1 judges that) must be framed as well,
     # and nothing may follow but whole, well-framed records.
@@ -181,11 +166,8 @@ def stream_split_anywhere(ctx: CaseContext) -> None:
     body = bytes(range(256))
     long_name = b"FCGISPEC_LONG_NAME_" + b"N" * 181  # 200 bytes: a 4-byte name length
     split_name = b"FCGISPEC_SPLIT_NAME"
-    params = probe_params(
-        probe_query(status=200),
-        "POST",
-        [(long_name, b"long-name-value"), (split_name, b"split-value"), ("FCGISPEC_AFTER", "after")],
-        content_length=len(body),
+    params = post_params(
+        len(body), [(long_name, b"long-name-value"), (split_name, b"split-value"), ("FCGISPEC_AFTER", "after")]
     )
     encoded = encode_params(params)
     long_offset = encoded.index(encode_nv_length(len(long_name)) + bytes([len(b"long-name-value")]) + long_name)
@@ -197,7 +179,7 @@ def stream_split_anywhere(ctx: CaseContext) -> None:
     conn = ctx.connect()
     conn.note("PARAMS cut inside the 4-byte name length of FCGISPEC_LONG_NAME_… and inside FCGISPEC_SPLIT_NAME")
     conn.send_records(
-        [_begin(1)]
+        [begin_record(1)]
         + params_records
         + [encode_record(RecordType.PARAMS, 1, b"")]
         + stream_records(RecordType.STDIN, 1, body, chunk_sizes=1)
@@ -206,7 +188,7 @@ def stream_split_anywhere(ctx: CaseContext) -> None:
 
     conn.note("PARAMS and STDIN as 1-byte records")
     conn.send_records(
-        [_begin(2)]
+        [begin_record(2)]
         + stream_records(RecordType.PARAMS, 2, encoded, chunk_sizes=1)
         + stream_records(RecordType.STDIN, 2, body, chunk_sizes=1)
     )
@@ -220,7 +202,7 @@ def stream_split_anywhere(ctx: CaseContext) -> None:
     conn.note(f"{len(small) - 1} requests, each with its {len(small)}-byte PARAMS split in two records at offset 1, 2, …")
     for offset, pieces in split_every_offset(small):
         conn.send_records(
-            [_begin(3)]
+            [begin_record(3)]
             + [encode_record(RecordType.PARAMS, 3, piece) for piece in pieces]
             + [encode_record(RecordType.PARAMS, 3, b""), encode_record(RecordType.STDIN, 3, b"")]
         )
@@ -247,14 +229,14 @@ HEADER_PAUSE_SECONDS = 0.01
 def segmentation_independent(ctx: CaseContext) -> None:
     conn = ctx.connect()
     body = b"segmented body " * 20
-    params = probe_params(probe_query(status=200), "POST", content_length=len(body))
+    params = post_params(len(body))
     encoded = encode_params(params)
     half_params, half_body = len(encoded) // 2, len(body) // 2
 
     # Seven records, the header of the k-th cut after its k-th byte, with a pause between the pieces
     # so that the target reads a partial header.
     records = (
-        [_begin(1)]
+        [begin_record(1)]
         + stream_records(RecordType.PARAMS, 1, encoded, chunk_sizes=[half_params, len(encoded)])
         + stream_records(RecordType.STDIN, 1, body, chunk_sizes=[half_body, len(body)])
     )
@@ -267,16 +249,16 @@ def segmentation_independent(ctx: CaseContext) -> None:
     response = read_response(conn, 1, ctx.seconds(5.0), expected="END_REQUEST id=1 for the request with cut headers")
     _expect_received(ctx, response, encoded, body, "with every record header cut across two writes")
 
-    conn.send_raw(b"".join(_request(2, params, body)), write_size=1)
+    conn.send_raw(b"".join(request_records(2, params, body)), write_size=1)
     response = read_response(conn, 2, ctx.seconds(5.0), expected="END_REQUEST id=2 for the request written 1 byte per send()")
     _expect_received(ctx, response, encoded, body, "written 1 byte per send()")
 
     conn.note("one write: PARAMS in 100 records and STDIN in 200 records")
     long_body = body * 2
-    long_params = probe_params(probe_query(status=200), "POST", content_length=len(long_body))
+    long_params = post_params(len(long_body))
     long_encoded = encode_params(long_params)
     conn.send_records(
-        [_begin(3)]
+        [begin_record(3)]
         + stream_records(RecordType.PARAMS, 3, long_encoded, chunk_sizes=-(-len(long_encoded) // 100))
         + stream_records(RecordType.STDIN, 3, long_body, chunk_sizes=-(-len(long_body) // 200))
     )
@@ -299,7 +281,7 @@ def stdout_stream_shape(ctx: CaseContext) -> None:
     conn = ctx.connect()
     # 200000 bytes cannot fit one record, so the probe app's stream has several non-empty records.
     for request_id, size in ((1, 200000), (2, 10)):
-        conn.send_records(_request(request_id, probe_params(probe_query(out=size))))
+        conn.send_records(request_records(request_id, probe_params(probe_query(out=size))))
         response = read_response(conn, request_id, ctx.seconds(5.0))
         expect_stream_terminated(response.records, RecordType.STDOUT)
         expect_end_request(response)
@@ -339,11 +321,11 @@ def unknown_version(ctx: CaseContext) -> str:
     notes: list[str] = []
     for version in ODD_VERSIONS:
         conn = ctx.connect(f"version {version}")
-        conn.send_raw(with_version(b"".join(_request(1, probe_params())), version))
+        conn.send_raw(with_version(b"".join(request_records(1, probe_params())), version))
         reaction = _reaction(conn, 1, ctx.seconds(0.5))
         words = f"version {version}: {reaction}"
         if conn.closed_how is None:
-            conn.send_records(_request(2, probe_params()))
+            conn.send_records(request_records(2, probe_params()))
             after = _reaction(conn, 2, ctx.seconds(2.0))
             words += f"; a version 1 request afterwards on the same connection: {after}"
         notes.append(words)

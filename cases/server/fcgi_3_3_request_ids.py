@@ -14,14 +14,12 @@ records get no answer and do not break the connection).
 from __future__ import annotations
 
 from harness.case import CaseContext, case
+from harness.case_requests import plain_request, post_params, request_records
 from harness.fcgi_client import FcgiConnection, Response
 from harness.fcgi_codec import (
-    KEEP_CONN,
     MANAGEMENT_REQUEST_ID,
     Record,
     RecordType,
-    Role,
-    begin_request_body,
     decode_end_request,
     encode_params,
     encode_record,
@@ -29,44 +27,16 @@ from harness.fcgi_codec import (
     type_name,
 )
 from harness.mutations import random_request_id
-from harness.probe_app import probe_params, probe_query
+from harness.probe_app import probe_params
 from harness.verdicts import Level, Violation
-from harness.verify import (
-    TIMEOUT,
-    complete_request,
-    describe_event,
-    expect_end_request,
-    expect_probe_report,
-    expect_single_end_request,
-    expect_stdin_received,
-    next_event,
-    read_response,
-)
+from harness.verify import TIMEOUT, describe_event, next_event, read_response
+from harness.verify import expect_end_request, expect_probe_report, expect_single_end_request, expect_stdin_received
 
 INACTIVE_REQUIREMENT = (
     "While a request ID R is inactive, the application ignores records with requestId == R, "
     "except for FCGI_BEGIN_REQUEST records as just described."
 )
 QUIET_SECONDS = 0.25
-
-
-def _request(
-    request_id: int,
-    params: list[tuple[bytes | str, bytes | str]],
-    stdin: bytes = b"",
-    *,
-    terminate_stdin: bool = True,
-) -> list[bytes]:
-    """BEGIN (Responder, KEEP_CONN), PARAMS and STDIN of one request, encoded."""
-    return (
-        [encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN))]
-        + stream_records(RecordType.PARAMS, request_id, encode_params(params))
-        + stream_records(RecordType.STDIN, request_id, stdin, terminate=terminate_stdin)
-    )
-
-
-def _body_params(body: bytes) -> list[tuple[bytes | str, bytes | str]]:
-    return probe_params(probe_query(status=200), "POST", content_length=len(body))
 
 
 def _check_body(ctx: CaseContext, response: Response, body: bytes, how: str) -> None:
@@ -91,18 +61,6 @@ def _response_after(ctx: CaseContext, conn: FcgiConnection, request_id: int, ear
     response.other_records += rest.other_records
     response.end = rest.end
     return response
-
-
-def _follow_up(ctx: CaseContext, conn: FcgiConnection, request_id: int, after: str) -> None:
-    """A plain request on the same connection is answered: the connection is open and framed."""
-    complete_request(
-        conn,
-        request_id,
-        probe_params(),
-        timeout=ctx.seconds(5.0),
-        expected=f"END_REQUEST id={request_id} protocolStatus=REQUEST_COMPLETE for a plain request "
-        f"on the same connection {after}",
-    )
 
 
 def _expect_nothing_for(conn: FcgiConnection, ids: set[int], seconds: float, after: str) -> list[Record]:
@@ -132,7 +90,7 @@ def replies_carry_request_id(ctx: CaseContext) -> None:
     conn = ctx.connect()
     # 256 has a zero low byte and 65535 fills both bytes: the ids byte-order bugs show on.
     for request_id in (1, 256, 65535):
-        conn.send_records(_request(request_id, probe_params()))
+        conn.send_records(request_records(request_id, probe_params()))
         while True:
             event = next_event(conn, ctx.seconds(5.0))
             wanted = f"STDOUT, STDERR or END_REQUEST records with id={request_id}"
@@ -158,7 +116,7 @@ REUSE_COUNT = 1000
 )
 def request_id_reused_at_once(ctx: CaseContext) -> None:
     conn = ctx.connect()
-    request_bytes = b"".join(_request(1, probe_params()))
+    request_bytes = b"".join(request_records(1, probe_params()))
     for number in range(1, REUSE_COUNT + 1):
         # The next BEGIN leaves the moment END_REQUEST is read, like nginx's upstream keepalive.
         conn.send_records([request_bytes])
@@ -199,7 +157,7 @@ def inactive_id_records_ignored(ctx: CaseContext) -> None:
 
     body = b"request one's own body, first half|" + b"second half of request one's body"
     half = body.index(b"|") + 1
-    conn.send_records(_request(1, _body_params(body), body[:half], terminate_stdin=False))
+    conn.send_records(request_records(1, post_params(len(body)), body[:half], terminate_stdin=False))
     conn.note("request 1 is active (its STDIN not yet ended): records for ids 7 and 2")
     conn.send_records(_foreign_records(7) + _foreign_records(2))
     # Request 1 may be answered already (a responder may finish before STDIN ends): keep what comes for it.
@@ -213,7 +171,11 @@ def inactive_id_records_ignored(ctx: CaseContext) -> None:
         raise Violation("nothing sent for the never-begun ids 5, 7 and 2", strays[0].describe())
     expect_end_request(response)
     _check_body(ctx, response, body, "(its own STDIN only, not the STDIN records of ids 7 and 2)")
-    _follow_up(ctx, conn, 3, "after the records for never-begun ids")
+    # The connection is still open and framed.
+    plain_request(
+        ctx, conn, 3, "END_REQUEST id=3 protocolStatus=REQUEST_COMPLETE for a plain request "
+        "on the same connection after the records for never-begun ids",
+    )
 
 
 @case(
@@ -228,7 +190,7 @@ def late_records_ignored(ctx: CaseContext) -> None:
     body = b"late-records body"
     # Yaws sent the empty STDIN twice (erlyaws/yaws#283): the request must still be answered, once.
     conn.note("request 1 with its empty STDIN record sent twice")
-    conn.send_records(_request(1, _body_params(body), body) + [encode_record(RecordType.STDIN, 1, b"")])
+    conn.send_records(request_records(1, post_params(len(body)), body) + [encode_record(RecordType.STDIN, 1, b"")])
     response = read_response(conn, 1, ctx.seconds(5.0))
     expect_end_request(response)
     _check_body(ctx, response, body, "(the duplicate empty STDIN changes nothing)")
@@ -247,7 +209,7 @@ def late_records_ignored(ctx: CaseContext) -> None:
     _expect_nothing_for(conn, {1}, ctx.seconds(QUIET_SECONDS), "the finished id 1")
 
     # Id 1 again: served on its own, the late STDIN above not part of it.
-    conn.send_records(_request(1, _body_params(body), body))
+    conn.send_records(request_records(1, post_params(len(body)), body))
     response = read_response(conn, 1, ctx.seconds(5.0), expected="END_REQUEST id=1 for id 1 begun again after the late records")
     expect_end_request(response)
     _check_body(ctx, response, body, "(the late STDIN record is not part of it)")
@@ -268,7 +230,7 @@ def large_request_ids_served(ctx: CaseContext) -> str:
     conn = ctx.connect()
     for request_id in ids:
         body = f"body of request {request_id}".encode()
-        conn.send_records(_request(request_id, _body_params(body), body))
+        conn.send_records(request_records(request_id, post_params(len(body)), body))
         response = Response(request_id)
         while response.end is None:
             event = next_event(conn, ctx.seconds(5.0))
@@ -300,7 +262,7 @@ APPLICATION_OUTPUT = (RecordType.STDOUT, RecordType.STDERR, RecordType.END_REQUE
 )
 def null_id_request_not_served(ctx: CaseContext) -> str:
     conn = ctx.connect()
-    conn.send_records(_request(MANAGEMENT_REQUEST_ID, probe_params()))
+    conn.send_records(request_records(MANAGEMENT_REQUEST_ID, probe_params()))
     wanted = [
         "the id-0 request ignored, answered with UNKNOWN_TYPE records (id 0), or the connection closed",
         "never STDOUT, STDERR or END_REQUEST (an id-0 request is not a request)",
@@ -321,7 +283,7 @@ def null_id_request_not_served(ctx: CaseContext) -> str:
         )
     reaction = "answered " + ", ".join(answers) if answers else "ignored it"
     # The connection must still be usable (or be closed now, if the target decided to close it).
-    conn.send_records(_request(1, probe_params()))
+    conn.send_records(request_records(1, probe_params()))
     while True:
         event = next_event(conn, ctx.seconds(5.0))
         if event == TIMEOUT:

@@ -13,25 +13,15 @@ from __future__ import annotations
 import struct
 
 from harness.case import CaseContext, case
+from harness.case_requests import begin_record, plain_request
 from harness.fcgi_client import FcgiConnection, Response
-from harness.fcgi_codec import (
-    KEEP_CONN,
-    Record,
-    RecordType,
-    Role,
-    begin_request_body,
-    decode_params,
-    encode_params,
-    encode_record,
-    stream_records,
-)
+from harness.fcgi_codec import Record, RecordType, decode_params, encode_params, encode_record, stream_records
 from harness.mutations import long_form_params
 from harness.probe_app import ProbeReport, probe_params, probe_query
 from harness.targets import TargetUnreachable
 from harness.verdicts import Level, RecommendationMissed, Violation
 from harness.verify import (
     TIMEOUT,
-    complete_request,
     describe_event,
     expect_end_request,
     expect_param,
@@ -55,7 +45,7 @@ def _filler(length: int, seed: int) -> bytes:
 def _send_params(conn: FcgiConnection, request_id: int, encoded: bytes, record_size: int = PARAMS_RECORD_SIZE) -> None:
     """One request whose PARAMS stream is exactly `encoded`, with an empty STDIN."""
     conn.send_records(
-        [encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN))]
+        [begin_record(request_id)]
         + stream_records(RecordType.PARAMS, request_id, encoded, chunk_sizes=record_size)
         + stream_records(RecordType.STDIN, request_id, b"")
     )
@@ -67,14 +57,14 @@ def _answered(ctx: CaseContext, conn: FcgiConnection, request_id: int, encoded: 
     _send_params(conn, request_id, encoded)
     response = read_response(conn, request_id, ctx.seconds(10.0), expected=f"END_REQUEST id={request_id} for {what}")
     expect_end_request(response)
-    complete_request(
-        conn,
-        request_id + 1,
-        probe_params(),
-        timeout=ctx.seconds(5.0),
-        expected=f"END_REQUEST id={request_id + 1} for a plain request on the same connection after {what}",
-    )
+    _follow_up(ctx, conn, request_id + 1, what)
     return response
+
+
+def _follow_up(ctx: CaseContext, conn: FcgiConnection, request_id: int, what: str) -> None:
+    """A plain request after the one with `what` is answered: the pairs did not desynchronise the target."""
+    wanted = f"END_REQUEST id={request_id} for a plain request on the same connection after {what}"
+    plain_request(ctx, conn, request_id, wanted)
 
 
 def _probe_report(ctx: CaseContext, extra: list[tuple[bytes, bytes]], what: str, *, long_form: bool = False) -> ProbeReport | None:
@@ -203,7 +193,7 @@ def lengths_past_the_stream(ctx: CaseContext) -> str:
             ) from None
         conn.note(f"PARAMS ends with {what}")
         conn.send_records(
-            [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, KEEP_CONN))]
+            [begin_record(1)]
             + [encode_record(RecordType.PARAMS, 1, good), encode_record(RecordType.PARAMS, 1, bad)]
             + [encode_record(RecordType.PARAMS, 1, b""), encode_record(RecordType.STDIN, 1, b"")]
         )
@@ -214,9 +204,7 @@ def lengths_past_the_stream(ctx: CaseContext) -> str:
         conn = ctx.connect("after the malformed PARAMS")
     except TargetUnreachable as error:
         raise Violation("the target accepts a new connection after the malformed PARAMS", str(error)) from None
-    complete_request(
-        conn, 1, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=1 on a new connection afterwards"
-    )
+    plain_request(ctx, conn, 1, "END_REQUEST id=1 on a new connection afterwards")
     return "; ".join(notes)
 
 
@@ -247,13 +235,7 @@ def large_params_streams(ctx: CaseContext) -> None:
             sent = decode_params(encoded)
             if not ctx.params_match(report.params, sent):
                 raise Violation(f"all {len(sent)} params of {what}, as sent", f"{len(report.params)} params, or values differ")
-        complete_request(
-            conn,
-            request_id + 1,
-            probe_params(),
-            timeout=ctx.seconds(5.0),
-            expected=f"END_REQUEST id={request_id + 1} for a plain request on the same connection after {what}",
-        )
+        _follow_up(ctx, conn, request_id + 1, what)
 
 
 # Every byte but NUL: required. NUL: a C-string environment (CGI's, libfcgi's) cannot

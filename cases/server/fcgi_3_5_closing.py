@@ -14,23 +14,14 @@ import time
 from typing import Iterator
 
 from harness.case import CaseContext, case
+from harness.case_requests import begin_and_params, plain_request, request_records
 from harness.fcgi_client import ConnectionClosed, FcgiTimeout
-from harness.fcgi_codec import (
-    KEEP_CONN,
-    MANAGEMENT_REQUEST_ID,
-    RecordType,
-    Role,
-    begin_request_body,
-    encode_params,
-    encode_record,
-    stream_records,
-)
+from harness.fcgi_codec import MANAGEMENT_REQUEST_ID, RecordType, encode_params, encode_record
 from harness.probe_app import probe_params, probe_query
 from harness.targets import ProcessStats, SpawnedTarget, TargetUnreachable
 from harness.verdicts import Level, RecommendationMissed, Violation
 from harness.verify import (
     TIMEOUT,
-    complete_request,
     expect_closed,
     expect_end_request,
     expect_open,
@@ -63,14 +54,6 @@ MID_REQUEST_ROUNDS = 4
 OUTPUT_BYTES = 512 * 1024
 
 
-def _begin_and_params(request_id: int, params: list, *, keep_conn: bool = True) -> list[bytes]:
-    """BEGIN_REQUEST and the whole PARAMS stream (its records, then the empty one)."""
-    body = begin_request_body(Role.RESPONDER, KEEP_CONN if keep_conn else 0)
-    return [encode_record(RecordType.BEGIN_REQUEST, request_id, body)] + stream_records(
-        RecordType.PARAMS, request_id, encode_params(params)
-    )
-
-
 @case(
     "FCGI-3.5-1",
     title="KEEP_CONN clear: the application closes after END_REQUEST, with a FIN, also when a GET_VALUES "
@@ -81,7 +64,7 @@ def _begin_and_params(request_id: int, params: list, *, keep_conn: bool = True) 
 )
 def closes_without_keep_conn(ctx: CaseContext) -> None:
     conn = ctx.connect("plain request")
-    complete_request(conn, 1, probe_params(), keep_conn=False, timeout=ctx.seconds(5.0))
+    plain_request(ctx, conn, 1, keep_conn=False)
     how = expect_closed(
         conn, ctx.seconds(2.0), how=("eof", "reset"), expected="connection closed (EOF) after END_REQUEST"
     )
@@ -93,8 +76,7 @@ def closes_without_keep_conn(ctx: CaseContext) -> None:
     # PR #1333/#1421, nginx 502). A GET_VALUES ("at any time") right behind the request leaves such bytes.
     conn = ctx.connect("request, then GET_VALUES in the same write")
     conn.send_records(
-        _begin_and_params(1, probe_params(), keep_conn=False)
-        + stream_records(RecordType.STDIN, 1, b"")
+        request_records(1, probe_params(), keep_conn=False)
         + [encode_record(RecordType.GET_VALUES, MANAGEMENT_REQUEST_ID, encode_params([("FCGI_MPXS_CONNS", "")]))]
     )
     response = read_response(conn, 1, ctx.seconds(5.0))
@@ -128,14 +110,8 @@ def closes_without_keep_conn(ctx: CaseContext) -> None:
 def keeps_connection_with_keep_conn(ctx: CaseContext) -> None:
     conn = ctx.connect()
     for request_id in (1, 2, 3):
-        complete_request(
-            conn,
-            request_id,
-            probe_params(),
-            keep_conn=True,
-            timeout=ctx.seconds(5.0),
-            expected=f"END_REQUEST id={request_id} (request {request_id} of 3 on one KEEP_CONN connection)",
-        )
+        wanted = f"END_REQUEST id={request_id} (request {request_id} of 3 on one KEEP_CONN connection)"
+        plain_request(ctx, conn, request_id, wanted)
     expect_open(conn, ctx.seconds(0.3), expected="connection still open after the third request")
 
 
@@ -210,7 +186,7 @@ def web_server_closes_idle(ctx: CaseContext) -> str:
         ctx.connect(f"round {n}: no request, reset (RST)").reset()
         for how in ("FIN", "RST"):
             conn = ctx.connect(f"round {n}: one request, then closed idle ({how})")
-            complete_request(conn, 1, probe_params(), keep_conn=True, timeout=ctx.seconds(5.0))
+            plain_request(ctx, conn, 1)
             conn.close() if how == "FIN" else conn.reset()
 
     closed = f"{(IDLE_ROUNDS + 1) * 4} idle connections closed by the web server"
@@ -220,12 +196,15 @@ def web_server_closes_idle(ctx: CaseContext) -> str:
         for n in range(1, IDLE_ROUNDS + 1):
             one_round(n)
         _expect_target_running(ctx, closed)
-        conn = ctx.connect("after the closes")
-        complete_request(
-            conn, 1, probe_params(), timeout=ctx.seconds(5.0), expected=f"END_REQUEST id=1 on a new connection after {closed}"
-        )
-        conn.close()
+        _served_after(ctx, closed)
     return _expect_resources_back(ctx, baseline, closed)
+
+
+def _served_after(ctx: CaseContext, closed: str) -> None:
+    """A new connection after the closes is served."""
+    conn = ctx.connect("after the closes")
+    plain_request(ctx, conn, 1, f"END_REQUEST id=1 on a new connection after {closed}")
+    conn.close()
 
 
 def _settled_baseline(ctx: CaseContext) -> ProcessStats | None:
@@ -258,30 +237,27 @@ def web_server_closes_mid_request(ctx: CaseContext) -> str:
     bystander = None
     if max_conns is None or max_conns >= 2:
         bystander = ctx.connect("bystander (KEEP_CONN)")
-        complete_request(
-            bystander, 1, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=1 on the bystander connection"
-        )
+        plain_request(ctx, bystander, 1, "END_REQUEST id=1 on the bystander connection")
     output_started = True  # False once the output round saw no output in time: then it waits no more
 
     def one_round(n: int) -> None:
         nonlocal output_started
         conn = ctx.connect(f"round {n}: closed during PARAMS (FIN)")
-        conn.send_records(_begin_and_params(1, probe_params())[:2])
+        conn.send_records(begin_and_params(1, probe_params())[:2])
         conn.close()
         for how in ("FIN", "RST"):
             conn = ctx.connect(f"round {n}: closed during STDIN ({how})")
-            partial_stdin = stream_records(RecordType.STDIN, 1, b"x" * 1000, terminate=False)
-            conn.send_records(_begin_and_params(1, probe_params()) + partial_stdin)
+            conn.send_records(request_records(1, probe_params(), b"x" * 1000, terminate_stdin=False))
             conn.close() if how == "FIN" else conn.reset()
         conn = ctx.connect(f"round {n}: reset (RST) during output")
         if ctx.has_probe_app:
             # Long STDOUT and STDERR (php-fpm #68571 crashed writing stderr to a closed peer).
             params = probe_params(probe_query(out=OUTPUT_BYTES, err="fcgispec-stderr-", err_repeat=4096))
-            conn.send_records(_begin_and_params(1, params) + stream_records(RecordType.STDIN, 1, b""))
+            conn.send_records(request_records(1, params))
             if output_started:  # the application has started writing
                 output_started = next_event(conn, ctx.seconds(1.0)) != TIMEOUT
         else:
-            conn.send_records(_begin_and_params(1, probe_params()) + stream_records(RecordType.STDIN, 1, b""))
+            conn.send_records(request_records(1, probe_params()))
         conn.reset()
 
     closed = f"{(MID_REQUEST_ROUNDS + 1) * 4} connections closed by the web server mid-request"
@@ -293,16 +269,9 @@ def web_server_closes_mid_request(ctx: CaseContext) -> str:
         time.sleep(ctx.seconds(0.05))  # let the application meet the last closes before asking it anything
         _expect_target_running(ctx, closed)
         if bystander is not None:
-            complete_request(
-                bystander, 2, probe_params(), timeout=ctx.seconds(5.0),
-                expected=f"END_REQUEST id=2 on the bystander connection after {closed}",
-            )
+            plain_request(ctx, bystander, 2, f"END_REQUEST id=2 on the bystander connection after {closed}")
             bystander.close()
-        conn = ctx.connect("after the closes")
-        complete_request(
-            conn, 1, probe_params(), timeout=ctx.seconds(5.0), expected=f"END_REQUEST id=1 on a new connection after {closed}"
-        )
-        conn.close()
+        _served_after(ctx, closed)
     return _expect_resources_back(ctx, baseline, closed)
 
 
@@ -325,7 +294,4 @@ def management_keeps_connection(ctx: CaseContext) -> None:
             expect_open(
                 conn, ctx.seconds(0.2), expected="connection open after GET_VALUES_RESULT (the web server owns its lifetime)"
             )
-        complete_request(
-            conn, request_id, probe_params(), timeout=ctx.seconds(5.0),
-            expected=f"END_REQUEST id={request_id} on the connection that carried GET_VALUES",
-        )
+        plain_request(ctx, conn, request_id, f"END_REQUEST id={request_id} on the connection that carried GET_VALUES")

@@ -6,31 +6,21 @@ import time
 
 from harness.capabilities import Capabilities
 from harness.case import CaseContext, case
+from harness.case_requests import begin_and_params, plain_request, request_records
 from harness.fcgi_client import ConnectionClosed, FcgiConnection, FcgiTimeout
 from harness.fcgi_codec import (
-    KEEP_CONN,
     MANAGEMENT_REQUEST_ID,
     CodecError,
     ProtocolStatus,
     Record,
     RecordType,
-    Role,
-    begin_request_body,
     decode_end_request,
     decode_params,
-    encode_params,
-    encode_record,
     stream_records,
 )
 from harness.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Unsupported, Violation
-from harness.verify import (
-    TIMEOUT,
-    complete_request,
-    describe_event,
-    expect_record,
-    next_event,
-)
+from harness.verify import TIMEOUT, describe_event, expect_record, next_event
 
 # How long the mid-request GET_VALUES of FCGI-4.1-5 waits before STDIN is sent anyway.
 MID_REQUEST_ANSWER_WAIT = 0.5
@@ -131,10 +121,7 @@ def get_values_empty_query(ctx: CaseContext) -> None:
 def get_values_any_time(ctx: CaseContext) -> str | None:
     conn = ctx.connect()
     _ask(ctx, conn, (b"FCGI_MPXS_CONNS",))
-    conn.send_records(
-        [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, KEEP_CONN))]
-        + stream_records(RecordType.PARAMS, 1, encode_params(probe_params()))
-    )
+    _start_open_request(conn, 1)
     conn.note("request 1 is active: PARAMS ended, STDIN not yet sent")
     conn.get_values([b"FCGI_MPXS_CONNS"])
     # The app may legitimately write STDOUT for request 1 already. It may also answer only
@@ -150,7 +137,7 @@ def get_values_any_time(ctx: CaseContext) -> str | None:
             wait = max(end_time - time.monotonic(), 0.0)
         event = next_event(conn, wait)
         if event == TIMEOUT and not stdin_sent:
-            conn.send_records(stream_records(RecordType.STDIN, 1, b""))
+            _end_stdin(conn, 1)
             stdin_sent = True
             note = f"GET_VALUES sent mid-request was not answered within {wait:g}s; STDIN sent to let request 1 end"
             continue
@@ -167,10 +154,10 @@ def get_values_any_time(ctx: CaseContext) -> str | None:
                 conn.note("request 1 ended before its STDIN (allowed)")
                 stdin_sent = True
         if answered and not stdin_sent:
-            conn.send_records(stream_records(RecordType.STDIN, 1, b""))
+            _end_stdin(conn, 1)
             stdin_sent = True
     _ask(ctx, conn, (b"FCGI_MPXS_CONNS",))
-    complete_request(conn, 2, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=2 on the same connection")
+    plain_request(ctx, conn, 2, "END_REQUEST id=2 on the same connection")
     return note
 
 
@@ -194,20 +181,13 @@ QUEUE_WAIT = 0.5
 DEQUEUE_WAIT = 3.0
 
 
-def _begin_params(request_id: int, keep_conn: bool) -> list[bytes]:
-    flags = KEEP_CONN if keep_conn else 0
-    return [encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, flags))] + stream_records(
-        RecordType.PARAMS, request_id, encode_params(probe_params())
-    )
-
-
 def _start_open_request(conn: FcgiConnection, request_id: int, *, keep_conn: bool = True) -> None:
     """A request that stays active: PARAMS ended, STDIN left open (a responder waits for its end)."""
-    conn.send_records(_begin_params(request_id, keep_conn))
+    conn.send_records(begin_and_params(request_id, probe_params(), keep_conn=keep_conn))
 
 
 def _send_whole_request(conn: FcgiConnection, request_id: int, *, keep_conn: bool = True) -> None:
-    conn.send_records(_begin_params(request_id, keep_conn) + stream_records(RecordType.STDIN, request_id, b""))
+    conn.send_records(request_records(request_id, probe_params(), keep_conn=keep_conn))
 
 
 def _end_stdin(conn: FcgiConnection, request_id: int) -> None:
@@ -424,11 +404,7 @@ def get_values_while_busy(ctx: CaseContext) -> str:
     conn = ctx.connect()
     if ctx.has_probe_app:
         # The application proper is busy (sleeping BUSY_MS) with all of its input read.
-        conn.send_records(
-            [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, KEEP_CONN))]
-            + stream_records(RecordType.PARAMS, 1, encode_params(probe_params(probe_query(delay=BUSY_MS))))
-            + stream_records(RecordType.STDIN, 1, b"")
-        )
+        conn.send_records(request_records(1, probe_params(probe_query(delay=BUSY_MS))))
         busy = f"request 1 busy for {BUSY_MS} ms"
     else:
         _start_open_request(conn, 1)

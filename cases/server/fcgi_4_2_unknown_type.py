@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from harness.case import CaseContext, case
+from harness.case_requests import begin_and_params, plain_request
 from harness.fcgi_client import ConnectionClosed, FcgiTimeout, request
 from harness.fcgi_codec import (
     MANAGEMENT_REQUEST_ID,
     ProtocolStatus,
     Record,
     RecordType,
-    Role,
-    begin_request_body,
     encode_params,
     encode_record,
     end_request_body,
@@ -19,7 +18,7 @@ from harness.fcgi_codec import (
 )
 from harness.probe_app import probe_params
 from harness.verdicts import Level, Violation
-from harness.verify import complete_request, expect_record
+from harness.verify import expect_record
 
 # 12 is the first type after the defined ones, 200 and 255 are far beyond them.
 UNKNOWN_MANAGEMENT_TYPES = (12, 200, 255)
@@ -41,9 +40,7 @@ def unknown_management_type(ctx: CaseContext) -> None:
         record = expect_record(conn, RecordType.UNKNOWN_TYPE, MANAGEMENT_REQUEST_ID, ctx.seconds(3.0), expected=wanted)
         if len(record.content) != 8 or record.content[0] != unknown_type:
             raise Violation(wanted, record.describe())
-    complete_request(
-        conn, 1, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=1 on the same connection afterwards"
-    )
+    plain_request(ctx, conn, 1, "END_REQUEST id=1 on the same connection afterwards")
 
 
 # Types the spec lets only the application send (App. A: not WS->App), as a web server might send them
@@ -52,9 +49,7 @@ def unknown_management_type(ctx: CaseContext) -> None:
 def _web_server_bound_stimuli() -> list[tuple[str, list[bytes], bool]]:
     """(label, records to send, whether request 1 was begun first)."""
     # Without KEEP_CONN: an application serving one connection at a time moves on to the next.
-    begun = [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, 0))] + stream_records(
-        RecordType.PARAMS, 1, encode_params(probe_params())
-    )
+    begun = begin_and_params(1, probe_params(), keep_conn=False)
     complete = end_request_body(0, ProtocolStatus.REQUEST_COMPLETE)
     return [
         ("GET_VALUES_RESULT id=0", [encode_record(RecordType.GET_VALUES_RESULT, 0, encode_params([("FCGI_MPXS_CONNS", "1")]))], False),

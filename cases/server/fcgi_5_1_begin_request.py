@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from harness.case import CaseContext, case
+from harness.case_requests import begin_record, plain_request, post_params, request_records, send_request
 from harness.fcgi_client import FcgiConnection, Response
 from harness.fcgi_codec import (
     ProtocolStatus,
@@ -21,11 +22,10 @@ from harness.fcgi_codec import (
     stream_records,
     type_name,
 )
-from harness.probe_app import probe_params, probe_query
+from harness.probe_app import probe_params
 from harness.verdicts import Level, Violation
 from harness.verify import (
     TIMEOUT,
-    complete_request,
     describe_event,
     expect_closed,
     expect_end_request,
@@ -66,23 +66,19 @@ def responder_flow(ctx: CaseContext) -> None:
     # App. B.1, with flags 0 as shown there: a connection of its own.
     conn = ctx.connect()
     conn.note("App. B.1: a simple request with no data on stdin")
-    conn.send_records(
-        [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, 0))]
-        + stream_records(RecordType.PARAMS, 1, encode_params(probe_params()))
-        + stream_records(RecordType.STDIN, 1, b"")
-    )
+    conn.send_records(request_records(1, probe_params(), keep_conn=False))
     _check_responder_response(read_response(conn, 1, ctx.seconds(5.0)), "App. B.1")
     conn.close()  # before the next one: a target may serve one connection at a time
 
     # App. B.2: the same with stdin data, PARAMS cut inside a name as in the spec's example.
     body = b"quantity=100&item=3047936"
-    encoded = encode_params(probe_params(probe_query(status=200), "POST", content_length=len(body)))
+    encoded = encode_params(post_params(len(body)))
     cut = encoded.index(b"SERVER_NAME") + 3
     conn = ctx.connect()
     conn.note("App. B.2: PARAMS in two records (cut inside SERVER_NAME), then stdin data")
     conn.send_records(
         [
-            encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, 0)),
+            begin_record(1, keep_conn=False),
             encode_record(RecordType.PARAMS, 1, encoded[:cut]),
             encode_record(RecordType.PARAMS, 1, encoded[cut:]),
             encode_record(RecordType.PARAMS, 1, b""),
@@ -108,20 +104,12 @@ def unknown_role_rejected(ctx: CaseContext) -> None:
     for request_id, role in enumerate(UNKNOWN_ROLES, start=1):
         conn.note(f"request {request_id} asks for role {role}")
         # Sent whole, as a web server would: PARAMS and STDIN follow BEGIN at once.
-        conn.begin(request_id, role=role, keep_conn=True)
-        conn.params(request_id, probe_params())
-        conn.stdin(request_id, b"")
+        send_request(conn, request_id, probe_params(), role=role)
         response = read_response(
             conn, request_id, ctx.seconds(5.0), expected=f"END_REQUEST id={request_id} protocolStatus=UNKNOWN_ROLE"
         )
         expect_end_request(response, ProtocolStatus.UNKNOWN_ROLE)
-    complete_request(
-        conn,
-        len(UNKNOWN_ROLES) + 1,
-        probe_params(),
-        timeout=ctx.seconds(5.0),
-        expected="a RESPONDER request answered on the same connection afterwards",
-    )
+    plain_request(ctx, conn, len(UNKNOWN_ROLES) + 1, "a RESPONDER request answered on the same connection afterwards")
 
 
 @case(
@@ -225,7 +213,7 @@ def duplicate_begin(ctx: CaseContext) -> str:
     conn = ctx.connect()
     encoded = encode_params(probe_params())
     half = len(encoded) // 2
-    begin = encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, 1))
+    begin = begin_record(1)
     conn.send_records([begin, encode_record(RecordType.PARAMS, 1, encoded[:half])])
     conn.note("request 1 is active (PARAMS half sent): a second BEGIN_REQUEST for id 1")
     conn.send_records(
@@ -254,9 +242,5 @@ def duplicate_begin(ctx: CaseContext) -> str:
 
 
 def _observe_follow_up(ctx: CaseContext, conn: FcgiConnection) -> str:
-    conn.send_records(
-        [encode_record(RecordType.BEGIN_REQUEST, 2, begin_request_body(Role.RESPONDER, 1))]
-        + stream_records(RecordType.PARAMS, 2, encode_params(probe_params()))
-        + stream_records(RecordType.STDIN, 2, b"")
-    )
+    conn.send_records(request_records(2, probe_params()))
     return _observe(conn, 2, ctx.seconds(2.0))

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 from harness.case import CaseContext, case
-from harness.fcgi_codec import KEEP_CONN, RecordType, Role, begin_request_body, decode_params, encode_params, encode_record, stream_records
+from harness.case_requests import begin_record, plain_request
+from harness.fcgi_codec import RecordType, decode_params, encode_params, encode_record, stream_records
 from harness.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Violation
-from harness.verify import (
-    complete_request,
-    expect_end_request,
-    expect_no_record,
-    expect_probe_report,
-    read_response,
-)
+from harness.verify import complete_request, expect_end_request, expect_no_record, expect_probe_report, read_response
 
 QUIET_MS = 250
 
@@ -34,7 +29,7 @@ def no_output_before_params_end(ctx: CaseContext) -> None:
     conn = ctx.connect()
     conn.send_records(
         [
-            encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, KEEP_CONN)),
+            begin_record(1),
             encode_record(RecordType.PARAMS, 1, encoded[:cut]),
             encode_record(RecordType.PARAMS, 1, encoded[cut:]),
         ]
@@ -71,7 +66,7 @@ def params_any_order_or_none(ctx: CaseContext) -> str:
     conn.note("request 2: an empty PARAMS stream (its terminator alone)")
     conn.send_records(
         [
-            encode_record(RecordType.BEGIN_REQUEST, 2, begin_request_body(Role.RESPONDER, KEEP_CONN)),
+            begin_record(2),
             encode_record(RecordType.PARAMS, 2, b""),
         ]
         + stream_records(RecordType.STDIN, 2, b"")
@@ -82,8 +77,6 @@ def params_any_order_or_none(ctx: CaseContext) -> str:
     end = response.records[-1]
     if len(end.content) != 8:
         raise Violation("END_REQUEST id=2 with an 8-byte body", end.describe())
-    complete_request(
-        conn, 3, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=3 on the same connection afterwards"
-    )
+    plain_request(ctx, conn, 3, "END_REQUEST id=3 on the same connection afterwards")
     status = response.stdout.split(b"\r\n", 1)[0].decode("latin-1")[:40] if response.stdout else "no STDOUT"
     return f"empty PARAMS answered with {end.describe().split(' ', 2)[-1]} ({status!r})"

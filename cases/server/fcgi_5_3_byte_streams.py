@@ -10,19 +10,9 @@ from __future__ import annotations
 import time
 
 from harness.case import CaseContext, case
+from harness.case_requests import post_params, request_records
 from harness.fcgi_client import FcgiConnection, Response, WriteTimeout
-from harness.fcgi_codec import (
-    KEEP_CONN,
-    Record,
-    RecordReader,
-    RecordType,
-    decode_end_request,
-    Role,
-    begin_request_body,
-    encode_params,
-    encode_record,
-    stream_records,
-)
+from harness.fcgi_codec import Record, RecordReader, RecordType, decode_end_request
 from harness.probe_app import parse_cgi, pattern_bytes, probe_params, probe_query
 from harness.verdicts import Level, Unsupported, Violation
 from harness.verify import (
@@ -40,14 +30,6 @@ from harness.verify import (
 STDIN_RECORD_SIZE = 65528 - 3
 # One byte past a 64 KiB buffer, then a body that no buffer of a naive server holds.
 LARGE_STDIN_SIZES = (64 * 1024 + 1, 4 * 1024 * 1024)
-
-
-def _request_records(request_id: int, params: list, stdin: bytes, *, terminate_stdin: bool = True, chunk_sizes=None) -> list[bytes]:
-    return (
-        [encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN))]
-        + stream_records(RecordType.PARAMS, request_id, encode_params(params))
-        + stream_records(RecordType.STDIN, request_id, stdin, chunk_sizes=chunk_sizes, terminate=terminate_stdin)
-    )
 
 
 def _send_body(conn: FcgiConnection, records: list[bytes], timeout: float, what: str) -> None:
@@ -82,7 +64,7 @@ def stdin_never_terminated(ctx: CaseContext) -> str:
     # One after the other: a target may serve one connection at a time.
     for number in range(1, ABANDONED + 1):
         conn = ctx.connect(f"abandoned request {number}")
-        _send_body(conn, _request_records(1, params, part, terminate_stdin=False), ctx.seconds(3.0), "1 MiB of STDIN")
+        _send_body(conn, request_records(1, params, part, terminate_stdin=False), ctx.seconds(3.0), "1 MiB of STDIN")
         answered += any(r.type == RecordType.END_REQUEST for r in conn.drain(ctx.seconds(0.05)))
         conn.reset()
     notes = [f"{answered} of {ABANDONED} requests ended before their STDIN did"]
@@ -111,8 +93,8 @@ def large_stdin_intact(ctx: CaseContext) -> None:
     conn = ctx.connect()
     for request_id, size in enumerate(LARGE_STDIN_SIZES, start=1):
         body = pattern_bytes(size)[::-1]  # not a multiple of 26 backwards: offsets matter
-        params = probe_params(probe_query(status=200), "POST", content_length=len(body))
-        records = _request_records(request_id, params, body, chunk_sizes=STDIN_RECORD_SIZE)
+        params = post_params(len(body))
+        records = request_records(request_id, params, body, stdin_chunk_sizes=STDIN_RECORD_SIZE)
         _send_body(conn, records, ctx.seconds(5.0), f"{size} bytes of STDIN")
         response = read_response(
             conn, request_id, ctx.seconds(5.0), expected=f"END_REQUEST id={request_id} after {size} bytes of STDIN"
@@ -133,7 +115,7 @@ def large_stdin_intact(ctx: CaseContext) -> None:
 def stdin_shorter_than_content_length(ctx: CaseContext) -> str | None:
     body = b"x" * 10
     conn = ctx.connect()
-    conn.send_records(_request_records(1, probe_params(probe_query(status=200), "POST", content_length=100), body))
+    conn.send_records(request_records(1, post_params(100), body))
     response = read_response(
         conn, 1, ctx.seconds(5.0), expected="END_REQUEST id=1 once STDIN ended (10 of CONTENT_LENGTH 100 bytes)"
     )
@@ -157,7 +139,7 @@ def stdin_shorter_than_content_length(ctx: CaseContext) -> str | None:
 )
 def stderr_terminated(ctx: CaseContext) -> None:
     conn = ctx.connect()
-    conn.send_records(_request_records(1, probe_params(), b""))
+    conn.send_records(request_records(1, probe_params()))
     response = read_response(conn, 1, ctx.seconds(5.0))
     expect_end_request(response)
     if response.stderr_records:
@@ -166,7 +148,7 @@ def stderr_terminated(ctx: CaseContext) -> None:
         return
     ctx.require_probe_feature("err")
     text = "fcgispec stderr line\n"
-    conn.send_records(_request_records(2, probe_params(probe_query(err=text)), b""))
+    conn.send_records(request_records(2, probe_params(probe_query(err=text))))
     response = read_response(conn, 2, ctx.seconds(5.0))
     expect_end_request(response)
     if response.stderr != text.encode():
@@ -225,7 +207,7 @@ def large_interleaved_output(ctx: CaseContext) -> None:
         raise Unsupported("the target does not implement the probe app")
     conn = ctx.connect()
     conn.send_records(
-        _request_records(1, probe_params(probe_query(out=LARGE_OUTPUT, err=STDERR_LINE, err_repeat=STDERR_REPEAT)), b"")
+        request_records(1, probe_params(probe_query(out=LARGE_OUTPUT, err=STDERR_LINE, err_repeat=STDERR_REPEAT)))
     )
     response = _read_slowly(ctx, conn, 1)
     expect_end_request(response)
@@ -253,13 +235,13 @@ def large_interleaved_output(ctx: CaseContext) -> None:
 )
 def empty_output_terminated(ctx: CaseContext) -> None:
     conn = ctx.connect()
-    conn.send_records(_request_records(1, probe_params(), b""))
+    conn.send_records(request_records(1, probe_params()))
     response = read_response(conn, 1, ctx.seconds(5.0))
     expect_end_request(response)
     expect_stream_terminated(response.records, RecordType.STDOUT)
     if not ctx.has_probe_app:
         return
-    conn.send_records(_request_records(2, probe_params(probe_query(out=0)), b""))
+    conn.send_records(request_records(2, probe_params(probe_query(out=0))))
     response = read_response(conn, 2, ctx.seconds(5.0))
     expect_stream_terminated(response.records, RecordType.STDOUT)
     cgi = expect_cgi_response(response)

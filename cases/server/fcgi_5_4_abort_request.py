@@ -13,22 +13,12 @@ from __future__ import annotations
 import time
 
 from harness.case import CaseContext, case
+from harness.case_requests import begin_record, plain_request, post_params, request_records, start_open_stdin
 from harness.fcgi_client import ConnectionClosed, FcgiConnection, Response
-from harness.fcgi_codec import (
-    KEEP_CONN,
-    ProtocolStatus,
-    Record,
-    RecordType,
-    Role,
-    begin_request_body,
-    encode_params,
-    encode_record,
-    stream_records,
-)
+from harness.fcgi_codec import ProtocolStatus, Record, RecordType, encode_params, encode_record
 from harness.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Violation
 from harness.verify import (
-    complete_request,
     describe_event,
     expect_closed,
     expect_end_request,
@@ -47,18 +37,9 @@ ABORTS = (
 )
 
 
-def _begin(request_id: int, keep_conn: bool = True) -> bytes:
-    return encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN if keep_conn else 0))
-
-
 def _start_open_stdin(conn: FcgiConnection, request_id: int, *, keep_conn: bool = True) -> None:
     """BEGIN, PARAMS, and part of a STDIN that CONTENT_LENGTH says is longer: the request is in flight."""
-    params = probe_params(probe_query(status=200), "POST", content_length=len(PARTIAL_BODY) * 10)
-    conn.send_records(
-        [_begin(request_id, keep_conn)]
-        + stream_records(RecordType.PARAMS, request_id, encode_params(params))
-        + stream_records(RecordType.STDIN, request_id, PARTIAL_BODY, terminate=False)
-    )
+    start_open_stdin(conn, request_id, post_params(len(PARTIAL_BODY) * 10), PARTIAL_BODY, keep_conn=keep_conn)
     conn.note(f"request {request_id} in flight: STDIN open")
 
 
@@ -101,21 +82,13 @@ def abort_answered_promptly(ctx: CaseContext) -> str | None:
     conn.close()
 
     conn = ctx.connect("abort while the app works")
-    conn.send_records(
-        [_begin(1)]
-        + stream_records(RecordType.PARAMS, 1, encode_params(probe_params(probe_query(delay=SLOW_REQUEST_MS))))
-        + stream_records(RecordType.STDIN, 1, b"")
-    )
+    conn.send_records(request_records(1, probe_params(probe_query(delay=SLOW_REQUEST_MS))))
     time.sleep(ctx.seconds(0.1))
     _abort_answered(ctx, conn, 1, f"during a {SLOW_REQUEST_MS} ms delay after STDIN ended")
     conn.close()
 
     conn = ctx.connect("abort mid-STDOUT")
-    conn.send_records(
-        [_begin(1)]
-        + stream_records(RecordType.PARAMS, 1, encode_params(probe_params(probe_query(out=LONG_OUTPUT))))
-        + stream_records(RecordType.STDIN, 1, b"")
-    )
+    conn.send_records(request_records(1, probe_params(probe_query(out=LONG_OUTPUT))))
     while True:
         event = next_event(conn, ctx.seconds(5.0))
         if not isinstance(event, Record):
@@ -155,23 +128,21 @@ def abort_answered_promptly(ctx: CaseContext) -> str | None:
 )
 def abort_at_every_phase(ctx: CaseContext) -> None:
     conn = ctx.connect()
-    conn.send_records([_begin(1)])
+    conn.send_records([begin_record(1)])
     conn.note("request 1: BEGIN only")
     _abort_answered(ctx, conn, 1, "sent right after BEGIN_REQUEST")
 
     encoded = encode_params(probe_params())
-    conn.send_records([_begin(2), encode_record(RecordType.PARAMS, 2, encoded[: len(encoded) // 2])])
+    conn.send_records([begin_record(2), encode_record(RecordType.PARAMS, 2, encoded[: len(encoded) // 2])])
     conn.note("request 2: PARAMS half sent, not ended")
     _abort_answered(ctx, conn, 2, "before PARAMS ended")
 
     conn.note("ABORT for id 3, never begun: to be ignored")
     conn.abort(3)
-    complete_request(conn, 4, probe_params(), timeout=ctx.seconds(5.0))
+    plain_request(ctx, conn, 4)
     conn.note("ABORT for id 4, which has ended: to be ignored")
     conn.abort(4)
-    complete_request(
-        conn, 5, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=5 after ABORTs for inactive ids 3 and 4"
-    )
+    plain_request(ctx, conn, 5, "END_REQUEST id=5 after ABORTs for inactive ids 3 and 4")
     for record in conn.drain(ctx.seconds(0.25)):
         raise Violation("nothing more (ABORTs for inactive ids are ignored)", record.describe())
 
@@ -197,23 +168,15 @@ def one_end_request_each(ctx: CaseContext) -> None:
                     record.describe(),
                 )
 
-    check(complete_request(conn, 1, probe_params(), timeout=ctx.seconds(5.0)), "completed")
+    check(plain_request(ctx, conn, 1), "completed")
     _start_open_stdin(conn, 2)
     check(_abort_answered(ctx, conn, 2, "while STDIN was open"), "aborted")
-    conn.send_records(
-        [encode_record(RecordType.BEGIN_REQUEST, 3, begin_request_body(4, KEEP_CONN))]
-        + stream_records(RecordType.PARAMS, 3, encode_params(probe_params()))
-        + stream_records(RecordType.STDIN, 3, b"")
-    )
+    conn.send_records(request_records(3, probe_params(), role=4))
     response = read_response(conn, 3, ctx.seconds(5.0), expected="END_REQUEST id=3 UNKNOWN_ROLE (role 4)")
     expect_end_request(response, ProtocolStatus.UNKNOWN_ROLE)
     check(response, "rejected")
     if ctx.has_probe_app:
-        conn.send_records(
-            [_begin(4)]
-            + stream_records(RecordType.PARAMS, 4, encode_params(probe_params(probe_query(delay=SLOW_REQUEST_MS))))
-            + stream_records(RecordType.STDIN, 4, b"")
-        )
+        conn.send_records(request_records(4, probe_params(probe_query(delay=SLOW_REQUEST_MS))))
         time.sleep(ctx.seconds(0.05))
         check(_abort_answered(ctx, conn, 4, "during a delay"), "aborted while working")
     for record in conn.drain(ctx.seconds(0.3)):
@@ -236,9 +199,7 @@ def connection_after_abort(ctx: CaseContext) -> None:
     conn = ctx.connect("KEEP_CONN set")
     _start_open_stdin(conn, 1)
     _abort_answered(ctx, conn, 1, "while STDIN was open")
-    complete_request(
-        conn, 2, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=2 on the connection (KEEP_CONN set)"
-    )
+    plain_request(ctx, conn, 2, "END_REQUEST id=2 on the connection (KEEP_CONN set)")
     conn.close()  # before the next one: a target may serve one connection at a time
 
     conn = ctx.connect("KEEP_CONN clear")

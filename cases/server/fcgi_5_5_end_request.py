@@ -12,15 +12,20 @@ from __future__ import annotations
 import time
 
 from harness.case import CaseContext, case
+from harness.case_requests import (
+    begin_and_params,
+    begin_record,
+    plain_request,
+    post_params,
+    request_records,
+    start_open_stdin,
+)
 from harness.fcgi_client import ConnectionClosed, FcgiConnection, ReadTimeout, Response
 from harness.fcgi_codec import (
-    KEEP_CONN,
     EndRequest,
     ProtocolStatus,
     Record,
     RecordType,
-    Role,
-    begin_request_body,
     decode_end_request,
     encode_params,
     encode_record,
@@ -30,7 +35,6 @@ from harness.probe_app import probe_params, probe_query
 from harness.verdicts import Level, RecommendationMissed, Unsupported, Violation
 from harness.verify import (
     TIMEOUT,
-    complete_request,
     describe_event,
     expect_end_request,
     expect_probe_report,
@@ -43,18 +47,9 @@ PARTIAL_BODY = b"the first part of a body"
 PROTOCOL_STATUSES = tuple(int(s) for s in ProtocolStatus)
 
 
-def _begin(request_id: int, role: int = Role.RESPONDER, keep_conn: bool = True) -> bytes:
-    return encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(role, KEEP_CONN if keep_conn else 0))
-
-
-def _start_open_stdin(conn: FcgiConnection, request_id: int, extra: list | None = None) -> None:
+def _start_open_stdin(conn: FcgiConnection, request_id: int) -> None:
     """BEGIN, PARAMS, part of STDIN: the request is in flight until _finish_stdin."""
-    params = probe_params(probe_query(status=200), "POST", list(extra or ()), content_length=2 * len(PARTIAL_BODY))
-    conn.send_records(
-        [_begin(request_id)]
-        + stream_records(RecordType.PARAMS, request_id, encode_params(params))
-        + stream_records(RecordType.STDIN, request_id, PARTIAL_BODY, terminate=False)
-    )
+    start_open_stdin(conn, request_id, post_params(2 * len(PARTIAL_BODY)), PARTIAL_BODY)
 
 
 def _finish_stdin(conn: FcgiConnection, request_id: int) -> None:
@@ -64,7 +59,8 @@ def _finish_stdin(conn: FcgiConnection, request_id: int) -> None:
 def _start_open_params(conn: FcgiConnection, request_id: int) -> None:
     """BEGIN and the params without the empty PARAMS record: no responder may answer yet (§6.2),
     so the request stays active until _finish_params."""
-    conn.send_records([_begin(request_id), encode_record(RecordType.PARAMS, request_id, encode_params(probe_params()))])
+    params = encode_params(probe_params())
+    conn.send_records([begin_record(request_id), encode_record(RecordType.PARAMS, request_id, params)])
 
 
 def _finish_params(conn: FcgiConnection, request_id: int) -> None:
@@ -106,15 +102,9 @@ def _await_end(conn: FcgiConnection, request_id: int, timeout: float) -> Respons
 )
 def end_request_body_shape(ctx: CaseContext) -> str | None:
     conn = ctx.connect()
-    conn.send_records(
-        [_begin(1)] + stream_records(RecordType.PARAMS, 1, encode_params(probe_params())) + stream_records(RecordType.STDIN, 1, b"")
-    )
+    conn.send_records(request_records(1, probe_params()))
     responses = [("a completed request", ProtocolStatus.REQUEST_COMPLETE, read_response(conn, 1, ctx.seconds(5.0)))]
-    conn.send_records(
-        [_begin(2, role=0xFFFF)]
-        + stream_records(RecordType.PARAMS, 2, encode_params(probe_params()))
-        + stream_records(RecordType.STDIN, 2, b"")
-    )
+    conn.send_records(request_records(2, probe_params(), role=0xFFFF))
     responses.append(("a request for role 0xFFFF", ProtocolStatus.UNKNOWN_ROLE, read_response(conn, 2, ctx.seconds(5.0))))
     _start_open_stdin(conn, 3)
     conn.abort(3)
@@ -149,9 +139,7 @@ def cant_mpx_conn(ctx: CaseContext) -> str | None:
     conn = ctx.connect()
     _start_open_params(conn, 1)
     conn.note("request 1 active (PARAMS not yet ended): request 2 begins on the same connection")
-    conn.send_records(
-        [_begin(2)] + stream_records(RecordType.PARAMS, 2, encode_params(probe_params())) + stream_records(RecordType.STDIN, 2, b"")
-    )
+    conn.send_records(request_records(2, probe_params()))
     allowed = [
         "END_REQUEST id=2 CANT_MPX_CONN, then request 1 completes",
         "request 2 held until request 1 has ended, then served",
@@ -179,7 +167,7 @@ def cant_mpx_conn(ctx: CaseContext) -> str | None:
         note = "the target served both requests at once although it advertises FCGI_MPXS_CONNS=0"
     elif status not in (ProtocolStatus.CANT_MPX_CONN, ProtocolStatus.REQUEST_COMPLETE):
         raise Violation(allowed, second.records[-1].describe())
-    complete_request(conn, 3, probe_params(), timeout=ctx.seconds(5.0), expected="END_REQUEST id=3 on the same connection")
+    plain_request(ctx, conn, 3, "END_REQUEST id=3 on the same connection")
     return note
 
 
@@ -269,11 +257,7 @@ def end_request_is_last(ctx: CaseContext) -> None:
 
     query = probe_query(out=300000, err="fcgispec") if ctx.has_probe_app else ""
     for request_id in (1, 2):
-        conn.send_records(
-            [_begin(request_id)]
-            + stream_records(RecordType.PARAMS, request_id, encode_params(probe_params(query if request_id == 2 else "")))
-            + stream_records(RecordType.STDIN, request_id, b"")
-        )
+        conn.send_records(request_records(request_id, probe_params(query if request_id == 2 else "")))
         until_end(request_id)
     _start_open_stdin(conn, 3)
     conn.abort(3)
@@ -311,15 +295,8 @@ def multiplexed_requests(ctx: CaseContext) -> None:
     params_2 = encode_params(probe_params(extra=[(marker, "two")]))
     conn.note("App. B.4: request 1 begins first and stays unfinished (STDIN open); request 2 interleaved")
     conn.send_records(
-        [_begin(1)]
-        + stream_records(
-            RecordType.PARAMS,
-            1,
-            encode_params(
-                probe_params(probe_query(status=200), "POST", [(marker, "one")], content_length=2 * len(PARTIAL_BODY))
-            ),
-        )
-        + [_begin(2), encode_record(RecordType.PARAMS, 2, params_2)]
+        begin_and_params(1, post_params(2 * len(PARTIAL_BODY), [(marker, "one")]))
+        + [begin_record(2), encode_record(RecordType.PARAMS, 2, params_2)]
         + stream_records(RecordType.STDIN, 1, PARTIAL_BODY, terminate=False)
         + [encode_record(RecordType.PARAMS, 2, b"")]
         + stream_records(RecordType.STDIN, 2, b"")
@@ -351,9 +328,8 @@ def multiplexed_requests(ctx: CaseContext) -> None:
     conn.note(f"{count} requests begun, each with STDIN open; then their STDIN ends in reverse order")
     pieces: list[bytes] = []
     for request_id in ids:
-        params = probe_params(probe_query(status=200), "POST", content_length=len(_body(request_id)))
-        pieces += [_begin(request_id)] + stream_records(RecordType.PARAMS, request_id, encode_params(params))
-        pieces += stream_records(RecordType.STDIN, request_id, _body(request_id)[:4], terminate=False)
+        body = _body(request_id)
+        pieces += request_records(request_id, post_params(len(body)), body[:4], terminate_stdin=False)
     conn.send_records(pieces)
     conn.send_records(
         [r for request_id in reversed(ids) for r in stream_records(RecordType.STDIN, request_id, _body(request_id)[4:])]

@@ -15,19 +15,9 @@ Filter output before STDIN ends (FCGI-6.4-1).
 from __future__ import annotations
 
 from harness.case import CaseContext, case
+from harness.case_requests import request_records
 from harness.fcgi_client import FcgiConnection, Response, WriteTimeout
-from harness.fcgi_codec import (
-    KEEP_CONN,
-    ProtocolStatus,
-    Record,
-    RecordReader,
-    RecordType,
-    Role,
-    begin_request_body,
-    encode_params,
-    encode_record,
-    stream_records,
-)
+from harness.fcgi_codec import ProtocolStatus, Record, RecordReader, RecordType, Role, stream_records
 from harness.probe_app import ProbeError, parse_cgi, parse_probe_report, pattern_bytes, probe_params, probe_query, sha256_hex
 from harness.verdicts import Level, Unsupported, Violation
 from harness.verify import (
@@ -39,10 +29,6 @@ from harness.verify import (
     next_event,
     read_response,
 )
-
-
-def _begin(request_id: int, role: int) -> bytes:
-    return encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(role, KEEP_CONN))
 
 
 def _cgi_headers_of(response: Response, what: str):
@@ -74,21 +60,13 @@ def _cgi_headers_of(response: Response, what: str):
 )
 def cgi_response_format(ctx: CaseContext) -> None:
     conn = ctx.connect()
-    conn.send_records(
-        [_begin(1, Role.RESPONDER)]
-        + stream_records(RecordType.PARAMS, 1, encode_params(probe_params()))
-        + stream_records(RecordType.STDIN, 1, b"")
-    )
+    conn.send_records(request_records(1, probe_params()))
     _cgi_headers_of(read_response(conn, 1, ctx.seconds(5.0)), "a plain request")
     if not ctx.has_probe_app:
         return
     # The value of a textual param has no trailing NUL: the app must take it as it is.
     query = probe_query(status=404)
-    conn.send_records(
-        [_begin(2, Role.RESPONDER)]
-        + stream_records(RecordType.PARAMS, 2, encode_params(probe_params(query, extra=[("FCGISPEC_TEXT", "no NUL")])))
-        + stream_records(RecordType.STDIN, 2, b"")
-    )
+    conn.send_records(request_records(2, probe_params(query, extra=[("FCGISPEC_TEXT", "no NUL")])))
     response = read_response(conn, 2, ctx.seconds(5.0))
     cgi = _cgi_headers_of(response, "probe status=404")
     if cgi.status != 404 or cgi.header("Status") is None:
@@ -120,11 +98,7 @@ def full_duplex(ctx: CaseContext) -> str | None:
     body = pattern_bytes(DUPLEX_STDIN + 7)[7:]
     query = probe_query(echo=1) if ctx.has_probe_app else ""
     params = probe_params(query, "POST", content_length=len(body))
-    records = (
-        [_begin(1, Role.RESPONDER)]
-        + stream_records(RecordType.PARAMS, 1, encode_params(params))
-        + stream_records(RecordType.STDIN, 1, body)
-    )
+    records = request_records(1, params, body)
     conn = ctx.connect()
     try:
         # The client reads whatever arrives while it sends: a target echoing as it reads never blocks on us.
@@ -165,11 +139,7 @@ def app_status_passed(ctx: CaseContext) -> None:
     ctx.require_probe_feature("app_status")
     conn = ctx.connect()
     for request_id, status in ((1, 938), (2, 0)):
-        conn.send_records(
-            [_begin(request_id, Role.RESPONDER)]
-            + stream_records(RecordType.PARAMS, request_id, encode_params(probe_params(probe_query(app_status=status))))
-            + stream_records(RecordType.STDIN, request_id, b"")
-        )
+        conn.send_records(request_records(request_id, probe_params(probe_query(app_status=status))))
         expect_end_request(read_response(conn, request_id, ctx.seconds(5.0)), app_status=status)
 
 
@@ -177,11 +147,7 @@ AUTHORIZER_OMITS = ("CONTENT_LENGTH", "PATH_INFO", "PATH_TRANSLATED", "SCRIPT_NA
 
 
 def _role_request(ctx: CaseContext, conn: FcgiConnection, request_id: int, role: int, params: list) -> Response:
-    conn.send_records(
-        [_begin(request_id, role)]
-        + stream_records(RecordType.PARAMS, request_id, encode_params(params))
-        + stream_records(RecordType.STDIN, request_id, b"")
-    )
+    conn.send_records(request_records(request_id, params, role=role))
     return read_response(conn, request_id, ctx.seconds(5.0))
 
 
@@ -240,11 +206,7 @@ def filter_role(ctx: CaseContext) -> None:
         content_length=len(form),
     )
     conn = ctx.connect()
-    conn.send_records(
-        [_begin(1, Role.FILTER)]
-        + stream_records(RecordType.PARAMS, 1, encode_params(params))
-        + stream_records(RecordType.STDIN, 1, form[:4], terminate=False)
-    )
+    conn.send_records(request_records(1, params, form[:4], role=Role.FILTER, terminate_stdin=False))
     conn.note("STDIN not ended yet: a Filter may not write")
     event = next_event(conn, ctx.seconds(FILTER_QUIET_SECONDS))
     if isinstance(event, Record) and event.type == RecordType.END_REQUEST and len(event.content) == 8:

@@ -22,10 +22,9 @@ import signal
 import time
 
 from harness.case import CaseContext, case
-from harness.probe_app import probe_params
+from harness.case_requests import plain_request
 from harness.targets import SpawnedTarget, _process_group_members
 from harness.verdicts import Level, Unsupported, Violation
-from harness.verify import complete_request
 
 EXIT_WAIT = 3.0
 
@@ -54,7 +53,7 @@ def exits_on_sigterm(ctx: CaseContext) -> str:
     if not isinstance(variant, SpawnedTarget) or variant.process is None:
         raise Unsupported("the variant has no process the harness can signal")
     conn = ctx.connect("idle KEEP_CONN connection", target=variant)
-    complete_request(conn, 1, probe_params(), keep_conn=True, timeout=ctx.seconds(3.0))
+    plain_request(ctx, conn, 1, wait=3.0)
     conn.note("SIGTERM to the application's process group")
     os.killpg(variant.process.pid, signal.SIGTERM)
     sent = time.monotonic()

@@ -3,18 +3,8 @@
 from __future__ import annotations
 
 from harness.case import CaseContext, case
-from harness.fcgi_codec import (
-    KEEP_CONN,
-    MANAGEMENT_REQUEST_ID,
-    Record,
-    RecordType,
-    Role,
-    begin_request_body,
-    encode_params,
-    encode_record,
-    stream_records,
-    type_name,
-)
+from harness.case_requests import request_records
+from harness.fcgi_codec import MANAGEMENT_REQUEST_ID, Record, RecordType, Role, encode_record, type_name
 from harness.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Violation
 from harness.verify import describe_event, next_event
@@ -54,13 +44,10 @@ def only_application_types(ctx: CaseContext) -> None:
     awaited: set[tuple[str, int]] = set()
     # A completed request (probe: with STDOUT and STDERR), a rejected role, an aborted request.
     for request_id, role, abort in ((1, Role.RESPONDER, False), (2, 0xFFFF, False), (3, Role.RESPONDER, True)):
-        pieces = [encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(role, KEEP_CONN))]
-        pieces += stream_records(RecordType.PARAMS, request_id, encode_params(probe_params(query if request_id == 1 else "")))
+        params = probe_params(query if request_id == 1 else "")
+        pieces = request_records(request_id, params, b"partial" if abort else b"", role=role, terminate_stdin=not abort)
         if abort:
-            pieces += stream_records(RecordType.STDIN, request_id, b"partial", terminate=False)
             pieces.append(encode_record(RecordType.ABORT_REQUEST, request_id))
-        else:
-            pieces += stream_records(RecordType.STDIN, request_id, b"")
         conn.send_records(pieces)
         awaited.add(("END_REQUEST", request_id))
     pending = set(awaited)

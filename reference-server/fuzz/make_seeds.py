@@ -1,5 +1,6 @@
 """Writes seed inputs for the fuzz targets: well-formed streams a web server sends,
-which the fuzzer then mutates. Run: /usr/bin/python3 reference-server/fuzz/make_seeds.py DIR"""
+which the fuzzer then mutates. Run: /usr/bin/python3 reference-server/fuzz/make_seeds.py DIR
+(scripts/fuzz takes them through extract_seeds.py, with the seeds from captures and cases)."""
 from __future__ import annotations
 
 import sys

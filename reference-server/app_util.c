@@ -17,39 +17,53 @@ static int hex_value(uint8_t c)
     return -1;
 }
 
-bool query_get(const uint8_t *query, size_t query_len, const char *key, char *out, size_t out_cap)
+bool query_next(const uint8_t *query, size_t query_len, size_t *pos, struct query_pair *pair)
 {
-    size_t key_len = strlen(key);
-    size_t pos = 0;
-    while (pos < query_len) {
-        size_t end = pos;
-        while (end < query_len && query[end] != '&')
-            end++;
-        if (end - pos > key_len && memcmp(query + pos, key, key_len) == 0 && query[pos + key_len] == '=') {
-            size_t o = 0;
-            for (size_t i = pos + key_len + 1; i < end && o + 1 < out_cap; i++) {
-                int hi, lo;
-                if (query[i] == '%' && i + 2 < end && (hi = hex_value(query[i + 1])) >= 0 &&
-                    (lo = hex_value(query[i + 2])) >= 0) {
-                    out[o++] = (char)(hi * 16 + lo);
-                    i += 2;
-                } else {
-                    out[o++] = query[i] == '+' ? ' ' : (char)query[i];
-                }
-            }
-            if (out_cap)
-                out[o] = '\0';
-            return true;
-        }
-        pos = end + 1;
-    }
-    return false;
+    if (*pos >= query_len)
+        return false;
+    size_t start = *pos, end = start;
+    while (end < query_len && query[end] != '&')
+        end++;
+    const uint8_t *equals = memchr(query + start, '=', end - start);
+    pair->key = query + start;
+    pair->key_len = equals ? (size_t)(equals - pair->key) : end - start;
+    pair->has_value = equals != NULL;
+    pair->value = equals ? equals + 1 : query + end;
+    pair->value_len = (size_t)(query + end - pair->value);
+    *pos = end + 1;
+    return true;
 }
 
-uint64_t query_get_u64(const uint8_t *query, size_t query_len, const char *key, uint64_t fallback)
+bool query_key_is(const struct query_pair *pair, const char *key)
+{
+    size_t len = strlen(key);
+    return pair->has_value && pair->key_len == len && memcmp(pair->key, key, len) == 0;
+}
+
+void query_decode(const struct query_pair *pair, char *out, size_t out_cap)
+{
+    if (!out_cap)
+        return;
+    size_t o = 0;
+    const uint8_t *v = pair->value;
+    for (size_t i = 0; i < pair->value_len && o + 1 < out_cap; i++) {
+        int hi, lo;
+        if (v[i] == '%' && i + 2 < pair->value_len && (hi = hex_value(v[i + 1])) >= 0 &&
+            (lo = hex_value(v[i + 2])) >= 0) {
+            out[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[o++] = v[i] == '+' ? ' ' : (char)v[i];
+        }
+    }
+    out[o] = '\0';
+}
+
+uint64_t query_decode_u64(const struct query_pair *pair, uint64_t fallback)
 {
     char text[24];
-    if (!query_get(query, query_len, key, text, sizeof(text)) || text[0] < '0' || text[0] > '9')
+    query_decode(pair, text, sizeof(text));
+    if (text[0] < '0' || text[0] > '9')
         return fallback;
     char *end;
     unsigned long long v = strtoull(text, &end, 10);
@@ -58,22 +72,25 @@ uint64_t query_get_u64(const uint8_t *query, size_t query_len, const char *key, 
 
 bool stream_digest_init(struct stream_digest *d)
 {
-    d->length = 0;
-    d->md_ctx = EVP_MD_CTX_new();
-    if (!d->md_ctx)
-        return false;
-    if (EVP_DigestInit_ex(d->md_ctx, EVP_sha256(), NULL) != 1) {
-        stream_digest_free(d);
-        return false;
-    }
+    *d = (struct stream_digest){0};
     return true;
 }
 
 void stream_digest_update(struct stream_digest *d, const uint8_t *data, size_t len)
 {
     d->length += len;
-    if (d->md_ctx && len)
-        EVP_DigestUpdate(d->md_ctx, data, len);
+    if (!len || d->failed)
+        return;
+    if (!d->md_ctx) {
+        d->md_ctx = EVP_MD_CTX_new();
+        if (!d->md_ctx || EVP_DigestInit_ex(d->md_ctx, EVP_sha256(), NULL) != 1) {
+            stream_digest_free(d);
+            d->failed = true;
+            return;
+        }
+    }
+    if (EVP_DigestUpdate(d->md_ctx, data, len) != 1)
+        d->failed = true;
 }
 
 void stream_digest_final_hex(struct stream_digest *d, char hex[65])
@@ -81,7 +98,14 @@ void stream_digest_final_hex(struct stream_digest *d, char hex[65])
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     hex[0] = '\0';
-    if (!d->md_ctx || EVP_DigestFinal_ex(d->md_ctx, md, &md_len) != 1 || md_len != 32)
+    if (d->failed)
+        return;
+    if (!d->md_ctx) {
+        static const char empty_sha256[] = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        memcpy(hex, empty_sha256, sizeof(empty_sha256));
+        return;
+    }
+    if (EVP_DigestFinal_ex(d->md_ctx, md, &md_len) != 1 || md_len != 32)
         return;
     static const char digits[] = "0123456789abcdef";
     for (unsigned i = 0; i < md_len; i++) {

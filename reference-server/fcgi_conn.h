@@ -27,9 +27,18 @@ struct fcgi_limits {
     size_t max_spool_bytes;   /* one request's queued output */
     size_t out_high_water;    /* stop reading input while this much output waits */
     fault_set faults;
+    /* Event-loop processes serving with these limits (--workers): the limits are
+     * advertised whole, and each process enforces its share. */
+    unsigned workers;
     /* Where the connection reports protocol errors and odd input; NULL: silent. */
     void (*log)(unsigned long conn_id, const char *message);
 };
+
+/* One process's share of a limit divided among `workers` processes (rounded up). */
+static inline unsigned fcgi_limit_share(unsigned total, unsigned workers)
+{
+    return workers > 1 ? total / workers + (total % workers != 0) : total;
+}
 
 /* The defaults of the command line (main.c), also used by tests and fuzzers. */
 struct fcgi_limits fcgi_limits_default(void);

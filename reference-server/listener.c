@@ -22,7 +22,7 @@ static bool fail(char *err, size_t err_len, const char *what, const char *spec)
 
 static bool set_nonblocking(int fd) { return fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0; }
 
-static bool open_tcp(const char *hostport, struct listener *out, char *err, size_t err_len)
+static bool open_tcp(const char *hostport, bool reuse_port, struct listener *out, char *err, size_t err_len)
 {
     char host[64];
     const char *colon = strrchr(hostport, ':');
@@ -43,6 +43,8 @@ static bool open_tcp(const char *hostport, struct listener *out, char *err, size
         return fail(err, err_len, "socket for", hostport);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (reuse_port)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         fail(err, err_len, "cannot listen on", hostport);
         close(fd);
@@ -81,16 +83,41 @@ static bool open_unix(const char *path, struct listener *out, char *err, size_t 
     return true;
 }
 
-bool listener_open(const char *spec, struct listener *out, char *err, size_t err_len)
+bool listener_open(const char *spec, bool reuse_port, struct listener *out, char *err, size_t err_len)
 {
     memset(out, 0, sizeof(*out));
     out->fd = -1;
     if (strncmp(spec, "tcp:", 4) == 0)
-        return open_tcp(spec + 4, out, err, err_len);
+        return open_tcp(spec + 4, reuse_port, out, err, err_len);
     if (strncmp(spec, "unix:", 5) == 0)
         return open_unix(spec + 5, out, err, err_len);
     errno = 0;
     return fail(err, err_len, "listen address must be tcp:HOST:PORT or unix:PATH, not", spec);
+}
+
+bool listener_open_sibling(const struct listener *l, struct listener *out)
+{
+    int reuse_port = 0;
+    socklen_t opt_len = sizeof(reuse_port);
+    struct sockaddr_storage addr;
+    socklen_t addr_len = sizeof(addr);
+    if (l->is_unix || getsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &reuse_port, &opt_len) != 0 || !reuse_port ||
+        getsockname(l->fd, (struct sockaddr *)&addr, &addr_len) != 0)
+        return false;
+    int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&addr, addr_len) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        close(fd);
+        return false;
+    }
+    memset(out, 0, sizeof(*out));
+    out->fd = fd;
+    memcpy(out->address, l->address, sizeof(out->address));
+    return true;
 }
 
 bool listener_inherit_fd0(struct listener *out)

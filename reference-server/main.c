@@ -8,6 +8,7 @@
 #include "faults.h"
 #include "listener.h"
 #include "server.h"
+#include "workers.h"
 
 #define MAX_LISTENERS 8
 #define FD_LIMIT_WANTED 65536
@@ -25,6 +26,8 @@ static void usage(FILE *out)
           "  --max-params-bytes N    limit of one request's PARAMS stream (default 1048576)\n"
           "  --roles LIST            roles served, of responder,authorizer,filter (default all)\n"
           "  --quiet                 no per-connection log lines\n"
+          "  --workers N             N event-loop processes sharing the listeners (default 1); each\n"
+          "                          enforces its share of --max-conns and --max-reqs\n"
           "Each listener's address is printed on stdout as 'listening ADDRESS'.\n"
           "The environment variable FCGI_WEB_SERVER_ADDRS limits the peers accepted.\n",
           out);
@@ -81,11 +84,12 @@ int main(int argc, char **argv)
     struct server_config config = {
         .limits = fcgi_limits_default(),
         .web_server_addrs = getenv("FCGI_WEB_SERVER_ADDRS"),
+        .workers = 1,
     };
     const char *listen_specs[MAX_LISTENERS];
     size_t listen_count = 0;
     bool quiet = false;
-    enum { OPT_LISTEN = 1, OPT_FAULT, OPT_NO_MPX, OPT_MAX_CONNS, OPT_MAX_REQS, OPT_MAX_PARAMS, OPT_ROLES, OPT_QUIET, OPT_HELP };
+    enum { OPT_LISTEN = 1, OPT_FAULT, OPT_NO_MPX, OPT_MAX_CONNS, OPT_MAX_REQS, OPT_MAX_PARAMS, OPT_ROLES, OPT_QUIET, OPT_WORKERS, OPT_HELP };
     static const struct option options[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"fault", required_argument, NULL, OPT_FAULT},
@@ -95,6 +99,7 @@ int main(int argc, char **argv)
         {"max-params-bytes", required_argument, NULL, OPT_MAX_PARAMS},
         {"roles", required_argument, NULL, OPT_ROLES},
         {"quiet", no_argument, NULL, OPT_QUIET},
+        {"workers", required_argument, NULL, OPT_WORKERS},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -148,6 +153,14 @@ int main(int argc, char **argv)
         case OPT_QUIET:
             quiet = true;
             break;
+        case OPT_WORKERS:
+            if (!parse_count(optarg, MAX_WORKERS, &value)) {
+                fprintf(stderr, "fcgispec-responder: --workers takes 1 to %d\n", MAX_WORKERS);
+                return 2;
+            }
+            config.workers = (unsigned)value;
+            config.limits.workers = (unsigned)value;
+            break;
         case OPT_HELP:
             usage(stdout);
             return 0;
@@ -167,7 +180,7 @@ int main(int argc, char **argv)
     struct listener listeners[MAX_LISTENERS];
     for (size_t i = 0; i < listen_count; i++) {
         char err[256];
-        if (!listener_open(listen_specs[i], &listeners[i], err, sizeof(err))) {
+        if (!listener_open(listen_specs[i], config.workers > 1, &listeners[i], err, sizeof(err))) {
             fprintf(stderr, "fcgispec-responder: %s\n", err);
             while (i > 0)
                 listener_close(&listeners[--i]);
@@ -189,7 +202,7 @@ int main(int argc, char **argv)
         printf("listening %s\n", listeners[i].address);
     fflush(stdout);
     config.listeners = listeners;
-    int status = server_run(&config);
+    int status = workers_run(&config);
     for (size_t i = 0; i < config.listener_count; i++)
         listener_close(&listeners[i]);
     return status;

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "timer_heap.h"
+
 /* After the last byte is sent, a closing connection reads and discards what the
  * peer still sends for this long, so that the close is a FIN and not an RST
  * (an RST can destroy the response before the peer reads it). */
@@ -33,7 +35,9 @@ struct source {
 
 struct listener_source {
     struct source base;
-    const struct listener *listener;
+    const struct listener *listener; /* the shared one, or `own` */
+    struct listener own;             /* this worker's SO_REUSEPORT sibling; fd -1 if none */
+    bool shared;                     /* polled by other workers too */
 };
 
 struct server_conn {
@@ -44,6 +48,7 @@ struct server_conn {
     uint32_t events;      /* registered with epoll */
     uint64_t drain_deadline_ms;
     size_t drained_bytes;
+    struct timer_node timer; /* the connection's next deadline, in the server's heap */
     struct server_conn *prev, *next; /* all connections */
 };
 
@@ -58,6 +63,7 @@ struct server {
     unsigned conn_count;
     unsigned long next_conn_id;
     struct server_conn *conns;
+    struct timer_heap timers;
     struct in_addr allowed_peers[MAX_ALLOWED_PEERS];
     size_t allowed_peer_count;
     bool stopping;
@@ -88,6 +94,7 @@ static void set_interest(struct server *s, struct server_conn *sc, uint32_t even
 
 static void destroy_conn(struct server *s, struct server_conn *sc)
 {
+    timer_heap_set(&s->timers, &sc->timer, 0);
     if (sc->fd >= 0) {
         epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, sc->fd, NULL);
         close(sc->fd);
@@ -101,6 +108,19 @@ static void destroy_conn(struct server *s, struct server_conn *sc)
         sc->next->prev = sc->prev;
     s->conn_count--;
     free(sc);
+}
+
+/* Files the connection's next deadline (a request's wake-up, or the end of the
+ * drain) in the timer heap. Returns false if the connection was destroyed because
+ * the heap could not grow: a connection whose timer cannot fire would hang. */
+static bool schedule(struct server *s, struct server_conn *sc)
+{
+    uint64_t due = sc->fc ? fcgi_conn_next_wakeup(sc->fc) : sc->drain_deadline_ms;
+    if (sc->timer.due_ms == due || timer_heap_set(&s->timers, &sc->timer, due))
+        return true;
+    fprintf(stderr, "fcgispec-responder: out of memory for a timer; closed a connection\n");
+    destroy_conn(s, sc);
+    return false;
 }
 
 /* Everything is sent: half-close and read until the peer closes too. Returns
@@ -121,7 +141,7 @@ static bool start_draining(struct server *s, struct server_conn *sc)
     shutdown(sc->fd, SHUT_WR);
     sc->drain_deadline_ms = now_ms() + DRAIN_TIMEOUT_MS;
     set_interest(s, sc, EPOLLIN);
-    return true;
+    return schedule(s, sc);
 }
 
 /* Reads and discards; false once the connection should be closed. */
@@ -178,7 +198,7 @@ static bool service(struct server *s, struct server_conn *sc)
     if (fcgi_conn_state(sc->fc) == FCGI_CONN_CLOSING && pending == 0)
         return start_draining(s, sc);
     set_interest(s, sc, (fcgi_conn_wants_input(sc->fc) ? EPOLLIN : 0) | (pending ? EPOLLOUT : 0));
-    return true;
+    return schedule(s, sc);
 }
 
 /* Fault fd-leak-on-eof: forgets the connection without closing its socket. */
@@ -189,6 +209,7 @@ static void leak_conn(struct server *s, struct server_conn *sc)
     fcgi_conn_free(sc->fc);
     sc->fc = NULL;
     sc->drain_deadline_ms = 1; /* run_timers frees what is left at once */
+    schedule(s, sc);
 }
 
 static void read_input(struct server *s, struct server_conn *sc)
@@ -254,9 +275,13 @@ static bool peer_allowed(const struct server *s, const struct sockaddr_storage *
     return false;
 }
 
-static void accept_connections(struct server *s, const struct listener *l)
+static void accept_connections(struct server *s, const struct listener_source *source)
 {
-    for (;;) {
+    const struct listener *l = source->listener;
+    /* One at a time when workers share the listener: the rest stay pending for
+     * whichever worker epoll wakes next, which spreads connections over them. */
+    unsigned batch = source->shared ? 1 : UINT32_MAX;
+    for (unsigned accepted = 0; accepted < batch; accepted++) {
         struct sockaddr_storage addr;
         socklen_t addr_len = sizeof(addr);
         int fd = accept4(l->fd, (struct sockaddr *)&addr, &addr_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -281,7 +306,7 @@ static void accept_connections(struct server *s, const struct listener *l)
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
-        bool overloaded = s->conn_count >= s->config->limits.max_conns;
+        bool overloaded = s->conn_count >= fcgi_limit_share(s->config->limits.max_conns, s->config->limits.workers);
         struct server_conn *sc = calloc(1, sizeof(*sc));
         if (sc)
             sc->fc = fcgi_conn_new(&s->config->limits, &s->load, s->next_conn_id, overloaded, now_ms());
@@ -295,45 +320,44 @@ static void accept_connections(struct server *s, const struct listener *l)
         }
         sc->base.kind = SOURCE_CONN;
         sc->fd = fd;
-        sc->id = s->next_conn_id++;
+        sc->id = s->next_conn_id;
+        s->next_conn_id += s->config->workers > 1 ? s->config->workers : 1; /* ids stay unique across workers */
         sc->events = EPOLLIN;
         sc->next = s->conns;
         if (s->conns)
             s->conns->prev = sc;
         s->conns = sc;
         s->conn_count++;
+        schedule(s, sc);
     }
 }
 
-/* Fires due timers and drain deadlines; returns the epoll timeout until the next. */
+/* Fires due timers and drain deadlines; returns the epoll timeout until the next.
+ * Only the deadlines due when it starts are served: an app that asks to wake at
+ * once is served on the next loop turn, after the sockets had their turn. */
 static int run_timers(struct server *s)
 {
     uint64_t now = now_ms();
-    uint64_t next = 0;
-    struct server_conn *sc = s->conns;
-    while (sc) {
-        struct server_conn *following = sc->next;
-        uint64_t due = sc->fc ? fcgi_conn_next_wakeup(sc->fc) : sc->drain_deadline_ms;
-        if (due && due <= now) {
-            if (!sc->fc) {
-                destroy_conn(s, sc);
-                sc = following;
-                continue;
-            }
-            fcgi_conn_tick(sc->fc, now);
-            if (!service(s, sc)) {
-                sc = following;
-                continue;
-            }
-            due = sc->fc ? fcgi_conn_next_wakeup(sc->fc) : sc->drain_deadline_ms;
+    for (size_t budget = timer_heap_count(&s->timers); budget > 0; budget--) {
+        struct timer_node *first = timer_heap_first(&s->timers);
+        if (!first || first->due_ms > now)
+            break;
+        struct server_conn *sc = (struct server_conn *)((char *)first - offsetof(struct server_conn, timer));
+        if (!sc->fc) {
+            destroy_conn(s, sc); /* the drain is over, or the connection was leaked */
+            continue;
         }
-        if (due && (!next || due < next))
-            next = due;
-        sc = following;
+        timer_heap_set(&s->timers, &sc->timer, 0); /* taken out so service() files it anew */
+        fcgi_conn_tick(sc->fc, now);
+        service(s, sc);
     }
-    if (!next)
+    const struct timer_node *first = timer_heap_first(&s->timers);
+    if (!first)
         return -1;
-    return next <= now ? 0 : (int)(next - now);
+    if (first->due_ms <= now)
+        return 0;
+    uint64_t wait = first->due_ms - now;
+    return wait > INT32_MAX ? INT32_MAX : (int)wait;
 }
 
 static bool parse_allowed_peers(struct server *s, const char *list)
@@ -379,11 +403,21 @@ static bool setup(struct server *s)
     s->listener_sources = calloc(s->config->listener_count + 1, sizeof(*s->listener_sources));
     if (!s->listener_sources)
         return false;
+    for (size_t i = 0; i < s->config->listener_count; i++)
+        s->listener_sources[i].own.fd = -1; /* before anything can fail: teardown closes what is >= 0 */
     for (size_t i = 0; i < s->config->listener_count; i++) {
-        s->listener_sources[i].base.kind = SOURCE_LISTENER;
-        s->listener_sources[i].listener = &s->config->listeners[i];
-        ev = (struct epoll_event){.events = EPOLLIN, .data.ptr = &s->listener_sources[i]};
-        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->config->listeners[i].fd, &ev) != 0) {
+        struct listener_source *source = &s->listener_sources[i];
+        source->base.kind = SOURCE_LISTENER;
+        source->listener = &s->config->listeners[i];
+        /* Workers after the first listen on their own socket of the same TCP address
+         * when they can (even spread); otherwise they share the one socket, and
+         * EPOLLEXCLUSIVE wakes one of them per connection instead of all. */
+        if (s->config->workers > 1 && s->config->worker_index > 0 && listener_open_sibling(source->listener, &source->own))
+            source->listener = &source->own;
+        else
+            source->shared = s->config->workers > 1;
+        ev = (struct epoll_event){.events = EPOLLIN | (source->shared ? EPOLLEXCLUSIVE : 0), .data.ptr = source};
+        if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, source->listener->fd, &ev) != 0) {
             perror("fcgispec-responder: epoll_ctl listener");
             return false;
         }
@@ -395,6 +429,10 @@ static void teardown(struct server *s)
 {
     while (s->conns)
         destroy_conn(s, s->conns);
+    timer_heap_free(&s->timers);
+    for (size_t i = 0; s->listener_sources && i < s->config->listener_count; i++)
+        if (s->listener_sources[i].own.fd >= 0)
+            listener_close(&s->listener_sources[i].own);
     free(s->listener_sources);
     if (s->signal_fd >= 0)
         close(s->signal_fd);
@@ -406,7 +444,7 @@ static void teardown(struct server *s)
 
 int server_run(const struct server_config *config)
 {
-    struct server s = {.config = config, .epoll_fd = -1, .signal_fd = -1, .spare_fd = -1, .next_conn_id = 1};
+    struct server s = {.config = config, .epoll_fd = -1, .signal_fd = -1, .spare_fd = -1, .next_conn_id = 1 + config->worker_index};
     if (!setup(&s)) {
         teardown(&s);
         return 1;
@@ -424,7 +462,7 @@ int server_run(const struct server_config *config)
             if (src->kind == SOURCE_SIGNAL) {
                 s.stopping = true;
             } else if (src->kind == SOURCE_LISTENER) {
-                accept_connections(&s, ((struct listener_source *)src)->listener);
+                accept_connections(&s, (struct listener_source *)src);
             } else {
                 handle_conn_event(&s, (struct server_conn *)src, events[i].events);
             }

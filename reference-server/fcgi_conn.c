@@ -219,8 +219,7 @@ static struct fcgi_request *add_request(struct fcgi_conn *c, uint16_t id, uint16
     req->keep_conn = keep_conn;
     req->faults = c->limits->faults;
     req->app = role == FCGI_AUTHORIZER ? &app_authorizer : role == FCGI_FILTER ? &app_filter : &app_probe;
-    c->reqs[c->reqs_count++] = req;
-    c->load->active_requests++;
+    c->reqs[c->reqs_count++] = req; /* its slot in load->active_requests was taken by the caller */
     return req;
 }
 
@@ -264,7 +263,7 @@ static void remove_request(struct fcgi_conn *c, size_t index)
     if (fault(c, FAULT_GO_ID_REUSE))
         remember_finished_id(c, req->id);
     c->reqs[index] = c->reqs[--c->reqs_count];
-    c->load->active_requests--;
+    atomic_fetch_sub(&c->load->active_requests, 1);
     retire_request(c, req);
 }
 
@@ -515,22 +514,23 @@ static void handle_begin(struct fcgi_conn *c, uint16_t id, const uint8_t *conten
         reject_request(c, id, keep_conn, FCGI_CANT_MPX_CONN);
         return;
     }
-    bool too_many_reqs = c->load->active_requests >= fcgi_limit_share(c->limits->max_reqs, c->limits->workers);
-    if ((c->overloaded || too_many_reqs) && fault(c, FAULT_OVERLOADED_SILENT_CLOSE)) {
-        conn_fail(c, "over the limits (fault overloaded-silent-close)");
+    /* The slot is taken before the check, so that workers sharing the counter
+     * (--workers) cannot both take the last one. */
+    bool too_many_reqs = atomic_fetch_add(&c->load->active_requests, 1) >= c->limits->max_reqs;
+    if (c->overloaded || too_many_reqs) {
+        atomic_fetch_sub(&c->load->active_requests, 1);
+        if (fault(c, FAULT_OVERLOADED_SILENT_CLOSE))
+            conn_fail(c, "over the limits (fault overloaded-silent-close)");
+        else if (c->overloaded)
+            reject_request(c, id, false, FCGI_OVERLOADED); /* past max_conns: say so, then free the slot */
+        else
+            reject_request(c, id, keep_conn, FCGI_OVERLOADED);
         return;
     }
-    if (c->overloaded) {
-        /* A connection past max_conns only says so, then frees its slot. */
-        reject_request(c, id, false, FCGI_OVERLOADED);
-        return;
-    }
-    if (too_many_reqs) {
+    if (!add_request(c, id, begin.role, keep_conn)) {
+        atomic_fetch_sub(&c->load->active_requests, 1);
         reject_request(c, id, keep_conn, FCGI_OVERLOADED);
-        return;
     }
-    if (!add_request(c, id, begin.role, keep_conn))
-        reject_request(c, id, keep_conn, FCGI_OVERLOADED);
 }
 
 /* Keeps only the pairs that are whole within one record's content: what a
@@ -817,7 +817,6 @@ struct fcgi_limits fcgi_limits_default(void)
         .max_spool_bytes = 8u << 20,
         .out_high_water = 256u << 10,
         .faults = 0,
-        .workers = 1,
         .log = NULL,
     };
 }
@@ -846,7 +845,7 @@ void fcgi_conn_free(struct fcgi_conn *c)
     if (!c)
         return;
     while (c->reqs_count > 0) {
-        c->load->active_requests--;
+        atomic_fetch_sub(&c->load->active_requests, 1);
         free_request(c->reqs[--c->reqs_count]);
     }
     if (c->spare_request)

@@ -4,6 +4,7 @@
 #ifndef FCGI_CONN_H
 #define FCGI_CONN_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,26 +28,21 @@ struct fcgi_limits {
     size_t max_spool_bytes;   /* one request's queued output */
     size_t out_high_water;    /* stop reading input while this much output waits */
     fault_set faults;
-    /* Event-loop processes serving with these limits (--workers): the limits are
-     * advertised whole, and each process enforces its share. */
-    unsigned workers;
     /* Where the connection reports protocol errors and odd input; NULL: silent. */
     void (*log)(unsigned long conn_id, const char *message);
 };
 
-/* One process's share of a limit divided among `workers` processes (rounded up). */
-static inline unsigned fcgi_limit_share(unsigned total, unsigned workers)
-{
-    return workers > 1 ? total / workers + (total % workers != 0) : total;
-}
-
 /* The defaults of the command line (main.c), also used by tests and fuzzers. */
 struct fcgi_limits fcgi_limits_default(void);
 
-/* Counters shared by every connection of a server (the server owns them). */
+/* Counters of every connection of a server, against max_reqs and max_conns. With
+ * --workers N they live in memory the workers share (workers.c maps it), so that
+ * the limits hold for the server as a whole: hence atomic. */
 struct fcgi_load {
-    unsigned active_requests;
+    atomic_uint active_requests;
+    atomic_uint connections; /* counted by the event loop (server.c) */
 };
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "counters shared between processes must be lock-free");
 
 enum fcgi_conn_state {
     FCGI_CONN_OPEN,      /* reading and answering */

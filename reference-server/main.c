@@ -26,8 +26,8 @@ static void usage(FILE *out)
           "  --max-params-bytes N    limit of one request's PARAMS stream (default 1048576)\n"
           "  --roles LIST            roles served, of responder,authorizer,filter (default all)\n"
           "  --quiet                 no per-connection log lines\n"
-          "  --workers N             N event-loop processes sharing the listeners (default 1); each\n"
-          "                          enforces its share of --max-conns and --max-reqs\n"
+          "  --workers N             N event-loop processes sharing the listeners and the limits\n"
+          "                          (default 1)\n"
           "Each listener's address is printed on stdout as 'listening ADDRESS'.\n"
           "The environment variable FCGI_WEB_SERVER_ADDRS limits the peers accepted.\n",
           out);
@@ -159,7 +159,6 @@ int main(int argc, char **argv)
                 return 2;
             }
             config.workers = (unsigned)value;
-            config.limits.workers = (unsigned)value;
             break;
         case OPT_HELP:
             usage(stdout);

@@ -59,8 +59,8 @@ struct server {
     int signal_fd;
     int spare_fd; /* released to accept and shed a connection when out of fds */
     struct listener_source *listener_sources;
-    struct fcgi_load load;
-    unsigned conn_count;
+    struct fcgi_load own_load;
+    struct fcgi_load *load; /* own_load, or the one the workers share */
     unsigned long next_conn_id;
     struct server_conn *conns;
     struct timer_heap timers;
@@ -106,7 +106,7 @@ static void destroy_conn(struct server *s, struct server_conn *sc)
         s->conns = sc->next;
     if (sc->next)
         sc->next->prev = sc->prev;
-    s->conn_count--;
+    atomic_fetch_sub(&s->load->connections, 1);
     free(sc);
 }
 
@@ -306,16 +306,18 @@ static void accept_connections(struct server *s, const struct listener_source *s
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         }
-        bool overloaded = s->conn_count >= fcgi_limit_share(s->config->limits.max_conns, s->config->limits.workers);
+        /* Counted before the check, as requests are (fcgi_conn.c): workers share the count. */
+        bool overloaded = atomic_fetch_add(&s->load->connections, 1) >= s->config->limits.max_conns;
         struct server_conn *sc = calloc(1, sizeof(*sc));
         if (sc)
-            sc->fc = fcgi_conn_new(&s->config->limits, &s->load, s->next_conn_id, overloaded, now_ms());
+            sc->fc = fcgi_conn_new(&s->config->limits, s->load, s->next_conn_id, overloaded, now_ms());
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = sc};
         if (!sc || !sc->fc || epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             if (sc)
                 fcgi_conn_free(sc->fc);
             free(sc);
             close(fd);
+            atomic_fetch_sub(&s->load->connections, 1);
             continue;
         }
         sc->base.kind = SOURCE_CONN;
@@ -327,7 +329,6 @@ static void accept_connections(struct server *s, const struct listener_source *s
         if (s->conns)
             s->conns->prev = sc;
         s->conns = sc;
-        s->conn_count++;
         schedule(s, sc);
     }
 }
@@ -445,6 +446,7 @@ static void teardown(struct server *s)
 int server_run(const struct server_config *config)
 {
     struct server s = {.config = config, .epoll_fd = -1, .signal_fd = -1, .spare_fd = -1, .next_conn_id = 1 + config->worker_index};
+    s.load = config->shared_load ? config->shared_load : &s.own_load;
     if (!setup(&s)) {
         teardown(&s);
         return 1;

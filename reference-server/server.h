@@ -14,9 +14,11 @@ struct server_config {
     size_t listener_count;
     /* FCGI_WEB_SERVER_ADDRS (spec §3.2): comma-separated IPv4 peers allowed; NULL allows all. */
     const char *web_server_addrs;
-    /* Event loops sharing the listeners (workers.h), and which one this is. */
+    /* Event loops sharing the listeners (workers.h), which one this is, and the
+     * counters they share (NULL: the loop keeps its own). */
     unsigned workers;
     unsigned worker_index;
+    struct fcgi_load *shared_load;
 };
 
 /* Runs until SIGTERM or SIGINT; returns the process exit status. */

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,6 +61,16 @@ int workers_run(const struct server_config *config)
         signal(SIGTERM, SIG_IGN);
     sigprocmask(SIG_BLOCK, &waited, &previous);
     fflush(NULL);
+    /* The request and connection counters, in memory every worker shares: the
+     * limits hold for the server as a whole, as they are advertised. */
+    struct fcgi_load *shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED) {
+        perror("fcgispec-responder: mmap");
+        sigprocmask(SIG_SETMASK, &previous, NULL);
+        return 1;
+    }
+    atomic_init(&shared->active_requests, 0);
+    atomic_init(&shared->connections, 0);
 
     pid_t supervisor = getpid();
     pid_t pids[MAX_WORKERS] = {0};
@@ -74,6 +85,7 @@ int workers_run(const struct server_config *config)
             /* The signals stay blocked: server_run reads them from its signalfd. */
             struct server_config mine = *config;
             mine.worker_index = i;
+            mine.shared_load = shared;
             int status = server_run(&mine);
             fflush(NULL);
             _exit(status); /* the listeners and unix socket files belong to the supervisor */
@@ -83,6 +95,7 @@ int workers_run(const struct server_config *config)
             stop_workers(pids, i);
             while (wait(NULL) > 0 || errno == EINTR)
                 ;
+            munmap(shared, sizeof(*shared));
             sigprocmask(SIG_SETMASK, &previous, NULL);
             return 1;
         }
@@ -113,6 +126,7 @@ int workers_run(const struct server_config *config)
             }
         }
     }
+    munmap(shared, sizeof(*shared));
     sigprocmask(SIG_SETMASK, &previous, NULL);
     return failed ? finish_like(failed_status) : 0;
 }

@@ -1,6 +1,7 @@
 /* Several event loops sharing the listeners: --workers N forks N processes
- * after the listeners are open, each running server_run on the same sockets,
- * and stays as their supervisor. One loop per core is how a responder uses more
+ * after the listeners are open, each running server_run on the same address
+ * with the request and connection counters in shared memory, and stays as their
+ * supervisor. One loop per core is how a responder uses more
  * than one CPU without locks: each connection lives in exactly one process. */
 #ifndef WORKERS_H
 #define WORKERS_H

@@ -15,7 +15,8 @@ from typing import Iterator
 
 import pytest
 
-from harness.fcgi_client import FcgiConnection, request
+from harness.fcgi_client import FcgiConnection, ReadTimeout, request
+from harness.case_requests import begin_and_params
 from harness.fcgi_codec import ProtocolStatus, RecordType, decode_params, encode_record
 from harness.probe_app import parse_cgi, pattern_bytes, probe_params, probe_query
 from harness.targets import ReferenceTarget, reference_binary
@@ -94,14 +95,35 @@ def test_connections_are_spread_over_the_workers(spawn) -> None:
     assert min(held.values()) >= 4, f"one worker took almost every connection: {held}"
 
 
-def test_limits_are_advertised_whole_and_shared_among_workers(spawn) -> None:
+def test_max_conns_holds_for_all_workers_together(spawn) -> None:
     target = spawn("--workers", "2", "--max-conns", "4")
+    assert wait_for(lambda: len(workers_of(target.process.pid)) == 2)
+    workers = workers_of(target.process.pid)
+    baseline = sum(socket_count(pid) for pid in workers)
     conns = [target.connect() for _ in range(8)]
+    assert wait_for(lambda: sum(socket_count(pid) for pid in workers) == baseline + 8), "not every connection accepted"
     assert get_value(conns[0], b"FCGI_MAX_CONNS") == b"4"
     statuses = [request(conn, 1, probe_params(""), timeout=TIMEOUT).end.protocol_status for conn in conns]
-    # Each worker enforces half: at most 4 served in all, however the connections were spread.
-    assert statuses.count(ProtocolStatus.REQUEST_COMPLETE) <= 4
-    assert statuses.count(ProtocolStatus.OVERLOADED) >= 4
+    # The count is shared: exactly 4 served in all, however the connections were spread over the workers.
+    assert statuses.count(ProtocolStatus.REQUEST_COMPLETE) == 4, statuses
+    assert statuses.count(ProtocolStatus.OVERLOADED) == 4, statuses
+
+
+def test_max_reqs_holds_for_all_workers_together(spawn) -> None:
+    target = spawn("--workers", "2", "--max-reqs", "3")
+    conns = [target.connect() for _ in range(6)]
+    for conn in conns:  # every request stays in flight: STDIN is never ended
+        conn.send_records(begin_and_params(1, probe_params("")))
+    time.sleep(0.3)
+    refused = 0
+    for conn in conns:
+        try:
+            record = conn.read_record(0.5)
+        except ReadTimeout:  # no answer: the request is in flight
+            continue
+        assert record.type == RecordType.END_REQUEST and record.content[4] == ProtocolStatus.OVERLOADED
+        refused += 1
+    assert refused == 3, f"{refused} of 6 requests refused with --max-reqs 3 over 2 workers"
 
 
 def test_sigterm_stops_every_worker_and_exits_zero(spawn) -> None:

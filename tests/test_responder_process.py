@@ -12,7 +12,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -30,27 +29,13 @@ from harness.fcgi_codec import (
     stream_records,
 )
 from harness.probe_app import parse_cgi, parse_probe_report, pattern_bytes, probe_params, probe_query
-from harness.targets import ReferenceTarget, reference_binary
+from harness.targets import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = reference_binary(ROOT)
 TIMEOUT = 5.0
 
 
-@pytest.fixture
-def spawn() -> Iterator:
-    """Starts reference responders with extra arguments; stops them after the test."""
-    started: list[ReferenceTarget] = []
-
-    def start(*args: str) -> ReferenceTarget:
-        target = ReferenceTarget(ROOT, args)
-        target.start()
-        started.append(target)
-        return target
-
-    yield start
-    for target in started:
-        target.stop()
 
 
 def simple_request(conn: FcgiConnection, request_id: int = 1, query: str = "", keep_conn: bool = True):

@@ -11,7 +11,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -19,26 +18,13 @@ from harness.fcgi_client import FcgiConnection, ReadTimeout, request
 from harness.case_requests import begin_and_params
 from harness.fcgi_codec import ProtocolStatus, RecordType, decode_params, encode_record
 from harness.probe_app import parse_cgi, pattern_bytes, probe_params, probe_query
-from harness.targets import ReferenceTarget, reference_binary
+from harness.targets import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = reference_binary(ROOT)
 TIMEOUT = 5.0
 
 
-@pytest.fixture
-def spawn() -> Iterator:
-    started: list[ReferenceTarget] = []
-
-    def start(*args: str) -> ReferenceTarget:
-        target = ReferenceTarget(ROOT, args)
-        target.start()
-        started.append(target)
-        return target
-
-    yield start
-    for target in started:
-        target.stop()
 
 
 def workers_of(pid: int) -> list[int]:
@@ -53,6 +39,15 @@ def socket_count(pid: int) -> int:
         except OSError:
             pass
     return count
+
+
+def settled_sockets(workers: list[int]) -> dict[int, int]:
+    """Each worker's socket count once every worker is listening: all hold the supervisor's TCP listener,
+    and each one after the first opens its own SO_REUSEPORT sibling after the fork, so a ready server of N
+    workers holds 2N - 1 listening sockets; a count taken before that would be short."""
+    ready = 2 * len(workers) - 1
+    wait_for(lambda: sum(socket_count(pid) for pid in workers) >= ready)
+    return {pid: socket_count(pid) for pid in workers}
 
 
 def wait_for(predicate, timeout: float = TIMEOUT) -> bool:
@@ -84,7 +79,7 @@ def test_connections_are_spread_over_the_workers(spawn) -> None:
     target = spawn("--workers", "2")
     assert wait_for(lambda: len(workers_of(target.process.pid)) == 2)
     workers = workers_of(target.process.pid)
-    baseline = {pid: socket_count(pid) for pid in workers}
+    baseline = settled_sockets(workers)
     conns = []
     for _ in range(40):
         conn = target.connect()
@@ -99,7 +94,7 @@ def test_max_conns_holds_for_all_workers_together(spawn) -> None:
     target = spawn("--workers", "2", "--max-conns", "4")
     assert wait_for(lambda: len(workers_of(target.process.pid)) == 2)
     workers = workers_of(target.process.pid)
-    baseline = sum(socket_count(pid) for pid in workers)
+    baseline = sum(settled_sockets(workers).values())
     conns = [target.connect() for _ in range(8)]
     assert wait_for(lambda: sum(socket_count(pid) for pid in workers) == baseline + 8), "not every connection accepted"
     assert get_value(conns[0], b"FCGI_MAX_CONNS") == b"4"

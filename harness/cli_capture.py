@@ -2,8 +2,9 @@
 
     record --listen PORT --app HOST:PORT -o FILE [--meta KEY=VALUE]...
         a recording proxy on 127.0.0.1:PORT in front of the app, until Ctrl-C/SIGTERM
-    replay FILE --target SPEC [--content] [--timing] [--writes] [--timeout S]
-        exit 0 when the target answers as captured, 1 on a divergence, 2 when it cannot run
+    replay FILE --target SPEC [--content] [--timing] [--writes] [--concurrent] [--timeout S]
+        exit 0 when the target answers as captured, 1 on a divergence, 2 when it cannot run;
+        --concurrent opens every connection at once (with --timing: at its captured offset)
     import-pcap FILE.pcap --port N -o FILE      (pcap or pcapng; N is the application's port)
     export FILE [-o OUT] [--no-timing]          a bug-report-ready text: a summary, then the transcript
     capture --server NAME[,NAME] --scenario NAME[,NAME]|all -o DIR [--target SPEC]
@@ -97,7 +98,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return 2
     try:
         result = replay(transcript, target, content=args.content, timing=args.timing, writes=args.writes,
-                        timeout=args.timeout, source=args.file)
+                        timeout=args.timeout, source=args.file, concurrent=args.concurrent)
     finally:
         target.stop()
     print(result.report())
@@ -219,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--content", action="store_true", help="also compare stdout, stderr and appStatus")
     play.add_argument("--timing", action="store_true", help="keep the captured pauses (implies --writes)")
     play.add_argument("--writes", action="store_true", help="send in the captured write pieces")
+    play.add_argument("--concurrent", action="store_true",
+                      help="replay all connections at the same time, one thread each (with --timing: each opens at "
+                           "its captured offset from the first); results still in connection order")
     play.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS")
     play.set_defaults(run=cmd_replay)
 

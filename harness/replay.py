@@ -20,10 +20,20 @@ and appStatus equal the capture's (for a target running the same application).
 
 The first divergence of each connection ends that connection's replay and is
 reported with the records around it, on the target's side and in the capture.
+
+concurrent=True replays every connection at the same time instead of one after
+another, each on its own thread (a web server keeps several connections open at
+once; shared state, FCGI_MAX_CONNS and ids in use on two connections only show
+then). With timing=True too, each connection opens at its captured offset from
+the first connection's opening and every step keeps its captured time on that
+common clock. Each connection is judged exactly as in the sequential mode, and
+has a bound (its start, the captured times, every wait's timeout): past it, all
+its waits end and the connection diverges, so no connection can hang the replay.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +73,8 @@ KEEP_OPEN_GRACE = 0.15
 # Before a request reuses an id on a kept connection: long enough for a close or a stray record that the
 # target sent right after the previous END_REQUEST to arrive, so that it is blamed on the right request.
 REUSE_GRACE = 0.02
+# Concurrent mode: how long past its bound a connection's thread may take to wind up before it is left behind.
+BOUND_SLACK = 2.0
 CONTEXT_ENTRIES = 12
 NO_OUTPUT, OUTPUT, ENDED = 0, 1, 2
 _STAGE_TEXT = {OUTPUT: "output (STDOUT/STDERR)", ENDED: "END_REQUEST"}
@@ -240,6 +252,7 @@ class ReplayResult:
     target: str
     level: str
     connections: list[ConnectionResult] = field(default_factory=list)
+    concurrent: bool = False
 
     @property
     def divergences(self) -> list[Divergence]:
@@ -257,7 +270,8 @@ class ReplayResult:
     def report(self) -> str:
         requests = sum(c.requests for c in self.connections)
         answered = sum(c.answered for c in self.connections)
-        head = (f"replay of {self.source} against {self.target} ({self.level}): "
+        at_once = ", connections concurrently" if self.concurrent else ""
+        head = (f"replay of {self.source} against {self.target} ({self.level}{at_once}): "
                 f"{len(self.connections)} connection(s), {answered}/{requests} request(s) answered as captured")
         if self.ok:
             return head + "\nno divergence"
@@ -272,12 +286,16 @@ class _Diverged(Exception):
 
 
 class _ConnectionReplay:
-    def __init__(self, plan: Plan, conn: FcgiConnection, *, content: bool, timing: bool, timeout: float) -> None:
+    def __init__(self, plan: Plan, conn: FcgiConnection, *, content: bool, timing: bool, timeout: float,
+                 time_origin: tuple[int, float] | None = None) -> None:
         self.plan = plan
         self.conn = conn
         self.content = content
         self.timing = timing
         self.timeout = timeout
+        # (captured time_us, monotonic time) that match: captured times are kept on that clock.
+        # None: the connection's own first step is sent at once and the others keep their distance to it.
+        self.time_origin = time_origin
         self.number = plan.connection.number
         self.requests: dict[int, TargetRequest] = {}
         self.active_by_id: dict[int, TargetRequest] = {}
@@ -460,8 +478,11 @@ class _ConnectionReplay:
 
     def run(self) -> None:
         steps = self.plan.steps
-        first_time = next((s.time_us for s in steps if s.time_us is not None), None)
-        started = time.monotonic()
+        if self.time_origin is not None:
+            first_time, started = self.time_origin
+        else:
+            first_time = next((s.time_us for s in steps if s.time_us is not None), None)
+            started = time.monotonic()
         for index, step in enumerate(steps):
             self.step_index = index
             if self.timing and step.time_us is not None and first_time is not None:
@@ -586,35 +607,168 @@ def replay(
     timeout: float = DEFAULT_TIMEOUT,
     source: str = "transcript",
     first_only: bool = False,
+    concurrent: bool = False,
 ) -> ReplayResult:
     """Replay every connection of a transcript against a started target.
 
-    first_only: stop at the first connection that diverges (a case's verdict needs no more).
+    first_only: stop at the first connection that diverges (a case's verdict needs no more);
+    concurrently, no connection is started after one diverged (those running finish).
+    concurrent: all connections at the same time, one thread each (see the module's text);
+    the results come in connection order all the same.
     """
     level = "protocol and content" if content else "protocol level"
-    result = ReplayResult(source, target.description, level)
-    for connection in transcript.connections:
+    result = ReplayResult(source, target.description, level, concurrent=concurrent)
+    plans = [plan for plan in (plan_connection(c, writes=writes or timing) for c in transcript.connections)
+             if plan.steps]
+    if concurrent:
+        result.connections = _replay_concurrently(plans, target, content=content, timing=timing, timeout=timeout,
+                                                  first_only=first_only)
+        return result
+    for plan in plans:
         if first_only and not result.ok:
             break
-        plan = plan_connection(connection, writes=writes or timing)
-        if not plan.steps:
-            continue
-        try:
-            conn = target.connect(timeout, label=f"connection {connection.number}")
-        except TargetError as error:
-            result.connections.append(ConnectionResult(connection.number, len(plan.requests), 0,
-                                                       Divergence(connection.number, None, str(error))))
-            continue
-        run = _ConnectionReplay(plan, conn, content=content, timing=timing, timeout=timeout)
-        try:
-            run.run()
-        except _Diverged:
-            pass
-        finally:
-            conn.close()
-        answered = sum(1 for r in run.requests.values() if r.end is not None)
-        result.connections.append(ConnectionResult(connection.number, len(plan.requests), answered, run.divergence))
+        result.connections.append(_replay_connection(plan, target, content=content, timing=timing, timeout=timeout))
     return result
+
+
+def _replay_connection(plan: Plan, target: Target, *, content: bool, timing: bool, timeout: float,
+                       time_origin: tuple[int, float] | None = None, clock_origin: float | None = None,
+                       deadline: float | None = None,
+                       started: Callable[[_ConnectionReplay], None] | None = None) -> ConnectionResult:
+    """Open a connection and replay one plan on it.
+
+    clock_origin: where the trace's times count from; deadline: a monotonic time that ends every wait.
+    """
+    number = plan.connection.number
+    try:
+        conn = target.connect(timeout if deadline is None else max(min(timeout, deadline - time.monotonic()), 0.01),
+                              label=f"connection {number}", clock_origin=clock_origin,
+                              deadline=None if deadline is None else (lambda: deadline))
+    except TargetError as error:
+        return ConnectionResult(number, len(plan.requests), 0, Divergence(number, None, str(error)))
+    run = _ConnectionReplay(plan, conn, content=content, timing=timing, timeout=timeout, time_origin=time_origin)
+    if started is not None:
+        started(run)
+    try:
+        run.run()
+    except _Diverged:
+        pass
+    finally:
+        conn.close()
+    answered = sum(1 for r in run.requests.values() if r.end is not None)
+    return ConnectionResult(number, len(plan.requests), answered, run.divergence)
+
+
+def _opening_us(connection: Connection) -> int | None:
+    """The captured time of a connection's first item (its opening)."""
+    return next((i.time_us for i in connection.items if i.time_us is not None), None)
+
+
+def connection_bound(plan: Plan, timeout: float, start: float, last_step: float) -> float:
+    """Seconds from the start of a concurrent replay by which one connection's replay must be over.
+
+    start: when it opens; last_step: when its last step is due (timing), both from the replay's start.
+    Then each step may wait its timeout for the target to catch up and again to send; the close and
+    the final answers two more each, plus the short graces; and the connect one.
+    """
+    steps = len(plan.steps)
+    waits = (2 * steps + 5) * timeout + steps * (REUSE_GRACE + 0.2) + KEEP_OPEN_GRACE
+    return max(start, last_step) + waits
+
+
+class _Slot:
+    """What one connection's thread hands back (written by that thread only, read after it ended)."""
+
+    def __init__(self, plan: Plan, start: float, bound: float) -> None:
+        self.plan = plan
+        self.start = start  # seconds after the replay's start
+        self.bound = bound
+        self.thread: threading.Thread | None = None
+        self.run: _ConnectionReplay | None = None
+        self.result: ConnectionResult | None = None
+        self.error: BaseException | None = None
+
+
+def _replay_concurrently(plans: list[Plan], target: Target, *, content: bool, timing: bool, timeout: float,
+                         first_only: bool) -> list[ConnectionResult]:
+    origin = time.monotonic()
+    openings = [_opening_us(plan.connection) for plan in plans]
+    origin_us = min((t for t in openings if t is not None), default=None) if timing else None
+    slots: list[_Slot] = []
+    for plan, opening in zip(plans, openings):
+        start = last_step = 0.0
+        if origin_us is not None and opening is not None:
+            start = (opening - origin_us) / 1e6
+            last_step = max(((s.time_us - origin_us) / 1e6 for s in plan.steps if s.time_us is not None),
+                            default=start)
+        slots.append(_Slot(plan, start, connection_bound(plan, timeout, start, last_step)))
+    diverged = threading.Event()
+
+    def work(slot: _Slot) -> None:
+        deadline = origin + slot.bound
+
+        def started(run: _ConnectionReplay) -> None:
+            slot.run = run
+
+        try:
+            # One clock for every connection's trace, so that their records can be set side by side.
+            result = _replay_connection(slot.plan, target, content=content, timing=timing, timeout=timeout,
+                                        time_origin=None if origin_us is None else (origin_us, origin),
+                                        clock_origin=origin, deadline=deadline, started=started)
+            if result.divergence is not None and time.monotonic() >= deadline:
+                result.divergence = _overran(slot, result.divergence)
+            slot.result = result
+        except BaseException as error:  # a harness error: raised again in the caller's thread
+            slot.error = error
+        finally:
+            if slot.result is None or slot.result.divergence is not None:
+                diverged.set()
+
+    # Started in the order they opened in the capture (connection order when the times say nothing).
+    for slot in sorted(slots, key=lambda s: s.start):
+        delay = slot.start - (time.monotonic() - origin)
+        if first_only:
+            if diverged.wait(max(delay, 0.0)):
+                break
+        elif delay > 0:
+            time.sleep(delay)
+        slot.thread = threading.Thread(target=work, args=(slot,), name=f"replay {slot.plan.connection.number}",
+                                       daemon=True)
+        slot.thread.start()
+    started_slots = [slot for slot in slots if slot.thread is not None]  # first_only may have left some out
+    for slot in started_slots:
+        assert slot.thread is not None
+        slot.thread.join(max(origin + slot.bound + BOUND_SLACK - time.monotonic(), 0.0))
+    errors = [slot.error for slot in started_slots if slot.error is not None]
+    if errors:
+        raise errors[0]  # a harness error in a connection's thread, raised once all were waited for
+    results: list[ConnectionResult] = []
+    for slot in started_slots:  # connection order
+        assert slot.thread is not None
+        if slot.thread.is_alive():
+            # Every wait of the connection ends at its bound; a thread still running is left behind (a daemon).
+            number = slot.plan.connection.number
+            entries = list(slot.run.conn.trace) if slot.run is not None else []  # a copy: the thread may still add
+            context = format_trace(entries[-CONTEXT_ENTRIES:], limit=CONTEXT_ENTRIES).splitlines() if entries else []
+            results.append(ConnectionResult(number, len(slot.plan.requests), 0,
+                                            _overran(slot, Divergence(number, None, "", context), still_running=True)))
+            continue
+        assert slot.result is not None
+        results.append(slot.result)
+    return results
+
+
+def _overran(slot: _Slot, divergence: Divergence, *, still_running: bool = False) -> Divergence:
+    """The divergence of a connection whose replay went past its bound.
+
+    Where it was is kept (the records and the place in the capture); the message of the wait the bound
+    cut short is not (it would name the full timeout).
+    """
+    what = "is still running" if still_running else "was stopped"
+    message = (f"the replay of this connection took longer than its bound of {slot.bound:g}s after the start "
+               f"(its start, the captured times and every wait's timeout) and {what}")
+    return Divergence(divergence.connection, divergence.request, message, divergence.target_context,
+                      divergence.capture_context)
 
 
 

@@ -3,21 +3,27 @@ bugs (fault modes of the reference, an independent responder) are pointed at."""
 
 from __future__ import annotations
 
+import copy
 import shutil
+import socket
+import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from harness import cli_capture
+from harness import replay as replay_module
 from harness.fcgi_codec import RecordType
 from harness.replay import meaning, plan_connection, replay
-from harness.targets import CommandTarget, ReferenceTarget, Target, reference_binary
-from harness.transcript import APP_TO_WS, read_transcript
+from harness.targets import CommandTarget, ReferenceTarget, Target, TcpTarget, reference_binary
+from harness.transcript import APP_TO_WS, Connection, Transcript, read_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = sorted((ROOT / "fixtures" / "captures").glob("*/*.transcript"))
 NGINX_KEEPALIVE = ROOT / "fixtures" / "captures" / "nginx" / "sequential-keepalive.transcript"
+# Four connections open at once, each request answered after 200 ms (captured times overlap).
+NGINX_CONCURRENT = ROOT / "fixtures" / "captures" / "nginx" / "concurrent.transcript"
 INDEPENDENT = ROOT / "tests" / "servers" / "independent_responder.py"
 TIMEOUT = 2.0
 
@@ -101,16 +107,22 @@ def test_keep_conn_clear_must_close() -> None:
     assert "FCGI_KEEP_CONN was clear, but the target kept the connection open" in result.report()
 
 
-def test_content_mode_compares_stdout(reference: Target) -> None:
-    transcript = read_transcript(NGINX_KEEPALIVE)
-    # Change one byte of the captured answer: protocol level still passes, content does not.
-    for item in transcript.connections[0].items:
+def change_captured_stdout(connection: Connection) -> None:
+    """Change the last byte of the first captured STDOUT content of a connection."""
+    for item in connection.items:
         if getattr(item, "direction", None) == APP_TO_WS and hasattr(item, "record") \
                 and item.record.type == RecordType.STDOUT and item.record.content:
             content = item.record.content
             item.record = type(item.record)(item.record.type, item.record.request_id,
                                             content[:-1] + b"!", item.record.padding)
-            break
+            return
+    raise AssertionError(f"connection {connection.number} has no STDOUT content")
+
+
+def test_content_mode_compares_stdout(reference: Target) -> None:
+    transcript = read_transcript(NGINX_KEEPALIVE)
+    # Change one byte of the captured answer: protocol level still passes, content does not.
+    change_captured_stdout(transcript.connections[0])
     assert replay(transcript, reference, timeout=TIMEOUT).ok
     result = replay(transcript, reference, content=True, timeout=TIMEOUT)
     assert not result.ok and "stdout differs from the capture at byte" in result.report()
@@ -155,3 +167,147 @@ def test_meaning_ignores_ports_and_splitting() -> None:
     summary = meaning(transcript)
     assert len(summary) == 1 and len(summary[0]) == 6  # five requests and who closed first
     assert "REMOTE_PORT=*" in summary[0][0] and "closed first: ws FIN" in summary[0][-1]
+
+
+# -- concurrent replay ----------------------------------------------------------------------
+
+
+def concurrent_capture(connections: int = 4) -> Transcript:
+    transcript = read_transcript(NGINX_CONCURRENT)
+    transcript.connections = transcript.connections[:connections]
+    assert len(transcript.connections) == connections
+    return transcript
+
+
+def shift(connection: Connection, seconds: float) -> None:
+    """Move a connection later in the capture (its opening and every item)."""
+    for item in connection.items:
+        if item.time_us is not None:
+            item.time_us += int(seconds * 1e6)
+
+
+def test_the_concurrent_capture_overlaps() -> None:
+    # What the tests below rely on: connection 2 opened before connection 1 ended.
+    first, second = concurrent_capture(2).connections
+    assert replay_module._opening_us(second) < max(i.time_us for i in first.items if i.time_us is not None)
+
+
+def test_concurrent_replay_passes_against_the_reference(reference: Target) -> None:
+    for timing in (False, True):
+        result = replay(concurrent_capture(2), reference, content=True, timing=timing, timeout=TIMEOUT,
+                        concurrent=True)
+        assert result.ok, result.report()
+        assert [(c.number, c.requests, c.answered) for c in result.connections] == [(1, 1, 1), (2, 1, 1)]
+        assert "connections concurrently" in result.report()
+
+
+def test_concurrent_replay_holds_connections_open_at_the_same_time() -> None:
+    # With --max-conns 1 a second connection open at the same time gets OVERLOADED: one after another
+    # the capture replays cleanly, concurrently it cannot.
+    transcript = concurrent_capture(2)
+    for target in started(ReferenceTarget(ROOT, ["--max-conns", "1"])):
+        sequential = replay(transcript, target, timeout=TIMEOUT)
+        at_once = replay(transcript, target, timeout=TIMEOUT, concurrent=True)
+        # With the captured times, connection 2 opening 100 ms after connection 1 (its request still
+        # waiting for the 200 ms answer), connection 2 is the one turned away.
+        later = copy.deepcopy(transcript)
+        shift(later.connections[1], 0.1)
+        timed = replay(later, target, timing=True, timeout=TIMEOUT, concurrent=True)
+    assert sequential.ok, sequential.report()
+    assert not at_once.ok
+    assert [c.number for c in at_once.connections] == [1, 2]
+    assert len(at_once.divergences) == 1  # one of the two got in first
+    assert "protocolStatus=OVERLOADED" in at_once.divergences[0].message
+    assert [c.divergence is None for c in timed.connections] == [True, False], timed.report()
+    assert timed.first_divergence is not None and timed.first_divergence.connection == 2
+    assert "protocolStatus=OVERLOADED, the capture had appStatus=0 protocolStatus=REQUEST_COMPLETE" in \
+        timed.first_divergence.message
+
+
+def test_concurrent_divergence_is_reported_for_its_connection(reference: Target) -> None:
+    transcript = concurrent_capture(4)
+    change_captured_stdout(transcript.connections[2])
+    result = replay(transcript, reference, content=True, timeout=TIMEOUT, concurrent=True)
+    assert not result.ok
+    # Every connection has its result, in connection order; only connection 3 diverged.
+    assert [(c.number, c.answered) for c in result.connections] == [(1, 1), (2, 1), (3, 1), (4, 1)]
+    assert [d.connection for d in result.divergences] == [3]
+    text = result.report()
+    assert "connection 3: request 1 on connection 3 (id 1): stdout differs from the capture" in text
+    assert "1 connection(s) diverged" in text
+
+
+def test_concurrent_first_only_starts_no_connection_after_a_divergence(reference: Target) -> None:
+    transcript = concurrent_capture(4)
+    change_captured_stdout(transcript.connections[0])
+    shift(transcript.connections[3], 1.5)  # opens long after connection 1 diverged (at its end, ~0.5 s)
+    result = replay(transcript, reference, content=True, timing=True, timeout=TIMEOUT, concurrent=True,
+                    first_only=True)
+    assert [c.number for c in result.connections] == [1, 2, 3]
+    assert [d.connection for d in result.divergences] == [1]
+
+
+@pytest.fixture
+def silent() -> Iterator[Target]:
+    """A target that accepts connections (the kernel's backlog) and never reads or answers."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield TcpTarget(f"127.0.0.1:{listener.getsockname()[1]}")
+    finally:
+        listener.close()
+
+
+def test_concurrent_replay_of_a_silent_target_ends_within_its_timeout(silent: Target) -> None:
+    timeout = 1.0
+    began = time.monotonic()
+    result = replay(concurrent_capture(4), silent, timeout=timeout, concurrent=True)
+    elapsed = time.monotonic() - began
+    # The four waits run side by side: about one timeout, where one after another takes four.
+    assert elapsed < 2.5 * timeout, elapsed
+    assert [d.connection for d in result.divergences] == [1, 2, 3, 4]
+    for divergence in result.divergences:
+        assert "the capture had END_REQUEST here, the target sent nothing within 1s" in divergence.message
+
+
+def test_concurrent_connection_past_its_bound_diverges(silent: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every wait of a connection ends at its bound, however long its timeout: no hang.
+    monkeypatch.setattr(replay_module, "connection_bound", lambda *args: 0.5)
+    began = time.monotonic()
+    result = replay(concurrent_capture(2), silent, timeout=60.0, concurrent=True)
+    assert time.monotonic() - began < 10.0
+    assert [d.connection for d in result.divergences] == [1, 2]
+    for divergence in result.divergences:
+        assert "took longer than its bound of 0.5s" in divergence.message
+        assert "> BEGIN_REQUEST id=1" in "\n".join(divergence.target_context)  # where it was
+
+
+def test_cli_replay_concurrent(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "--concurrent" in (cli_capture.__doc__ or "")
+    assert cli_capture.main(["replay", str(NGINX_CONCURRENT), "--concurrent", "--content", "--timeout", "2"]) == 0
+    assert "connections concurrently" in capsys.readouterr().out
+    assert cli_capture.main(["replay", str(NGINX_CONCURRENT), "--concurrent", "--target", "reference --max-conns 1",
+                             "--timeout", "2"]) == 1
+    assert "protocolStatus=OVERLOADED" in capsys.readouterr().out
+
+
+def test_concurrent_thread_stuck_past_its_bound_is_left_behind(silent: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Should a connection's thread not end at all, the replay still returns, with a divergence for it.
+    real = replay_module._replay_connection
+
+    def stuck(plan: replay_module.Plan, *args: object, **kwargs: object) -> replay_module.ConnectionResult:
+        if plan.connection.number == 2:
+            time.sleep(3.0)
+        return real(plan, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(replay_module, "_replay_connection", stuck)
+    monkeypatch.setattr(replay_module, "connection_bound", lambda *args: 0.3)
+    monkeypatch.setattr(replay_module, "BOUND_SLACK", 0.2)
+    began = time.monotonic()
+    result = replay(concurrent_capture(2), silent, timeout=60.0, concurrent=True)
+    assert time.monotonic() - began < 2.0
+    assert [c.number for c in result.connections] == [1, 2]
+    assert "took longer than its bound of 0.3s" in result.connections[0].divergence.message  # type: ignore[union-attr]
+    assert "took longer than its bound of 0.3s after the start (its start, the captured times and every wait's " \
+           "timeout) and is still running" in result.connections[1].divergence.message  # type: ignore[union-attr]

@@ -4,7 +4,7 @@ target, maps verdicts onto pytest outcomes, and prints the fcgispec report last.
 Verdict -> pytest: PASS/INFO pass, FAIL fails, WARN passes (fails with --strict),
 UNSUPPORTED skips, ERROR is an error in setup (so JUnit XML says <error>); a case
 in --exclude-file that does not pass is skipped with its reason. The item and report
-machinery is shared with the client suite's plugin (harness/pytest_items.py).
+machinery is shared with the client suite's plugin (harness/reports/pytest_items.py).
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover  # noqa: E402
-from harness.case import BASE_WAIT, Case, import_case_module, cases_in_module, run_case, select_cases  # noqa: E402
-from harness.exclusions import ExclusionError, exclusion_for, load_exclusions  # noqa: E402
-from harness.liveness import detect_probe_app  # noqa: E402
-from harness.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker  # noqa: E402
-from harness.report import format_report, write_json_report  # noqa: E402
-from harness.targets import Target, TargetError, parse_target  # noqa: E402
+from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover  # noqa: E402
+from harness.suite.case import BASE_WAIT, Case, import_case_module, cases_in_module, run_case, select_cases  # noqa: E402
+from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusions  # noqa: E402
+from harness.targets.liveness import detect_probe_app  # noqa: E402
+from harness.reports.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker  # noqa: E402
+from harness.reports.results import format_report, write_json_report  # noqa: E402
+from harness.targets.base import Target, TargetError, parse_target  # noqa: E402
 from harness.verdicts import Outcome  # noqa: E402
 
 # The HTTP client suite (cases/client/, --client) is a plugin of its own.
-pytest_plugins = ["harness.pytest_client_plugin"]
+pytest_plugins = ["harness.reports.client_plugin"]
 
 CASES_DIR = ROOT / "cases"
 REPORT_ATTRIBUTE = "fcgispec_result"
@@ -269,7 +269,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     )
     if not ran:
         return
-    from harness.catch_matrix import MATRIX_DIR, MATRIX_FILE, format_matrix, read_runs
+    from harness.suite.catch_matrix import MATRIX_DIR, MATRIX_FILE, format_matrix, read_runs
 
     runs = read_runs(ROOT / MATRIX_DIR, since=config.stash.get(_WALL_START_KEY, 0.0))
     if not runs:

@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import client_adapters  # noqa: E402
+from harness.clients import registry as client_adapters  # noqa: E402
 
 NGINX_CONF = """\
 daemon off;
@@ -154,8 +154,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=20000, help="requests per run (after one warm-up request)")
     ap.add_argument("--rounds", type=int, default=3, help="runs per (client, scheme), interleaved; best counts")
-    ap.add_argument("--reference", default=str(ROOT / "build/harness/http-client/fcgispec-http-client"))
-    ap.add_argument("--curl-adapter", default=None, help="default: harness.client_adapters' libcurl adapter")
+    ap.add_argument("--reference", default=str(ROOT / "build/http-client/fcgispec-http-client"))
+    ap.add_argument("--curl-adapter", default=None, help="default: harness.clients.registry' libcurl adapter")
     args = ap.parse_args()
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -6,7 +6,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from harness.targets import ReferenceTarget
+from harness.targets.base import ReferenceTarget
 
 ROOT = Path(__file__).resolve().parent.parent
 

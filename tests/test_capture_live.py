@@ -13,12 +13,12 @@ from typing import Iterator
 
 import pytest
 
-from harness.pcap_import import import_pcap
-from harness.recording_proxy import RecordingProxy
-from harness.replay import compare_meaning
-from harness.targets import ReferenceTarget, Target, reference_binary
-from harness.transcript import DIRECTIONS, CloseItem, read_transcript
-from harness.webservers import SCENARIOS, WEB_SERVERS, Nginx, PythonHttpDriver, capture
+from harness.capture.pcap_import import import_pcap
+from harness.capture.recording_proxy import RecordingProxy
+from harness.replay.engine import compare_meaning
+from harness.targets.base import ReferenceTarget, Target, reference_binary
+from harness.capture.transcript import DIRECTIONS, CloseItem, read_transcript
+from harness.capture.webservers import SCENARIOS, WEB_SERVERS, Nginx, PythonHttpDriver, capture
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "fixtures" / "captures"

@@ -15,9 +15,9 @@ from typing import Iterator
 
 import pytest
 
-from harness.case import load_cases
-from harness.catch_matrix import ReferencePool, explain, fault_list_names
-from harness.targets import reference_binary
+from harness.suite.case import load_cases
+from harness.suite.catch_matrix import ReferencePool, explain, fault_list_names
+from harness.targets.base import reference_binary
 from harness.verdicts import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def test_catches_name_real_faults() -> None:
 
 
 def test_every_case_section_has_a_title() -> None:
-    from harness.case import SECTION_TITLES
+    from harness.suite.case import SECTION_TITLES
 
     untitled = sorted({c.section for c in CASES.values()} - set(SECTION_TITLES))
-    assert not untitled, f"sections without a report heading in harness/case.py: {untitled}"
+    assert not untitled, f"sections without a report heading in harness/suite/case.py: {untitled}"

@@ -18,9 +18,9 @@ from typing import Iterator
 
 import pytest
 
-from harness.case import load_cases
-from harness.catch_matrix import MATRIX_DIR, ReferencePool, fault_list_names, run_fault, write_run
-from harness.targets import reference_binary
+from harness.suite.case import load_cases
+from harness.suite.catch_matrix import MATRIX_DIR, ReferencePool, fault_list_names, run_fault, write_run
+from harness.targets.base import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = load_cases([ROOT / "cases" / "server"])

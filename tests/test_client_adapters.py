@@ -1,4 +1,4 @@
-"""The client adapters (harness/client_adapters.py, harness/client-adapters/) speak the adapter protocol, and a
+"""The client adapters (harness/clients/registry.py, client-adapters/) speak the adapter protocol, and a
 change in a real client's recorded results (fixtures/client-expected/) is noticed.
 
 Protocol tests: every adapter (and the C reference client's, as a check of these tests) against a tiny local
@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from harness import client_adapters as ca
+from harness.clients import registry as ca
 
 ROOT = Path(__file__).resolve().parent.parent
 SHA_FOO = hashlib.sha256(b"foo").hexdigest()
@@ -306,7 +306,7 @@ def test_recorded_results_unchanged(client):
     path = ca.expected_path(client, ROOT)
     if not path.exists():
         pytest.skip(f"no recorded results for {client}: {path} (write it with "
-                    f"`/usr/bin/python3 -m harness.client_adapters record {client}`)")
+                    f"`/usr/bin/python3 -m harness.clients.registry record {client}`)")
     why = ca.unavailable_reason(client, ROOT)
     if why:
         pytest.skip(f"{client} not installed here: {why}")

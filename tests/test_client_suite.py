@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from harness.client_cases import MISTAKES, cases_in_client_module
-from harness.case import import_case_module
-from harness.clients import REFERENCE_CLIENT
+from harness.clients.cases import MISTAKES, cases_in_client_module
+from harness.suite.case import import_case_module
+from harness.clients.adapters import REFERENCE_CLIENT
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 BUGGY = f"cmd:{PYTHON} {ROOT / 'tests' / 'clients' / 'buggy_client.py'}"
-ASAN_CLIENT = ROOT / "build-asan" / "harness" / "http-client" / "fcgispec-http-client"
+ASAN_CLIENT = ROOT / "build-asan" / "http-client" / "fcgispec-http-client"
 
 # Each mistake and the case(s) that name it; each of them must fail or warn.
 CAUGHT_BY = {
@@ -47,7 +47,7 @@ def run_suite(tmp_path: Path, client: str, *args: str, env: dict[str, str] | Non
               timeout: float = 180) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     report = tmp_path / "client-report.json"
     done = subprocess.run(
-        [PYTHON, "-m", "pytest", "-p", "harness.pytest_client_plugin", "cases/client", "-q", "-p", "no:xdist",
+        [PYTHON, "-m", "pytest", "-p", "harness.reports.client_plugin", "cases/client", "-q", "-p", "no:xdist",
          "--client", client, "--report-json", str(report), *args],
         cwd=ROOT, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
@@ -93,7 +93,7 @@ def test_reference_client_passes(tmp_path: Path) -> None:
 def test_reference_client_asan_build_passes(tmp_path: Path) -> None:
     if not ASAN_CLIENT.exists():
         pytest.skip(f"ASan build not there: {ASAN_CLIENT} (./fcgispec setup --asan)")
-    # A sanitizer report on the adapter's stderr turns its case into a failure (harness/client_cases.py).
+    # A sanitizer report on the adapter's stderr turns its case into a failure (harness/clients/cases.py).
     done, verdicts = run_suite(tmp_path, "reference", env={"FCGISPEC_HTTP_CLIENT": str(ASAN_CLIENT)})
     assert done.returncode == 0 and verdicts and not bad(verdicts), done.stdout[-6000:] + done.stderr[-2000:]
 

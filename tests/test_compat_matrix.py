@@ -1,4 +1,4 @@
-"""The compatibility matrix (harness/compat_matrix.py) and the expected results of each target.
+"""The compatibility matrix (harness/reports/compat_matrix.py) and the expected results of each target.
 
 For every installed named target (and the reference), the whole server suite runs and each
 verdict is compared with fixtures/expected/NAME.json: a case whose verdict changed fails the
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import compat_matrix
-from harness.compat_matrix import (
+from harness.reports import compat_matrix as compat_matrix
+from harness.reports.compat_matrix import (
     ALL_TARGETS,
     CaseRun,
     TargetRun,
@@ -29,7 +29,7 @@ from harness.compat_matrix import (
     load_expected,
     run_target,
 )
-from harness.named_targets import NAMED_TARGETS, _perl_has_fcgi
+from harness.targets.named import NAMED_TARGETS, _perl_has_fcgi
 from harness.verdicts import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,7 @@ def _skip_unless_installed(name: str) -> None:
 @pytest.mark.parametrize("name", ALL_TARGETS)
 def test_expected_file_is_well_formed(name: str) -> None:
     path = expected_path(name, ROOT)
-    assert path.is_file(), f"{path} missing: python3 -m harness.compat_matrix --targets {name} --update-expected"
+    assert path.is_file(), f"{path} missing: python3 -m harness.reports.compat_matrix --targets {name} --update-expected"
     document = json.loads(path.read_text())
     assert document["target"] == name
     for case_id, entry in document["cases"].items():
@@ -71,7 +71,7 @@ def test_target_matches_expected_results(name: str) -> None:
     assert not problems, (
         f"{name}: {len(problems)} verdicts differ from {expected_path(name, Path('.'))} "
         "(a changed server, or a changed judgement: fix it, or update the file with "
-        "`python3 -m harness.compat_matrix --targets NAME --update-expected` and explain):\n  " + "\n  ".join(problems)
+        "`python3 -m harness.reports.compat_matrix --targets NAME --update-expected` and explain):\n  " + "\n  ".join(problems)
     )
 
 

@@ -10,8 +10,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-from harness.fcgi_client import ConnectionClosed, FcgiConnection, ReadTimeout, TraceEntry, format_trace
-from harness.fcgi_codec import Record, RecordType, end_request_body, encode_record
+from harness.wire.connection import ConnectionClosed, FcgiConnection, ReadTimeout, TraceEntry, format_trace
+from harness.wire.codec import Record, RecordType, end_request_body, encode_record
 
 
 @pytest.fixture

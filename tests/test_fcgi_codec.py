@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.fcgi_codec import (
+from harness.wire.codec import (
     CodecError,
     EndRequest,
     Record,

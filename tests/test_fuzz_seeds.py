@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.clients import REFERENCE_CLIENT
-from harness.fcgi_codec import RecordReader, decode_params
-from harness.targets import reference_binary
+from harness.clients.adapters import REFERENCE_CLIENT
+from harness.wire.codec import RecordReader, decode_params
+from harness.targets.base import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "reference-server" / "fuzz"
-HTTP_FUZZ = ROOT / "harness" / "http-client" / "fuzz"
+HTTP_FUZZ = ROOT / "http-client" / "fuzz"
 for _path in (FUZZ, HTTP_FUZZ):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))

@@ -26,8 +26,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.case import BASE_WAIT, load_cases, run_case  # noqa: E402
-from harness.targets import CommandTarget, ReferenceTarget, TcpTarget, reference_binary  # noqa: E402
+from harness.suite.case import BASE_WAIT, load_cases, run_case  # noqa: E402
+from harness.targets.base import CommandTarget, ReferenceTarget, TcpTarget, reference_binary  # noqa: E402
 from harness.verdicts import Verdict  # noqa: E402
 
 HOSTILE = ROOT / "tests" / "hostile" / "hostile.py"

@@ -15,9 +15,9 @@ from typing import Sequence
 
 import pytest
 
-from harness.case import load_cases, run_case, scale_for
-from harness.catch_matrix import explain
-from harness.targets import CommandTarget
+from harness.suite.case import load_cases, run_case, scale_for
+from harness.suite.catch_matrix import explain
+from harness.targets.base import CommandTarget
 from harness.verdicts import Outcome, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness import mutations as m
-from harness.fcgi_codec import (
+from harness.wire import mutations as m
+from harness.wire.codec import (
     MAX_CONTENT_LENGTH,
     CodecError,
     RecordReader,

@@ -1,4 +1,4 @@
-"""The named targets (harness/named_targets.py): each real server starts, serves its probe app, stops clean.
+"""The named targets (harness/targets/named.py): each real server starts, serves its probe app, stops clean.
 
 For each of php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi and uwsgi: it starts on a free
 loopback port, answers a GET with a query (params reported), a POST of 100 KB of STDIN
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import named_targets
-from harness.fcgi_client import request
-from harness.named_targets import NAMED_TARGETS, NamedSpawnedTarget, build_named_target
-from harness.probe_app import (
+from harness.targets import named as named_targets
+from harness.wire.connection import request
+from harness.targets.named import NAMED_TARGETS, NamedSpawnedTarget, build_named_target
+from harness.wire.probe_app import (
     CgiResponse,
     ProbeReport,
     parse_cgi,
@@ -29,7 +29,7 @@ from harness.probe_app import (
     probe_params,
     probe_query,
 )
-from harness.targets import _process_group_members
+from harness.targets.base import _process_group_members
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = sorted(NAMED_TARGETS)
@@ -208,7 +208,7 @@ def test_build_is_quick_when_nothing_changed(name: str) -> None:
 
 
 def test_parse_target_knows_every_name() -> None:
-    from harness.targets import TargetError, parse_target
+    from harness.targets.base import TargetError, parse_target
 
     for name in NAMES:
         target = parse_target(name, ROOT)
@@ -220,7 +220,7 @@ def test_parse_target_knows_every_name() -> None:
 
 
 def test_probe_params_send_the_target_script_filename() -> None:
-    from harness.probe_app import PROBE_SCRIPT_FILENAME, probing
+    from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probing
 
     def script(params) -> str:
         return dict(params)["SCRIPT_FILENAME"]
@@ -251,7 +251,7 @@ class _FakeTarget:
 
 
 def test_probe_limitations_make_checks_unsupported_not_failed() -> None:
-    from harness.case import CaseContext, case
+    from harness.suite.case import CaseContext, case
     from harness.verdicts import Level, Unsupported
 
     @case("FCGI-9-1", title="t", requirement="r", level=Level.REQUIRED)
@@ -295,7 +295,7 @@ def test_authorizer_role_where_the_platform_passes_it(name: str) -> None:
 
 def test_libfcgi_filter_echoes_data() -> None:
     _skip_unless_installed("libfcgi")
-    from harness.fcgi_codec import RecordType, Role, begin_request_body, encode_params, encode_record, stream_records
+    from harness.wire.codec import RecordType, Role, begin_request_body, encode_params, encode_record, stream_records
 
     target = NAMED_TARGETS["libfcgi"].make(ROOT)
     target.start()

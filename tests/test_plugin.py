@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.targets import reference_binary
+from harness.targets.base import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable

@@ -12,13 +12,13 @@ from typing import Iterator
 
 import pytest
 
-from harness import cli_capture
-from harness.case import Case, import_case_module, load_cases, run_case, scale_for
-from harness.catch_matrix import ReferencePool, explain, fault_list_names
-from harness.pcap_import import transcript_to_frames, write_pcap
-from harness.regression_skeleton import SkeletonError, module_name, new_regression
-from harness.targets import CommandTarget, reference_binary
-from harness.transcript import read_transcript
+from harness.replay import cli as cli_capture
+from harness.suite.case import Case, import_case_module, load_cases, run_case, scale_for
+from harness.suite.catch_matrix import ReferencePool, explain, fault_list_names
+from harness.capture.pcap_import import transcript_to_frames, write_pcap
+from harness.replay.regression_skeleton import SkeletonError, module_name, new_regression
+from harness.targets.base import CommandTarget, reference_binary
+from harness.capture.transcript import read_transcript
 from harness.verdicts import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +128,7 @@ def test_the_independent_responder_with_the_bug_fails(case_id: str) -> None:
 
 def _client_regressions() -> list:
     try:
-        from harness.client_cases import ClientCase
+        from harness.clients.cases import ClientCase
     except ImportError:
         return []
     return [value for path in sorted(REGRESSIONS.glob("*.py")) if not path.name.startswith("_")
@@ -147,8 +147,8 @@ def test_the_three_client_seed_bugs_are_client_cases() -> None:
 
 @pytest.mark.parametrize("case_id", sorted(CLIENT_CASES))
 def test_client_regression_passes_and_catches_its_mistake(case_id: str) -> None:
-    from harness.client_cases import run_client_case
-    from harness.clients import parse_client
+    from harness.clients.cases import run_client_case
+    from harness.clients.adapters import parse_client
 
     case = CLIENT_CASES[case_id]
     buggy = f"cmd:{PYTHON} {ROOT / 'tests' / 'clients' / 'buggy_client.py'}"
@@ -209,7 +209,7 @@ def test_skeleton_refusals(tmp_path: Path) -> None:
 
 def test_cli_new_regression(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                             capsys: pytest.CaptureFixture[str]) -> None:
-    import harness.regression_skeleton as skeleton
+    import harness.replay.regression_skeleton as skeleton
 
     args = ["new-regression", str(NGINX_KEEPALIVE), "--name", "go-1-cli", "--description", "made by the CLI"]
     real = skeleton.new_regression

@@ -12,12 +12,12 @@ from typing import Iterator
 
 import pytest
 
-from harness import cli_capture
-from harness import replay as replay_module
-from harness.fcgi_codec import RecordType
-from harness.replay import meaning, plan_connection, replay
-from harness.targets import CommandTarget, ReferenceTarget, Target, TcpTarget, reference_binary
-from harness.transcript import APP_TO_WS, Connection, Transcript, read_transcript
+from harness.replay import cli as cli_capture
+from harness.replay import engine as replay_module
+from harness.wire.codec import RecordType
+from harness.replay.engine import meaning, plan_connection, replay
+from harness.targets.base import CommandTarget, ReferenceTarget, Target, TcpTarget, reference_binary
+from harness.capture.transcript import APP_TO_WS, Connection, Transcript, read_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = sorted((ROOT / "fixtures" / "captures").glob("*/*.transcript"))

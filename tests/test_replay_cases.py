@@ -11,11 +11,11 @@ from typing import Iterator
 
 import pytest
 
-from harness.case import load_cases, run_case, scale_for
-from harness.catch_matrix import ReferencePool, explain
-from harness.replay import CONTENT_ENV, content_wanted
-from harness.targets import CommandTarget, ReferenceTarget, TcpTarget, reference_binary
-from harness.transcript import read_transcript
+from harness.suite.case import load_cases, run_case, scale_for
+from harness.suite.catch_matrix import ReferencePool, explain
+from harness.replay.engine import CONTENT_ENV, content_wanted
+from harness.targets.base import CommandTarget, ReferenceTarget, TcpTarget, reference_binary
+from harness.capture.transcript import read_transcript
 from harness.verdicts import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent

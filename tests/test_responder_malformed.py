@@ -30,7 +30,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.fcgi_codec import (
+from harness.wire.codec import (
     KEEP_CONN,
     ProtocolStatus,
     Record,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.fcgi_client import FcgiConnection, request
-from harness.fcgi_codec import (
+from harness.wire.connection import FcgiConnection, request
+from harness.wire.codec import (
     KEEP_CONN,
     ProtocolStatus,
     RecordType,
@@ -28,8 +28,8 @@ from harness.fcgi_codec import (
     encode_record,
     stream_records,
 )
-from harness.probe_app import parse_cgi, parse_probe_report, pattern_bytes, probe_params, probe_query
-from harness.targets import reference_binary
+from harness.wire.probe_app import parse_cgi, parse_probe_report, pattern_bytes, probe_params, probe_query
+from harness.targets.base import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = reference_binary(ROOT)

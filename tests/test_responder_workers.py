@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.fcgi_client import FcgiConnection, ReadTimeout, request
-from harness.case_requests import begin_and_params
-from harness.fcgi_codec import ProtocolStatus, RecordType, decode_params, encode_record
-from harness.probe_app import parse_cgi, pattern_bytes, probe_params, probe_query
-from harness.targets import reference_binary
+from harness.wire.connection import FcgiConnection, ReadTimeout, request
+from harness.suite.case_requests import begin_and_params
+from harness.wire.codec import ProtocolStatus, RecordType, decode_params, encode_record
+from harness.wire.probe_app import parse_cgi, pattern_bytes, probe_params, probe_query
+from harness.targets.base import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = reference_binary(ROOT)

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from harness.scenario_server import ANY, ScenarioServer, Step, chunked, response, steps_handler
-import harness.test_certs as certs
+from harness.clients.scenario_server import ANY, ScenarioServer, Step, chunked, response, steps_handler
+import harness.clients.test_ca as certs
 
 REQUEST = b"GET /%d HTTP/1.1\r\nHost: x\r\n\r\n"
 

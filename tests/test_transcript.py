@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli_capture
-from harness.fcgi_client import request
-from harness.fcgi_codec import (
+from harness.replay import cli as cli_capture
+from harness.wire.connection import request
+from harness.wire.codec import (
     Record,
     RecordType,
     begin_request_body,
@@ -19,11 +19,11 @@ from harness.fcgi_codec import (
     end_request_body,
     stream_records,
 )
-from harness.pcap_import import MAX_SEGMENT, PcapError, import_pcap, transcript_to_frames, write_pcap
-from harness.probe_app import probe_params
-from harness.recording_proxy import RecordingProxy
-from harness.targets import ReferenceTarget, TcpTarget, reference_binary
-from harness.transcript import (
+from harness.capture.pcap_import import MAX_SEGMENT, PcapError, import_pcap, transcript_to_frames, write_pcap
+from harness.wire.probe_app import probe_params
+from harness.capture.recording_proxy import RecordingProxy
+from harness.targets.base import ReferenceTarget, TcpTarget, reference_binary
+from harness.capture.transcript import (
     APP_TO_WS,
     DIRECTIONS,
     WS_TO_APP,

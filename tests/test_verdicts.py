@@ -10,10 +10,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from harness.case import Case, CaseContext, case, load_cases, run_case, select_cases
-from harness.fcgi_client import ReadTimeout
-from harness.report import CaseResult, format_report, format_summary, json_report
-from harness.targets import TcpTarget, Target, TargetUnreachable
+from harness.suite.case import Case, CaseContext, case, load_cases, run_case, select_cases
+from harness.wire.connection import ReadTimeout
+from harness.reports.results import CaseResult, format_report, format_summary, json_report
+from harness.targets.base import TcpTarget, Target, TargetUnreachable
 from harness.verdicts import (
     Level,
     Observed,
@@ -164,7 +164,7 @@ def test_select_by_prefix() -> None:
 
 def test_load_cases_finds_case_objects(tmp_path: Path) -> None:
     (tmp_path / "fcgi_9_9_sample.py").write_text(
-        "from harness.case import case\nfrom harness.verdicts import Level\n"
+        "from harness.suite.case import case\nfrom harness.verdicts import Level\n"
         "@case('FCGI-9.9-7', title='t', requirement='r', level=Level.REQUIRED)\ndef run(ctx):\n    pass\n"
         "NOT_A_CASE = 1\n"
     )
@@ -199,7 +199,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def reference() -> Iterator[Target]:
-    from harness.targets import ReferenceTarget, reference_binary
+    from harness.targets.base import ReferenceTarget, reference_binary
 
     if not reference_binary(ROOT).exists():
         pytest.fail(f"reference responder not built: {reference_binary(ROOT)}")
@@ -223,7 +223,7 @@ def test_capabilities_discovered_once_per_target(reference: Target) -> None:
 
 
 def test_capabilities_of_a_silent_target(dead_app: TcpTarget) -> None:
-    from harness.capabilities import discover
+    from harness.wire.capabilities import discover
 
     found = discover(dead_app, 0.5)
     assert not found.answered and found.max_conns is None and found.problem
@@ -231,8 +231,8 @@ def test_capabilities_of_a_silent_target(dead_app: TcpTarget) -> None:
 
 
 def test_parse_capabilities() -> None:
-    from harness.capabilities import parse_capabilities
-    from harness.fcgi_codec import encode_params
+    from harness.wire.capabilities import parse_capabilities
+    from harness.wire.codec import encode_params
 
     found = parse_capabilities(encode_params([("FCGI_MPXS_CONNS", "1"), ("FCGI_MAX_REQS", "x")]))
     assert found.mpxs_conns == 1 and found.max_reqs is None and found.answered
@@ -263,7 +263,7 @@ def test_spawn_variant_unsupported_for_running_targets() -> None:
 
 
 def test_cmd_variants_take_env_and_fd0_only_without_port() -> None:
-    from harness.targets import CommandTarget
+    from harness.targets.base import CommandTarget
 
     with_port = CommandTarget("app --port {port}")
     assert not with_port.fd0
@@ -282,7 +282,7 @@ def test_process_stats(reference: Target) -> None:
 
 
 def test_exclusions() -> None:
-    from harness.exclusions import ExclusionError, exclusion_for, parse_exclusions
+    from harness.suite.exclusions import ExclusionError, exclusion_for, parse_exclusions
 
     table = parse_exclusions("# known\nFCGI-3.3-7  ignores nothing  # why\n\nFCGI-6.3\tno authorizer\n")
     assert table == {"FCGI-3.3-7": "ignores nothing", "FCGI-6.3": "no authorizer"}
@@ -314,14 +314,14 @@ def test_excluded_outcomes_in_reports() -> None:
 
 
 def test_case_ids_sort_in_spec_order() -> None:
-    from harness.case import case_id_sort_key
+    from harness.suite.case import case_id_sort_key
 
     ids = ["FCGI-A-1", "FCGI-7-1", "FCGI-3.3-12", "FCGI-2.2-1", "FCGI-3.3-2"]
     assert sorted(ids, key=case_id_sort_key) == ["FCGI-2.2-1", "FCGI-3.3-2", "FCGI-3.3-12", "FCGI-7-1", "FCGI-A-1"]
 
 
 def test_looks_like_names_the_known_bugs() -> None:
-    from harness.report import format_details
+    from harness.reports.results import format_details
 
     failing_case = case("FCGI-3.3-6", title="t", requirement="r", level=Level.REQUIRED, catches=("go-id-reuse",))(violate)
     lines = format_details(CaseResult(failing_case, run_case(failing_case, UnreachableTarget(), check_liveness=False)))

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from harness.client_cases import client_case, expect_response
-from harness.scenario_server import ServerConn, response
+from harness.clients.cases import client_case, expect_response
+from harness.clients.scenario_server import ServerConn, response
 from harness.verdicts import Level, RecommendationMissed, Violation
 
 FAMILY = "Unfinished bodies: early responses and abandoned downloads"

@@ -13,8 +13,8 @@ client cannot pass by luck).
 
 from __future__ import annotations
 
-from harness.client_cases import client_case, connection_ids, expect_error, expect_response, settle
-from harness.scenario_server import ANY, ServerConn, Step, response
+from harness.clients.cases import client_case, connection_ids, expect_error, expect_response, settle
+from harness.clients.scenario_server import ANY, ServerConn, Step, response
 from harness.verdicts import Level, Observed, RecommendationMissed, Violation
 
 FAMILY = "Framing: bodiless responses, excess bytes, interim and close-delimited responses"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from harness.client_cases import client_case, connection_ids, expect_response, late_requests, settle
-from harness.scenario_server import ANY, ServerConn, Step, response
+from harness.clients.cases import client_case, connection_ids, expect_response, late_requests, settle
+from harness.clients.scenario_server import ANY, ServerConn, Step, response
 from harness.verdicts import Level, RecommendationMissed, Unsupported, Violation
 
 FAMILY = "Idle close: FIN, RST and close_notify on a pooled connection"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import gzip
 
-from harness.client_cases import client_case, expect_response, settle
-from harness.scenario_server import ANY, Step, chunked, response
+from harness.clients.cases import client_case, expect_response, settle
+from harness.clients.scenario_server import ANY, Step, chunked, response
 from harness.verdicts import Level, Violation
 
 FAMILY = "Keep-alive: reuse after a complete response"

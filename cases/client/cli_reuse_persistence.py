@@ -9,8 +9,8 @@ credentials are just a header to it.
 
 from __future__ import annotations
 
-from harness.client_cases import client_case, connection_ids, expect_response, settle
-from harness.scenario_server import ANY, Step, response
+from harness.clients.cases import client_case, connection_ids, expect_response, settle
+from harness.clients.scenario_server import ANY, Step, response
 from harness.verdicts import Level, Observed, RecommendationMissed, Violation
 
 FAMILY = "Persistence: Connection: close, HTTP/1.0, origins"

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from harness.client_cases import client_case, expect_response
-from harness.clients import ClientProcess
-from harness.scenario_server import ANY, ScenarioServer, ServerConn, Step, response
+from harness.clients.cases import client_case, expect_response
+from harness.clients.adapters import ClientProcess
+from harness.clients.scenario_server import ANY, ScenarioServer, ServerConn, Step, response
 from harness.verdicts import Level, Unsupported, Violation
 
 FAMILY = "The idle pool: size limit and leaks"

@@ -9,8 +9,8 @@ races go.
 
 from __future__ import annotations
 
-from harness.client_cases import client_case, expect_error, expect_response, settle
-from harness.scenario_server import ANY, ScenarioServer, ServerConn, Step, response
+from harness.clients.cases import client_case, expect_error, expect_response, settle
+from harness.clients.scenario_server import ANY, ScenarioServer, ServerConn, Step, response
 from harness.verdicts import Level, Observed, RecommendationMissed, Unsupported, Violation
 
 FAMILY = "Retries: a reused connection dies under a request"

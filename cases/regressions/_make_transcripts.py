@@ -3,7 +3,7 @@
     /usr/bin/python3 cases/regressions/_make_transcripts.py [NAME...]
 
 Each SCRIPT below is what the web server sends in the bug report, connection by connection (see
-harness/regression_skeleton.py record_script); it is sent through the recording proxy to the clean
+harness/replay/regression_skeleton.py record_script); it is sent through the recording proxy to the clean
 reference responder, whose answers become the capture's application side. Not a case file (the
 leading underscore keeps the collector away).
 """
@@ -18,12 +18,12 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.case_requests import begin_record  # noqa: E402
-from harness.fcgi_codec import MANAGEMENT_REQUEST_ID, RecordType, Role, encode_params, encode_record, stream_records  # noqa: E402
-from harness.probe_app import probe_params, probe_query  # noqa: E402
-from harness.regression_skeleton import record_script  # noqa: E402
-from harness.targets import ReferenceTarget  # noqa: E402
-from harness.transcript import write_transcript  # noqa: E402
+from harness.suite.case_requests import begin_record  # noqa: E402
+from harness.wire.codec import MANAGEMENT_REQUEST_ID, RecordType, Role, encode_params, encode_record, stream_records  # noqa: E402
+from harness.wire.probe_app import probe_params, probe_query  # noqa: E402
+from harness.replay.regression_skeleton import record_script  # noqa: E402
+from harness.targets.base import ReferenceTarget  # noqa: E402
+from harness.capture.transcript import write_transcript  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "transcripts"
 

@@ -8,12 +8,12 @@ Wire pattern: the client suite's scenario CLI-REUSE-4: close_notify in the same 
   response record, FIN 200 ms later, 20 trials; every request must go out on a new connection and succeed.
 Reproduced by: tests/clients/buggy_client.py --bug reuse-after-close-notify.
 
-An HTTP client case (harness/client_cases.py), run by the client suite's plugin against --client.
+An HTTP client case (harness/clients/cases.py), run by the client suite's plugin against --client.
 """
 
 from __future__ import annotations
 
-from harness.regression_skeleton import client_regression
+from harness.replay.regression_skeleton import client_regression
 
 SOURCE = "https://github.com/golang/go/issues/3514"
 

@@ -12,11 +12,11 @@ Reproduced by: reference --fault get-values-stream.
 
 from __future__ import annotations
 
-from harness.case import CaseContext, case
-from harness.case_requests import plain_request
-from harness.fcgi_codec import CodecError, MANAGEMENT_REQUEST_ID, Record, RecordType, decode_params
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import plain_request
+from harness.wire.codec import CodecError, MANAGEMENT_REQUEST_ID, Record, RecordType, decode_params
 from harness.verdicts import Level, Violation
-from harness.verify import describe_event, expect_no_record, next_event
+from harness.suite.checks import describe_event, expect_no_record, next_event
 
 SOURCE = "https://github.com/golang/go/blob/master/src/net/http/fcgi/child.go"
 QUIET_SECONDS = 0.2

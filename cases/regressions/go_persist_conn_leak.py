@@ -11,12 +11,12 @@ Wire pattern: the client suite's scenario CLI-REUSE-24: three concurrent request
   two connections kept, the third closed, descriptors back to the baseline.
 Reproduced by: tests/clients/buggy_client.py --bug leak-excess-idle.
 
-An HTTP client case (harness/client_cases.py), run by the client suite's plugin against --client.
+An HTTP client case (harness/clients/cases.py), run by the client suite's plugin against --client.
 """
 
 from __future__ import annotations
 
-from harness.regression_skeleton import client_regression
+from harness.replay.regression_skeleton import client_regression
 
 SOURCE = "https://github.com/golang/go/blob/master/src/net/http/transport_test.go"
 

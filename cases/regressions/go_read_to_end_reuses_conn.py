@@ -9,12 +9,12 @@ Wire pattern: the client suite's scenario CLI-REUSE-1: three sequential Content-
   requests on one connection, which the client never closes.
 Reproduced by: tests/clients/buggy_client.py --bug no-release-on-content-length-end.
 
-An HTTP client case (harness/client_cases.py), run by the client suite's plugin against --client.
+An HTTP client case (harness/clients/cases.py), run by the client suite's plugin against --client.
 """
 
 from __future__ import annotations
 
-from harness.regression_skeleton import client_regression
+from harness.replay.regression_skeleton import client_regression
 
 SOURCE = "https://github.com/golang/go/blob/master/src/net/http/transport_test.go"
 

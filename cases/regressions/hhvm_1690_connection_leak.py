@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import plain_request
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import plain_request
 from harness.verdicts import Level, Unsupported, Violation
 
 SOURCE = "https://github.com/facebook/hhvm/issues/1690"

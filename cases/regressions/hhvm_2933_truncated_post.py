@@ -11,11 +11,11 @@ Reproduced by: reference --fault stdin-first-record-only.
 
 from __future__ import annotations
 
-from harness.case import CaseContext, case
-from harness.case_requests import post_params, send_request
-from harness.probe_app import pattern_bytes
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import post_params, send_request
+from harness.wire.probe_app import pattern_bytes
 from harness.verdicts import Level
-from harness.verify import expect_end_request, expect_probe_report, expect_stdin_received, read_response
+from harness.suite.checks import expect_end_request, expect_probe_report, expect_stdin_received, read_response
 
 SOURCE = "https://github.com/facebook/hhvm/pull/2933"
 BODY = pattern_bytes(20000)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import plain_request, send_request
-from harness.probe_app import probe_params, probe_query
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import plain_request, send_request
+from harness.wire.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Violation
-from harness.verify import expect_end_request, read_response
+from harness.suite.checks import expect_end_request, read_response
 
 SOURCE = "https://github.com/facebook/hhvm/issues/4077"
 DELAY_MS = 3000

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.case import case
-from harness.replay import check_replay_file
+from harness.suite.case import case
+from harness.replay.engine import check_replay_file
 from harness.verdicts import Level
 
 SOURCE = 'https://nvd.nist.gov/vuln/detail/CVE-2025-23016'

@@ -16,11 +16,11 @@ Reproduced by: reference --fault get-values-ignored (the loop: no answer), --fau
 
 from __future__ import annotations
 
-from harness.case import CaseContext, case
-from harness.case_requests import plain_request
-from harness.fcgi_codec import CodecError, MANAGEMENT_REQUEST_ID, Record, RecordType, decode_params
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import plain_request
+from harness.wire.codec import CodecError, MANAGEMENT_REQUEST_ID, Record, RecordType, decode_params
 from harness.verdicts import Level, Violation
-from harness.verify import describe_event, expect_no_record, next_event
+from harness.suite.checks import describe_event, expect_no_record, next_event
 
 SOURCE = "https://bugs.php.net/bug.php?id=66479"
 ASKED = ("FCGI_MAX_CONNS", "FCGI_FOO", "FCGI_MPXS_CONNS")

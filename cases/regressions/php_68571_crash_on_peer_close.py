@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import plain_request, send_request
-from harness.probe_app import probe_params, probe_query
-from harness.targets import SpawnedTarget
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import plain_request, send_request
+from harness.wire.probe_app import probe_params, probe_query
+from harness.targets.base import SpawnedTarget
 from harness.verdicts import Level, Violation
-from harness.verify import next_event
+from harness.suite.checks import next_event
 
 SOURCE = "https://bugs.php.net/bug.php?id=68571"
 ROUNDS = 3

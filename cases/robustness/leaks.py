@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import time
 
-from harness.case import Case, CaseContext
-from harness.fcgi_client import FcgiConnection
-from harness.probe_app import probe_params, probe_query
-from harness.targets import ProcessStats
+from harness.suite.case import Case, CaseContext
+from harness.wire.connection import FcgiConnection
+from harness.wire.probe_app import probe_params, probe_query
+from harness.targets.base import ProcessStats
 from harness.verdicts import Level, Unsupported, Violation
 
 WARMUP_REQUESTS = 300

@@ -12,9 +12,9 @@ Not testable from outside, so not cases:
 
 from __future__ import annotations
 
-from harness.case import CaseContext, case
-from harness.case_requests import plain_request
-from harness.targets import TargetUnreachable
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import plain_request
+from harness.targets.base import TargetUnreachable
 from harness.verdicts import Level, Violation
 
 

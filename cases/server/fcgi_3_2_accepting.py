@@ -11,14 +11,14 @@ from __future__ import annotations
 import socket
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import plain_request, request_records
-from harness.fcgi_client import ConnectionClosed, FcgiConnection
-from harness.fcgi_codec import EndRequest, ProtocolStatus
-from harness.probe_app import probe_params
-from harness.targets import TargetUnreachable
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import plain_request, request_records
+from harness.wire.connection import ConnectionClosed, FcgiConnection
+from harness.wire.codec import EndRequest, ProtocolStatus
+from harness.wire.probe_app import probe_params
+from harness.targets.base import TargetUnreachable
 from harness.verdicts import Level, Unsupported, Violation
-from harness.verify import TIMEOUT, describe_event, next_event, read_response
+from harness.suite.checks import TIMEOUT, describe_event, next_event, read_response
 
 ADDRS_CHECK = (
     "If FCGI_WEB_SERVER_ADDRS was bound, the application checks the peer IP address of the new connection for "

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from harness.case import CaseContext, case
-from harness.case_requests import begin_record, plain_request, post_params, request_records
-from harness.fcgi_client import ConnectionClosed, FcgiConnection, ReadTimeout
-from harness.fcgi_codec import (
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import begin_record, plain_request, post_params, request_records
+from harness.wire.connection import ConnectionClosed, FcgiConnection, ReadTimeout
+from harness.wire.codec import (
     HEADER_LENGTH,
     KEEP_CONN,
     MANAGEMENT_REQUEST_ID,
@@ -29,8 +29,8 @@ from harness.fcgi_codec import (
     encode_params,
     encode_record,
 )
-from harness.mutations import ALL_PADDING_LENGTHS, DEFAULT_PADDING_BYTE
-from harness.probe_app import (
+from harness.wire.mutations import ALL_PADDING_LENGTHS, DEFAULT_PADDING_BYTE
+from harness.wire.probe_app import (
     ProbeError,
     parse_cgi,
     parse_probe_report,
@@ -40,7 +40,7 @@ from harness.probe_app import (
     sha256_hex,
 )
 from harness.verdicts import Level, RecommendationMissed, Violation
-from harness.verify import (
+from harness.suite.checks import (
     expect_end_request,
     expect_param,
     expect_probe_report,

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import begin_record, post_params, request_records
-from harness.fcgi_client import FcgiConnection, ReadTimeout, Response
-from harness.fcgi_codec import (
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import begin_record, post_params, request_records
+from harness.wire.connection import FcgiConnection, ReadTimeout, Response
+from harness.wire.codec import (
     FCGI_VERSION_1,
     Record,
     RecordType,
@@ -26,10 +26,10 @@ from harness.fcgi_codec import (
     preview_bytes,
     stream_records,
 )
-from harness.mutations import split_at, split_every_offset, with_version
-from harness.probe_app import probe_params, probe_query, probe_script_filename
+from harness.wire.mutations import split_at, split_every_offset, with_version
+from harness.wire.probe_app import probe_params, probe_query, probe_script_filename
 from harness.verdicts import Level, Violation
-from harness.verify import (
+from harness.suite.checks import (
     TIMEOUT,
     describe_event,
     expect_end_request,

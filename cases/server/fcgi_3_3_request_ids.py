@@ -13,10 +13,10 @@ records get no answer and do not break the connection).
 
 from __future__ import annotations
 
-from harness.case import CaseContext, case
-from harness.case_requests import plain_request, post_params, request_records
-from harness.fcgi_client import FcgiConnection, Response
-from harness.fcgi_codec import (
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import plain_request, post_params, request_records
+from harness.wire.connection import FcgiConnection, Response
+from harness.wire.codec import (
     MANAGEMENT_REQUEST_ID,
     Record,
     RecordType,
@@ -26,11 +26,11 @@ from harness.fcgi_codec import (
     stream_records,
     type_name,
 )
-from harness.mutations import random_request_id
-from harness.probe_app import probe_params
+from harness.wire.mutations import random_request_id
+from harness.wire.probe_app import probe_params
 from harness.verdicts import Level, Violation
-from harness.verify import TIMEOUT, describe_event, next_event, read_response
-from harness.verify import expect_end_request, expect_probe_report, expect_single_end_request, expect_stdin_received
+from harness.suite.checks import TIMEOUT, describe_event, next_event, read_response
+from harness.suite.checks import expect_end_request, expect_probe_report, expect_single_end_request, expect_stdin_received
 
 INACTIVE_REQUIREMENT = (
     "While a request ID R is inactive, the application ignores records with requestId == R, "

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import struct
 
-from harness.case import CaseContext, case
-from harness.case_requests import begin_record, plain_request
-from harness.fcgi_client import FcgiConnection, Response
-from harness.fcgi_codec import Record, RecordType, decode_params, encode_params, encode_record, stream_records
-from harness.mutations import long_form_params
-from harness.probe_app import ProbeReport, probe_params, probe_query
-from harness.targets import TargetUnreachable
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import begin_record, plain_request
+from harness.wire.connection import FcgiConnection, Response
+from harness.wire.codec import Record, RecordType, decode_params, encode_params, encode_record, stream_records
+from harness.wire.mutations import long_form_params
+from harness.wire.probe_app import ProbeReport, probe_params, probe_query
+from harness.targets.base import TargetUnreachable
 from harness.verdicts import Level, RecommendationMissed, Violation
-from harness.verify import (
+from harness.suite.checks import (
     TIMEOUT,
     describe_event,
     expect_end_request,

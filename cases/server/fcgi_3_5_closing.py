@@ -13,14 +13,14 @@ import contextlib
 import time
 from typing import Iterator
 
-from harness.case import CaseContext, case
-from harness.case_requests import begin_and_params, plain_request, request_records
-from harness.fcgi_client import ConnectionClosed, FcgiTimeout
-from harness.fcgi_codec import MANAGEMENT_REQUEST_ID, RecordType, encode_params, encode_record
-from harness.probe_app import probe_params, probe_query
-from harness.targets import ProcessStats, SpawnedTarget, TargetUnreachable
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import begin_and_params, plain_request, request_records
+from harness.wire.connection import ConnectionClosed, FcgiTimeout
+from harness.wire.codec import MANAGEMENT_REQUEST_ID, RecordType, encode_params, encode_record
+from harness.wire.probe_app import probe_params, probe_query
+from harness.targets.base import ProcessStats, SpawnedTarget, TargetUnreachable
 from harness.verdicts import Level, RecommendationMissed, Violation
-from harness.verify import (
+from harness.suite.checks import (
     TIMEOUT,
     expect_closed,
     expect_end_request,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from harness.capabilities import Capabilities
-from harness.case import CaseContext, case
-from harness.case_requests import begin_and_params, plain_request, request_records
-from harness.fcgi_client import ConnectionClosed, FcgiConnection, FcgiTimeout
-from harness.fcgi_codec import (
+from harness.wire.capabilities import Capabilities
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import begin_and_params, plain_request, request_records
+from harness.wire.connection import ConnectionClosed, FcgiConnection, FcgiTimeout
+from harness.wire.codec import (
     MANAGEMENT_REQUEST_ID,
     CodecError,
     ProtocolStatus,
@@ -18,9 +18,9 @@ from harness.fcgi_codec import (
     decode_params,
     stream_records,
 )
-from harness.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Unsupported, Violation
-from harness.verify import TIMEOUT, describe_event, expect_record, next_event
+from harness.suite.checks import TIMEOUT, describe_event, expect_record, next_event
 
 # How long the mid-request GET_VALUES of FCGI-4.1-5 waits before STDIN is sent anyway.
 MID_REQUEST_ANSWER_WAIT = 0.5

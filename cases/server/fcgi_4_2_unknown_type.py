@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.case import CaseContext, case
-from harness.case_requests import begin_and_params, plain_request
-from harness.fcgi_client import ConnectionClosed, FcgiTimeout, request
-from harness.fcgi_codec import (
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import begin_and_params, plain_request
+from harness.wire.connection import ConnectionClosed, FcgiTimeout, request
+from harness.wire.codec import (
     MANAGEMENT_REQUEST_ID,
     ProtocolStatus,
     Record,
@@ -16,9 +16,9 @@ from harness.fcgi_codec import (
     stream_records,
     unknown_type_body,
 )
-from harness.probe_app import probe_params
+from harness.wire.probe_app import probe_params
 from harness.verdicts import Level, Violation
-from harness.verify import expect_record
+from harness.suite.checks import expect_record
 
 # 12 is the first type after the defined ones, 200 and 255 are far beyond them.
 UNKNOWN_MANAGEMENT_TYPES = (12, 200, 255)

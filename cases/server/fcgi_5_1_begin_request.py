@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import begin_record, plain_request, post_params, request_records, send_request
-from harness.fcgi_client import FcgiConnection, Response
-from harness.fcgi_codec import (
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import begin_record, plain_request, post_params, request_records, send_request
+from harness.wire.connection import FcgiConnection, Response
+from harness.wire.codec import (
     ProtocolStatus,
     Record,
     RecordType,
@@ -22,9 +22,9 @@ from harness.fcgi_codec import (
     stream_records,
     type_name,
 )
-from harness.probe_app import probe_params
+from harness.wire.probe_app import probe_params
 from harness.verdicts import Level, Violation
-from harness.verify import (
+from harness.suite.checks import (
     TIMEOUT,
     describe_event,
     expect_closed,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from harness.case import CaseContext, case
-from harness.case_requests import begin_record, plain_request
-from harness.fcgi_codec import RecordType, decode_params, encode_params, encode_record, stream_records
-from harness.probe_app import probe_params, probe_query
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import begin_record, plain_request
+from harness.wire.codec import RecordType, decode_params, encode_params, encode_record, stream_records
+from harness.wire.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Violation
-from harness.verify import complete_request, expect_end_request, expect_no_record, expect_probe_report, read_response
+from harness.suite.checks import complete_request, expect_end_request, expect_no_record, expect_probe_report, read_response
 
 QUIET_MS = 250
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import post_params, request_records
-from harness.fcgi_client import FcgiConnection, Response, WriteTimeout
-from harness.fcgi_codec import Record, RecordReader, RecordType, decode_end_request
-from harness.probe_app import parse_cgi, pattern_bytes, probe_params, probe_query
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import post_params, request_records
+from harness.wire.connection import FcgiConnection, Response, WriteTimeout
+from harness.wire.codec import Record, RecordReader, RecordType, decode_end_request
+from harness.wire.probe_app import parse_cgi, pattern_bytes, probe_params, probe_query
 from harness.verdicts import Level, Unsupported, Violation
-from harness.verify import (
+from harness.suite.checks import (
     expect_cgi_response,
     expect_end_request,
     expect_probe_report,

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import begin_record, plain_request, post_params, request_records, start_open_stdin
-from harness.fcgi_client import ConnectionClosed, FcgiConnection, Response
-from harness.fcgi_codec import ProtocolStatus, Record, RecordType, encode_params, encode_record
-from harness.probe_app import probe_params, probe_query
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import begin_record, plain_request, post_params, request_records, start_open_stdin
+from harness.wire.connection import ConnectionClosed, FcgiConnection, Response
+from harness.wire.codec import ProtocolStatus, Record, RecordType, encode_params, encode_record
+from harness.wire.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Violation
-from harness.verify import (
+from harness.suite.checks import (
     describe_event,
     expect_closed,
     expect_end_request,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import (
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import (
     begin_and_params,
     begin_record,
     plain_request,
@@ -20,8 +20,8 @@ from harness.case_requests import (
     request_records,
     start_open_stdin,
 )
-from harness.fcgi_client import ConnectionClosed, FcgiConnection, ReadTimeout, Response
-from harness.fcgi_codec import (
+from harness.wire.connection import ConnectionClosed, FcgiConnection, ReadTimeout, Response
+from harness.wire.codec import (
     EndRequest,
     ProtocolStatus,
     Record,
@@ -31,9 +31,9 @@ from harness.fcgi_codec import (
     encode_record,
     stream_records,
 )
-from harness.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_params, probe_query
 from harness.verdicts import Level, RecommendationMissed, Unsupported, Violation
-from harness.verify import (
+from harness.suite.checks import (
     TIMEOUT,
     describe_event,
     expect_end_request,

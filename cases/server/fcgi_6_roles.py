@@ -14,13 +14,13 @@ Filter output before STDIN ends (FCGI-6.4-1).
 
 from __future__ import annotations
 
-from harness.case import CaseContext, case
-from harness.case_requests import request_records
-from harness.fcgi_client import FcgiConnection, Response, WriteTimeout
-from harness.fcgi_codec import ProtocolStatus, Record, RecordReader, RecordType, Role, stream_records
-from harness.probe_app import ProbeError, parse_cgi, parse_probe_report, pattern_bytes, probe_params, probe_query, sha256_hex
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import request_records
+from harness.wire.connection import FcgiConnection, Response, WriteTimeout
+from harness.wire.codec import ProtocolStatus, Record, RecordReader, RecordType, Role, stream_records
+from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, pattern_bytes, probe_params, probe_query, sha256_hex
 from harness.verdicts import Level, Unsupported, Violation
-from harness.verify import (
+from harness.suite.checks import (
     TIMEOUT,
     describe_event,
     expect_cgi_response,

@@ -21,9 +21,9 @@ import os
 import signal
 import time
 
-from harness.case import CaseContext, case
-from harness.case_requests import plain_request
-from harness.targets import SpawnedTarget, _process_group_members
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import plain_request
+from harness.targets.base import SpawnedTarget, _process_group_members
 from harness.verdicts import Level, Unsupported, Violation
 
 EXIT_WAIT = 3.0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from harness.case import CaseContext, case
-from harness.case_requests import request_records
-from harness.fcgi_codec import MANAGEMENT_REQUEST_ID, Record, RecordType, Role, encode_record, type_name
-from harness.probe_app import probe_params, probe_query
+from harness.suite.case import CaseContext, case
+from harness.suite.case_requests import request_records
+from harness.wire.codec import MANAGEMENT_REQUEST_ID, Record, RecordType, Role, encode_record, type_name
+from harness.wire.probe_app import probe_params, probe_query
 from harness.verdicts import Level, Violation
-from harness.verify import describe_event, next_event
+from harness.suite.checks import describe_event, next_event
 
 APPLICATION_SENDS = {RecordType.STDOUT, RecordType.STDERR, RecordType.END_REQUEST}
 MANAGEMENT_SENDS = {RecordType.GET_VALUES_RESULT, RecordType.UNKNOWN_TYPE}

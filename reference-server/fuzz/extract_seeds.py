@@ -9,7 +9,7 @@ source gave. Sources:
   captures                fixtures/captures/**/*.transcript, real web servers (codec, conn)
   regression transcripts  cases/regressions/transcripts/*.transcript (codec, conn)
   regression cases        the regression cases written as code, run against the reference responder
-  committed               harness/http-client/fuzz/seeds/ (http_response)
+  committed               http-client/fuzz/seeds/ (http_response)
   client scenarios        what cases/client/'s servers send, run against the reference client
 The two live sources (they start the reference responder and client; the client scenarios take
 seconds) are kept in --cache, keyed by a digest of the code and binaries they depend on, so a rerun
@@ -29,14 +29,14 @@ from typing import Callable
 
 FUZZ_DIR = Path(__file__).resolve().parent
 ROOT = FUZZ_DIR.parents[1]
-HTTP_FUZZ_DIR = ROOT / "harness" / "http-client" / "fuzz"
+HTTP_FUZZ_DIR = ROOT / "http-client" / "fuzz"
 for _path in (ROOT, FUZZ_DIR, HTTP_FUZZ_DIR):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
 import make_seeds  # noqa: E402
-from harness.clients import REFERENCE_CLIENT  # noqa: E402
-from harness.targets import TargetError, reference_binary  # noqa: E402
+from harness.clients.adapters import REFERENCE_CLIENT  # noqa: E402
+from harness.targets.base import TargetError, reference_binary  # noqa: E402
 from harness.verdicts import HarnessError  # noqa: E402
 from http_seeds import committed_inputs, scenario_inputs  # noqa: E402
 from seed_layout import MAX_SEED, RESPONSE, STREAM, TARGETS, Seed, SeedSourceError, write_seeds  # noqa: E402

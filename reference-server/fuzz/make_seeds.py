@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness.fcgi_codec import (  # noqa: E402
+from harness.wire.codec import (  # noqa: E402
     KEEP_CONN,
     RecordType,
     Role,

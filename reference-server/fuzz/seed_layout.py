@@ -6,7 +6,7 @@ The targets read their input differently (see the comment at the top of each .c 
                  stream and a BEGIN/END body are each a useful seed
   conn           3 bytes (configuration, rhythm, fault choice), then what a web server sends
   http_response  3 bytes (flags: bit 0 HEAD, bit 1 EOF; split step; max_data), then the response
-(the HTTP layout is built by harness/http-client/fuzz/http_seeds.py, beside its fuzzer).
+(the HTTP layout is built by http-client/fuzz/http_seeds.py, beside its fuzzer).
 A seed file is named by the SHA-1 of its content, as libFuzzer names corpus files, so names are
 stable across runs and a seed libFuzzer already keeps in its corpus has the same name there.
 """

@@ -2,7 +2,7 @@
 TRANSCRIPT: their wire pattern needs timing or a live answer, so no transcript holds it).
 
 Each such case runs, as the suite runs it, against the reference responder; the traces of the
-connections it opened (harness/fcgi_client.py keeps every record sent and received) become
+connections it opened (harness/wire/connection.py keeps every record sent and received) become
 transcript connections, and harness-side bytes become seeds as a capture's do
 (seeds_from_transcripts.py). The verdict does not matter here, only what went over the wire.
 """
@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.case import Case, cases_in_module, import_case_module, run_case  # noqa: E402
-from harness.fcgi_client import FcgiConnection  # noqa: E402
-from harness.fcgi_codec import Record  # noqa: E402
-from harness.targets import ReferenceTarget  # noqa: E402
-from harness.transcript import APP_TO_WS, WS_TO_APP, Connection, RawItem, RecordItem  # noqa: E402
+from harness.suite.case import Case, cases_in_module, import_case_module, run_case  # noqa: E402
+from harness.wire.connection import FcgiConnection  # noqa: E402
+from harness.wire.codec import Record  # noqa: E402
+from harness.targets.base import ReferenceTarget  # noqa: E402
+from harness.capture.transcript import APP_TO_WS, WS_TO_APP, Connection, RawItem, RecordItem  # noqa: E402
 from seed_layout import Seed, SeedSourceError  # noqa: E402
 from seeds_from_transcripts import connection_seeds  # noqa: E402
 

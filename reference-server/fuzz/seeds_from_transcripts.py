@@ -3,7 +3,7 @@
 Per connection: what the web server sent (fuzz_conn, and fuzz_codec as a record stream), what the
 application answered (fuzz_codec: a valid stream of the types a server sends), and, for
 fuzz_codec's other entry points, each name-value stream's content and each 8-byte fixed body.
-Transcripts are read with harness/transcript.py; one that does not parse, whose write sizes do not
+Transcripts are read with harness/capture/transcript.py; one that does not parse, whose write sizes do not
 add up, or that holds no traffic raises SeedSourceError naming the file: a broken capture must stop
 the run, not quietly shrink the corpus.
 """
@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness.fcgi_codec import Record, RecordType  # noqa: E402
-from harness.transcript import (  # noqa: E402
+from harness.wire.codec import Record, RecordType  # noqa: E402
+from harness.capture.transcript import (  # noqa: E402
     APP_TO_WS,
     WS_TO_APP,
     Connection,

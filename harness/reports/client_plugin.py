@@ -1,0 +1,157 @@
+"""fcgispec's pytest plugin for the HTTP client connection-reuse suite (cases/client/).
+
+Collects the ClientCase objects of cases/client/*.py as items, runs each against a fresh process
+of the client adapter chosen with --client, maps verdicts onto pytest outcomes the way the server
+plugin does (PASS/INFO pass, FAIL fails, WARN passes unless --strict, UNSUPPORTED skips, ERROR is
+a setup error), and prints the client report (harness/reports/results.py) last. The item and report
+machinery is the server plugin's (harness/reports/pytest_items.py).
+
+Load it with `-p harness.reports.client_plugin` or `pytest_plugins` in conftest.py. It reads the
+server plugin's --case, --strict/--fcgi-strict and --report-json when they exist.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from harness.clients.cases import CLIENT_TIMEOUT, ClientCase, cases_in_client_module, run_client_case
+from harness.clients.adapters import ClientSpec, parse_client
+from harness.reports.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, option
+from harness.reports.results import CaseResult, format_case_line, format_details, write_json_report
+from harness.verdicts import HarnessError, Verdict
+
+ROOT = Path(__file__).resolve().parents[2]
+# Client cases live in cases/client/; regressions of real HTTP-client bugs sit with the
+# other regressions in cases/regressions/ (the server plugin skips their ClientCase objects).
+CLIENT_CASE_DIRS = (ROOT / "cases" / "client", ROOT / "cases" / "regressions")
+CLIENT_ID_PREFIXES = ("CLI", "REG")
+REPORT_ATTRIBUTE = "fcgispec_client_result"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fcgispec-client", "HTTP client connection-reuse suite")
+    group.addoption("--client", default="reference", metavar="SPEC",
+                    help="the client adapter: reference (default), cmd:'COMMAND', or a named client")
+    group.addoption("--client-timeout", type=float, default=CLIENT_TIMEOUT, metavar="SECONDS",
+                    help=f"per-request --timeout given to the adapter (default {CLIENT_TIMEOUT:g})")
+
+
+def _selected(case: ClientCase, prefixes: list[str]) -> bool:
+    wanted = [p for p in prefixes if p.startswith(CLIENT_ID_PREFIXES)]
+    if prefixes and not wanted:
+        return False
+    return not wanted or any(_matches(case.id, p) for p in wanted)
+
+
+def _matches(case_id: str, prefix: str) -> bool:
+    """CLI-REUSE-1 selects 1, 1b, 1c (not 10); CLI-REUSE selects all."""
+    rest = case_id[len(prefix):] if case_id.startswith(prefix) else None
+    return rest is not None and (rest == "" or rest.isalpha() or rest[0] == "-" or prefix.endswith("-"))
+
+
+class ClientSession:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.spec: ClientSpec | None = None
+        self.error: str | None = None
+
+    def client_spec(self) -> ClientSpec:
+        if self.error is not None:
+            raise HarnessError(self.error)
+        if self.spec is None:
+            try:
+                self.spec = parse_client(self.config.getoption("--client"), ROOT)
+            except HarnessError as error:
+                self.error = str(error)
+                raise
+        return self.spec
+
+
+class ClientCaseFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        from harness.suite.case import import_case_module
+
+        module = import_case_module(Path(self.path))
+        prefixes = list(option(self.config, "--case", []) or [])
+        for case in sorted(cases_in_client_module(module), key=lambda c: c.sort_key):
+            if _selected(case, prefixes):
+                yield ClientCaseItem.from_parent(self, name=case.id, case=case)
+
+
+class ClientCaseItem(VerdictItem):
+    case_type = ClientCase
+    case_fields = ("id", "section", "family_order", "title", "requirement", "level", "timeout", "mistakes")
+    report_attribute = REPORT_ATTRIBUTE
+    marker = "fcgispec_client"
+
+    def setup(self) -> None:
+        session: ClientSession = self.config.stash[_SESSION_KEY]
+        try:
+            spec = session.client_spec()
+        except HarnessError as error:
+            raise self.not_run(f"client adapter unusable: {error}") from None
+        self.outcome = run_client_case(self.case, spec, client_timeout=self.config.getoption("--client-timeout"))
+        self.judged()
+
+    def runtest(self) -> None:
+        self.tell_verdict()
+
+
+
+_SESSION_KEY = pytest.StashKey[ClientSession]()
+
+
+def format_client_report(results: list[CaseResult], *, colour: bool = False) -> str:
+    """Cases grouped by scenario family, in catalogue order, details under non-passing ones."""
+    lines: list[str] = []
+    family: str | None = None
+    for result in sorted(results, key=lambda r: r.case.sort_key):
+        if result.case.section != family:
+            family = result.case.section
+            if lines:
+                lines.append("")
+            lines.append(family or "Other")
+        lines.append(format_case_line(result, colour))
+        if result.outcome.verdict is not Verdict.UNSUPPORTED:
+            lines.extend(format_details(result))
+    return "\n".join(lines)
+
+
+class ClientResults(ResultsReport):
+    item_type = ClientCaseItem
+    heading = "fcgispec client report"
+
+    def header_lines(self) -> list[str]:
+        return [f"Client: {self.config.getoption('--client')}"]
+
+    def format_results(self, colour: bool) -> str:
+        return format_client_report(self.results, colour=colour)
+
+    def write_json(self, path: str) -> list[str]:
+        client = self.config.getoption("--client")
+        meta = {"client": client, "wall_time": round(time.monotonic() - self.started, 3)}
+        write_json_report(path, self.results, target=f"client {client}", strict=is_strict(self.config),  # type: ignore[arg-type]
+                          meta=meta)
+        return []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "fcgispec_client: an HTTP client connection-reuse case")
+    config.stash[_SESSION_KEY] = ClientSession(config)
+    config.pluginmanager.register(ClientResults(config), "fcgispec-client-results")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not is_case_file(file_path, CLIENT_CASE_DIRS):
+        return None
+    return ClientCaseFile.from_parent(parent, path=file_path)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    carry_result(outcome.get_result(), item, call, ClientCaseItem)

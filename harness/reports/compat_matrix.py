@@ -1,0 +1,656 @@
+"""The compatibility matrix: the whole server suite against every named target (and the reference).
+
+    ./fcgispec matrix [--targets reference,php-fpm,...] [--out DIR] [--jobs N] [--docs PATH | --no-docs]
+                      [--fcgi-timeout SECONDS] [--update-expected] [--check]
+    (= /usr/bin/python3 -m harness.reports.compat_matrix ...)
+
+Each target runs in a process of its own (up to --jobs at once), every case in turn, as
+`./fcgispec --target NAME` runs them (the same run_case, capability discovery first, a
+restart after a case that left the target dead), keeping the records exchanged of every
+case. It writes:
+
+- DIR/runs/NAME.json: per case the verdict, what was expected and seen, and the trace;
+- DIR/index.html: the matrix a person browses (self-contained: sortable columns, every
+  cell expandable to the records exchanged, failing ones marked);
+- docs/compatibility.md (when every target runs, or --docs PATH): the matrix in Markdown,
+  each cell that is not a pass linking to its evidence in docs/compat/NAME.md (the records
+  exchanged).
+
+fixtures/expected/NAME.json holds each target's expected verdicts with a one-line
+explanation for every one that is not a pass; tests/test_compat_matrix.py compares a
+fresh run with it (compare_with_expected) so that a change in a server's behaviour, or
+in the suite's judgement of it, is noticed. --update-expected rewrites those files from
+this run, keeping the explanations of verdicts that did not change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import html
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from harness.wire.capabilities import DISCOVERY_TIMEOUT, discover
+from harness.suite.case import Case, case_id_sort_key, load_cases, run_case, scale_for
+from harness.targets.named import NAMED_TARGETS
+from harness.targets.base import Target, TargetError, parse_target
+from harness.verdicts import Outcome, Verdict
+
+ROOT = Path(__file__).resolve().parents[2]
+CASES_DIR = ROOT / "cases" / "server"
+DEFAULT_OUT = Path("build") / "compat"
+EXPECTED_DIR = Path("fixtures") / "expected"
+DOCS_FILE = Path("docs") / "compatibility.md"
+EVIDENCE_DIR = Path("docs") / "compat"
+ALL_TARGETS = ("reference", *NAMED_TARGETS)
+BASE_WAIT = 5.0  # --fcgi-timeout's default: the matrix judges as a user's run does
+# One target's run is bounded: a server that hangs every case still ends.
+TARGET_RUN_TIMEOUT = 1800.0
+# Records kept per connection in the committed Markdown evidence (the HTML has all).
+EVIDENCE_RECORDS = 80
+# Rough seconds per run (fcgiwrap forks a Perl CGI per request; uwsgi closes every connection).
+SLOW_TARGETS = {"fcgiwrap": 120, "uwsgi": 90, "perl-fcgi": 30, "libfcgi": 30}
+MARKS = {"pass": "✔", "fail": "×", "warn": "!", "info": "i", "unsupported": "-", "error": "E", "missing": "?"}
+VERDICT_ORDER = ("pass", "fail", "warn", "info", "unsupported", "error")
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseRun:
+    """One case against one target: the verdict and its evidence."""
+
+    id: str
+    section: str
+    title: str
+    level: str
+    requirement: str
+    verdict: str
+    expected: list[str] = field(default_factory=list)
+    actual: str = ""
+    note: str = ""
+    duration: float = 0.0
+    trace: str = ""
+    target_log: str = ""
+
+    @classmethod
+    def of(cls, case: Case, outcome: Outcome) -> "CaseRun":
+        return cls(
+            id=case.id,
+            section=case.section,
+            title=case.title,
+            level=case.level.value,
+            requirement=case.requirement,
+            verdict=outcome.verdict.value,
+            expected=list(outcome.expected),
+            actual=outcome.actual,
+            note=outcome.note,
+            duration=round(outcome.duration, 3),
+            trace=outcome.trace,
+            target_log=outcome.target_log[-2000:],
+        )
+
+    def summary(self) -> str:
+        """One line: what was seen (for tests and explanations)."""
+        text = self.actual if self.verdict in ("fail", "warn", "error") else self.note
+        return " ".join(text.split())[:200]
+
+
+@dataclass
+class TargetRun:
+    """The whole suite against one target."""
+
+    target: str
+    description: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    capabilities: str = ""
+    started: str = ""
+    wall_time: float = 0.0
+    start_error: str = ""
+    cases: list[CaseRun] = field(default_factory=list)
+
+    def verdicts(self) -> dict[str, str]:
+        return {run.id: run.verdict for run in self.cases}
+
+    def counts(self) -> dict[str, int]:
+        counts = {verdict: 0 for verdict in VERDICT_ORDER}
+        for run in self.cases:
+            counts[run.verdict] = counts.get(run.verdict, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dict(self.__dict__)
+        data["cases"] = [run.__dict__ for run in self.cases]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TargetRun":
+        fields = dict(data)
+        fields["cases"] = [CaseRun(**case) for case in data.get("cases", [])]
+        return cls(**fields)
+
+
+def package_versions(name: str) -> dict[str, str]:
+    """Debian package versions of a named target (what the matrix was seen on)."""
+    packages = NAMED_TARGETS[name].packages if name in NAMED_TARGETS else ()
+    versions: dict[str, str] = {}
+    for package in packages:
+        done = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False
+        )
+        versions[package] = done.stdout.strip() if done.returncode == 0 else "not installed"
+    return versions
+
+
+def _describe_capabilities(target: Target) -> str:
+    found = target.discovered_capabilities
+    if found is None:
+        return "not discovered"
+    if not getattr(found, "answered", False):
+        return f"no GET_VALUES_RESULT ({getattr(found, 'problem', '')})"
+    pairs = getattr(found, "pairs", ())
+    return ", ".join(f"{n.decode('latin-1')}={v.decode('latin-1')}" for n, v in pairs) or "an empty GET_VALUES_RESULT"
+
+
+def run_target(
+    name: str,
+    root: Path = ROOT,
+    *,
+    cases: Sequence[Case] | None = None,
+    base_wait: float = BASE_WAIT,
+    progress: Callable[[str], None] | None = None,
+) -> TargetRun:
+    """Every case against one target, in id order, as the pytest plugin runs them."""
+    selected = sorted(cases if cases is not None else load_cases([root / "cases" / "server"]), key=lambda c: c.sort_key)
+    scale = scale_for(base_wait)
+    run = TargetRun(
+        target=name,
+        versions=package_versions(name),
+        started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+    began = time.monotonic()
+    target: Target | None = None
+    try:
+        target = parse_target(name, root)
+        target.start()
+        run.description = target.description
+        target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
+        run.capabilities = _describe_capabilities(target)
+    except TargetError as error:
+        run.start_error = str(error)
+    notice = ""
+    for case in selected:
+        if run.start_error or target is None:
+            run.cases.append(CaseRun.of(case, Outcome(Verdict.ERROR, actual=f"target could not be started: {run.start_error}")))
+            continue
+        outcome = run_case(case, target, scale=scale, keep_trace=True)
+        if notice:
+            outcome.note = (outcome.note + "; " if outcome.note else "") + notice
+            notice = ""
+        run.cases.append(CaseRun.of(case, outcome))
+        if progress:
+            progress(f"{name} {case.id} {outcome.verdict.value}")
+        if target.spawned and (not outcome.target_alive or target.exit_status() is not None):
+            why = target.exit_text() if target.exit_status() is not None else "it stopped answering"  # type: ignore[attr-defined]
+            try:
+                target.restart()
+                notice = f"target restarted before this case: after the previous one {why}"
+            except TargetError as error:
+                run.start_error = f"target could not be restarted: {error}"
+    if target is not None:
+        target.stop()
+    run.wall_time = round(time.monotonic() - began, 2)
+    return run
+
+
+def run_in_subprocesses(
+    names: Sequence[str], out: Path, *, jobs: int, base_wait: float, root: Path = ROOT, quiet: bool = False
+) -> list[TargetRun]:
+    """One child process per target (`--run-one`), at most `jobs` at once."""
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    # The slowest targets first: the whole matrix then takes about as long as the slowest one.
+    pending = sorted(names, key=lambda name: -SLOW_TARGETS.get(name, 0))
+    running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
+    finished: dict[str, TargetRun] = {}
+    while pending or running:
+        while pending and len(running) < max(jobs, 1):
+            name = pending.pop(0)
+            path = runs_dir / f"{name}.json"
+            if path.exists():
+                path.unlink()
+            argv = [sys.executable, "-m", "harness.reports.compat_matrix", "--run-one", name, "--json", str(path),
+                    "--fcgi-timeout", str(base_wait)]
+            running[name] = (subprocess.Popen(argv, cwd=root), time.monotonic())
+            if not quiet:
+                print(f"compat matrix: {name} started", file=sys.stderr)
+        time.sleep(0.1)
+        for name, (process, began) in list(running.items()):
+            if process.poll() is None and time.monotonic() - began < TARGET_RUN_TIMEOUT:
+                continue
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            del running[name]
+            path = runs_dir / f"{name}.json"
+            if path.exists():
+                finished[name] = TargetRun.from_dict(json.loads(path.read_text()))
+            else:
+                finished[name] = TargetRun(target=name, start_error=f"the run exited with status {process.returncode}")
+            if not quiet:
+                counts = finished[name].counts()
+                print(f"compat matrix: {name} done in {time.monotonic() - began:.0f} s: "
+                      + ", ".join(f"{v} {counts[v]}" for v in VERDICT_ORDER), file=sys.stderr)
+    return [finished[name] for name in names]
+
+
+# --- expected results ---------------------------------------------------------------------------
+
+
+def expected_path(name: str, root: Path = ROOT) -> Path:
+    return root / EXPECTED_DIR / f"{name}.json"
+
+
+def load_expected(name: str, root: Path = ROOT) -> dict[str, dict[str, Any]]:
+    """case id -> {"verdict": V or [V, ...], "why": one line} from fixtures/expected/NAME.json."""
+    document = json.loads(expected_path(name, root).read_text())
+    return dict(document["cases"])
+
+
+def accepted_verdicts(entry: Mapping[str, Any]) -> list[str]:
+    verdict = entry["verdict"]
+    return [verdict] if isinstance(verdict, str) else list(verdict)
+
+
+def compare_with_expected(run: TargetRun, expected: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per case whose verdict is not the expected one (also new and vanished cases)."""
+    problems: list[str] = []
+    seen = run.verdicts()
+    by_id = {case.id: case for case in run.cases}
+    for case_id in sorted(set(seen) | set(expected), key=case_id_sort_key):
+        entry = expected.get(case_id)
+        if entry is None:
+            problems.append(f"{case_id}: {seen[case_id]} (not in the expected results: add it, with why if not a pass)")
+            continue
+        if case_id not in seen:
+            problems.append(f"{case_id}: expected {entry['verdict']} but the case did not run (removed or renamed?)")
+            continue
+        if seen[case_id] not in accepted_verdicts(entry):
+            why = entry.get("why", "")
+            problems.append(
+                f"{case_id}: expected {'/'.join(accepted_verdicts(entry))}, now {seen[case_id]} "
+                f"({by_id[case_id].summary() or 'no details'})" + (f"; expected because: {why}" if why else "")
+            )
+    return problems
+
+
+def write_expected(run: TargetRun, root: Path = ROOT) -> Path:
+    """fixtures/expected/NAME.json from this run; explanations of unchanged verdicts are kept."""
+    path = expected_path(run.target, root)
+    old: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        old = load_expected(run.target, root)
+    cases: dict[str, dict[str, Any]] = {}
+    for case in sorted(run.cases, key=lambda c: case_id_sort_key(c.id)):
+        previous = old.get(case.id)
+        if previous and case.verdict in accepted_verdicts(previous):
+            cases[case.id] = previous
+            continue
+        entry: dict[str, Any] = {"verdict": case.verdict}
+        if case.verdict != "pass":
+            entry["why"] = "TODO: " + (case.summary() or case.title)
+        cases[case.id] = entry
+    document = {
+        "target": run.target,
+        "seen_with": run.versions,
+        "note": "Expected verdicts of the server suite against this target (tests/test_compat_matrix.py); "
+        "'why' explains every verdict that is not a pass.",
+        "cases": cases,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+# --- Markdown ---------------------------------------------------------------------------------------
+
+
+def _anchor(case_id: str) -> str:
+    return case_id.lower().replace(".", "-")
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _why(expected: Mapping[str, Mapping[str, Any]] | None, case_id: str) -> str:
+    entry = (expected or {}).get(case_id) or {}
+    return str(entry.get("why", ""))
+
+
+def format_markdown(
+    runs: Sequence[TargetRun], *, expected: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    evidence_dir: str = "compat",
+) -> str:
+    """The matrix for docs/compatibility.md: cells link to docs/compat/NAME.md#case."""
+    cases = _case_rows(runs)
+    lines = [
+        "# Compatibility matrix",
+        "",
+        "The server suite (`cases/server/`) against every named target and the reference responder, generated by "
+        "`./fcgispec matrix` (`/usr/bin/python3 -m harness.reports.compat_matrix`). A cell that is not a pass links to its "
+        "evidence: the records exchanged, what the case expected and what it saw. "
+        "`fixtures/expected/NAME.json` explains every such cell in one line; the deviations of the real servers are "
+        "written up in [findings.md](findings.md).",
+        "",
+        "Legend: ✔ pass, × fail (a required behaviour broken), ! warn (a recommendation missed), i info (the spec "
+        "leaves it open; what the target did is recorded), - unsupported (a feature the target does not offer, or "
+        "a check its probe app cannot make on its platform), E error (the harness could not run the case).",
+        "",
+        "## Targets",
+        "",
+        "| target | what runs | Debian packages | pass | fail | warn | info | unsupported | error | run time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        counts = run.counts()
+        what = NAMED_TARGETS[run.target].description if run.target in NAMED_TARGETS else "the reference responder"
+        versions = ", ".join(f"{p} {v}" for p, v in run.versions.items()) or "(built here)"
+        lines.append(
+            f"| {run.target} | {_md_escape(what)} | {_md_escape(versions)} | "
+            + " | ".join(str(counts[v]) for v in VERDICT_ORDER)
+            + f" | {run.wall_time:.0f} s |"
+        )
+    lines += ["", "## Verdicts per case", ""]
+    lines.append("| case | level | " + " | ".join(run.target for run in runs) + " |")
+    lines.append("|---|---|" + "---|" * len(runs))
+    for case_id, title, level in cases:
+        cells = []
+        for run in runs:
+            found = next((c for c in run.cases if c.id == case_id), None)
+            verdict = found.verdict if found else "missing"
+            mark = MARKS.get(verdict, "?")
+            if verdict in ("pass", "missing"):
+                cells.append(mark)
+                continue
+            cells.append(f"[{mark} {verdict}]({evidence_dir}/{run.target}.md#{_anchor(case_id)})")
+        lines.append(f"| {case_id} {_md_escape(title)} | {level} | " + " | ".join(cells) + " |")
+    started = min((run.started for run in runs if run.started), default="")
+    lines += ["", f"Generated {started[:10]}; {sum(len(run.cases) for run in runs)} case runs."]
+    return "\n".join(lines) + "\n"
+
+
+def _case_rows(runs: Sequence[TargetRun]) -> list[tuple[str, str, str]]:
+    rows: dict[str, tuple[str, str, str]] = {}
+    for run in runs:
+        for case in run.cases:
+            rows.setdefault(case.id, (case.id, case.title, case.level))
+    return [rows[key] for key in sorted(rows, key=case_id_sort_key)]
+
+
+def _trim_trace(trace: str, per_connection: int = EVIDENCE_RECORDS) -> str:
+    """Keep the head and tail of each connection's trace (a case may exchange thousands of records)."""
+    out: list[str] = []
+    block: list[str] = []
+
+    def flush() -> None:
+        if len(block) <= per_connection + 1:
+            out.extend(block)
+        else:
+            head = per_connection // 2
+            out.extend(block[: head + 1])
+            out.append(f"    ... {len(block) - per_connection - 1} lines omitted ...")
+            out.extend(block[-(per_connection - head):])
+        block.clear()
+
+    for line in trace.splitlines():
+        if line.startswith("  [") and block:
+            flush()
+        block.append(line)
+    flush()
+    return "\n".join(out)
+
+
+def format_evidence_markdown(run: TargetRun, expected: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """docs/compat/NAME.md: for each case that is not a pass, what was expected, seen, and exchanged."""
+    # The named description, not the run's (its port changes every run; the committed file should not).
+    what = NAMED_TARGETS[run.target].description if run.target in NAMED_TARGETS else "the reference responder"
+    lines = [f"# Evidence: {run.target}", "", f"Target: {run.target} ({what})", ""]
+    if run.versions:
+        lines.append("Packages: " + ", ".join(f"{p} {v}" for p, v in run.versions.items()))
+        lines.append("")
+    lines.append(f"Capabilities (GET_VALUES): {run.capabilities or 'not discovered'}")
+    lines.append("")
+    lines.append("Every case that is not a pass, with the records exchanged (`>` sent by the suite, `<` by the target; "
+                 "long exchanges keep their head and tail). Back to the [matrix](../compatibility.md).")
+    for case in sorted(run.cases, key=lambda c: case_id_sort_key(c.id)):
+        if case.verdict == "pass":
+            continue
+        lines += ["", f'<a id="{_anchor(case.id)}"></a>', "", f"## {case.id} {case.verdict}: {case.title}", ""]
+        lines.append(f"Spec ({case.level}): {case.requirement}")
+        lines.append("")
+        why = _why(expected, case.id)
+        if why:
+            lines += [f"Why: {why}", ""]
+        for index, item in enumerate(case.expected):
+            lines.append(("- Expected: " if index == 0 else "  or: ") + item)
+        if case.actual:
+            lines.append("- Actual: " + " ".join(case.actual.split())[:600])
+        if case.note:
+            lines.append("- Note: " + " ".join(case.note.split())[:600])
+        if case.trace:
+            lines += ["", "```", _trim_trace(case.trace), "```"]
+        if case.target_log.strip() and case.verdict in ("fail", "error"):
+            lines += ["", "Target log (tail):", "", "```", case.target_log.strip()[-800:], "```"]
+    return "\n".join(lines) + "\n"
+
+
+# --- HTML -----------------------------------------------------------------------------------------------
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top}
+th{background:#eee;cursor:pointer;position:sticky;top:0}
+th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
+td.pass{background:#e6f4e6}td.fail{background:#f8d7d7}td.warn{background:#fff0c2}
+td.info{background:#e3eef9}td.unsupported{background:#f1f1f1;color:#666}td.error{background:#ead7f3}
+details>summary{cursor:pointer}
+pre{font-size:11px;max-width:70em;max-height:30em;overflow:auto;background:#fafafa;border:1px solid #ddd;padding:4px;
+white-space:pre-wrap}
+.counts td{text-align:right}
+"""
+
+_SCRIPT = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  table.querySelectorAll('th').forEach(function (th, column) {
+    th.addEventListener('click', function () {
+      var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);
+      var asc = !th.classList.contains('sorted-asc');
+      table.querySelectorAll('th').forEach(function (h) { h.classList.remove('sorted-asc', 'sorted-desc'); });
+      th.classList.add(asc ? 'sorted-asc' : 'sorted-desc');
+      rows.sort(function (a, b) {
+        var x = a.cells[column].getAttribute('data-key') || a.cells[column].textContent;
+        var y = b.cells[column].getAttribute('data-key') || b.cells[column].textContent;
+        return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1);
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+_VERDICT_RANK = {"fail": "0", "error": "1", "warn": "2", "info": "3", "unsupported": "4", "pass": "5", "missing": "6"}
+
+
+def _case_sort_key_text(case_id: str) -> str:
+    return re.sub(r"\d+", lambda m: m.group(0).zfill(5), case_id)
+
+
+def format_html(runs: Sequence[TargetRun], *, expected: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> str:
+    """A self-contained page: sortable columns, every cell expandable to its records exchanged."""
+    e = html.escape
+    out = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>fcgispec compatibility matrix</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>fcgispec compatibility matrix</h1>",
+        "<p>The server suite against each target. Click a column heading to sort (by verdict in a target's column: "
+        "failures first). Click a cell to see what was expected, what was seen and the records exchanged "
+        "(<code>&gt;</code> sent by the suite, <code>&lt;</code> by the target).</p>",
+        "<table class='sortable counts'><thead><tr><th>target</th><th>description</th><th>packages</th>"
+        + "".join(f"<th>{v}</th>" for v in VERDICT_ORDER)
+        + "<th>run time (s)</th><th>capabilities</th></tr></thead><tbody>",
+    ]
+    for run in runs:
+        counts = run.counts()
+        versions = ", ".join(f"{p} {v}" for p, v in run.versions.items())
+        out.append(
+            f"<tr><td>{e(run.target)}</td><td>{e(run.description or run.start_error)}</td><td>{e(versions)}</td>"
+            + "".join(f"<td data-key='{counts[v]:05d}'>{counts[v]}</td>" for v in VERDICT_ORDER)
+            + f"<td data-key='{run.wall_time:09.2f}'>{run.wall_time:.1f}</td><td>{e(run.capabilities)}</td></tr>"
+        )
+    out.append("</tbody></table><h2>Verdicts per case</h2>")
+    out.append("<table class='sortable'><thead><tr><th>case</th><th>level</th>"
+               + "".join(f"<th>{e(run.target)}</th>" for run in runs) + "</tr></thead><tbody>")
+    for case_id, title, level in _case_rows(runs):
+        cells = [
+            f"<td data-key='{e(_case_sort_key_text(case_id))}' id='{_anchor(case_id)}'><b>{e(case_id)}</b> {e(title)}</td>",
+            f"<td>{e(level)}</td>",
+        ]
+        for run in runs:
+            found = next((c for c in run.cases if c.id == case_id), None)
+            verdict = found.verdict if found else "missing"
+            key = _VERDICT_RANK.get(verdict, "9") + _case_sort_key_text(case_id)
+            if found is None:
+                cells.append(f"<td data-key='{key}'>?</td>")
+                continue
+            detail = [f"<b>{e(found.requirement)}</b>"]
+            why = _why((expected or {}).get(run.target), case_id)
+            if why:
+                detail.append(f"<br><i>Why:</i> {e(why)}")
+            for item in found.expected:
+                detail.append(f"<br><i>Expected:</i> {e(item)}")
+            if found.actual:
+                detail.append(f"<br><i>Actual:</i> {e(found.actual)}")
+            if found.note:
+                detail.append(f"<br><i>Note:</i> {e(found.note)}")
+            detail.append(f"<br><i>Duration:</i> {found.duration:.2f} s")
+            if found.trace:
+                detail.append(f"<pre>{e(found.trace)}</pre>")
+            if found.target_log.strip() and verdict in ("fail", "error"):
+                detail.append(f"<i>Target log:</i><pre>{e(found.target_log.strip())}</pre>")
+            opened = " open" if verdict in ("fail", "error") and False else ""
+            cells.append(
+                f"<td class='{verdict}' data-key='{key}'><details{opened}><summary>{MARKS.get(verdict, '?')} {verdict}"
+                f"</summary>{''.join(detail)}</details></td>"
+            )
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    out.append(f"<script>{_SCRIPT}</script></body></html>")
+    return "\n".join(out) + "\n"
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+
+def format_summary(runs: Sequence[TargetRun]) -> str:
+    width = max(len(run.target) for run in runs)
+    lines = []
+    for run in runs:
+        counts = run.counts()
+        text = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER)
+        lines.append(f"  {run.target:<{width}}  {text}  ({run.wall_time:.0f} s)" + (f"  [{run.start_error}]" if run.start_error else ""))
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fcgispec matrix", description="Run the server suite against every named target and write the matrix."
+    )
+    parser.add_argument("--targets", default=",".join(ALL_TARGETS),
+                        help=f"comma-separated targets (default: {','.join(ALL_TARGETS)})")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="where runs/ and index.html go (default build/compat)")
+    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 2), help="targets run at once")
+    parser.add_argument("--docs", default=None, metavar="PATH",
+                        help=f"write the Markdown matrix here and its evidence in compat/ beside it (default: {DOCS_FILE} "
+                        "when every target runs)")
+    parser.add_argument("--no-docs", action="store_true", help="write no Markdown, only the HTML and the runs")
+    parser.add_argument("--fcgi-timeout", type=float, default=BASE_WAIT, help="base wait, as for ./fcgispec")
+    parser.add_argument("--update-expected", action="store_true",
+                        help="rewrite fixtures/expected/NAME.json from this run (explanations of unchanged verdicts kept)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit non-zero when a verdict differs from fixtures/expected/NAME.json")
+    parser.add_argument("--run-one", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--json", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--from-runs", action="store_true",
+                        help="do not run: rebuild the pages from the runs already in OUT/runs")
+    args = parser.parse_args(argv)
+
+    if args.run_one:
+        run = run_target(args.run_one, ROOT, base_wait=args.fcgi_timeout)
+        path = Path(args.json)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(run.to_dict(), indent=1) + "\n")
+        temporary.replace(path)
+        return 0
+
+    names = [name.strip() for name in args.targets.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ALL_TARGETS]
+    if unknown:
+        parser.error(f"unknown targets {unknown}: one of {', '.join(ALL_TARGETS)}")
+    if args.docs is None and not args.no_docs and names == list(ALL_TARGETS):
+        args.docs = str(ROOT / DOCS_FILE)
+    if args.no_docs:
+        args.docs = None
+    out = Path(args.out)
+    began = time.monotonic()
+    if args.from_runs:
+        runs = [TargetRun.from_dict(json.loads((out / "runs" / f"{name}.json").read_text())) for name in names]
+    else:
+        runs = run_in_subprocesses(names, out, jobs=args.jobs, base_wait=args.fcgi_timeout)
+    elapsed = time.monotonic() - began
+
+    if args.update_expected:
+        for run in runs:
+            if not run.start_error:
+                print(f"written {write_expected(run)}", file=sys.stderr)
+    expected = {run.target: load_expected(run.target) for run in runs if expected_path(run.target).exists()}
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "index.html").write_text(format_html(runs, expected=expected))
+    if args.docs:
+        docs = Path(args.docs)
+        evidence = docs.parent / "compat"
+        evidence.mkdir(parents=True, exist_ok=True)
+        docs.write_text(format_markdown(runs, expected=expected, evidence_dir="compat"))
+        for run in runs:
+            (evidence / f"{run.target}.md").write_text(format_evidence_markdown(run, expected.get(run.target)))
+        print(f"written {docs} and {evidence}/", file=sys.stderr)
+
+    print(f"Compatibility matrix ({elapsed:.0f} s):")
+    print(format_summary(runs))
+    print(f"HTML: {out / 'index.html'}")
+    status = 0
+    for run in runs:
+        if run.target not in expected:
+            continue
+        problems = compare_with_expected(run, expected[run.target])
+        if problems:
+            print(f"{run.target}: {len(problems)} verdicts differ from {expected_path(run.target, Path('.'))}:")
+            for line in problems:
+                print(f"  {line}")
+            status = 1 if args.check else status
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

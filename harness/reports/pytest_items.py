@@ -1,0 +1,231 @@
+"""What the two pytest plugins share: the server suite's (conftest.py) and the client suite's
+(harness/reports/client_plugin.py).
+
+Each collects its cases as items and runs a case in setup, so that a harness ERROR is a pytest
+setup error (JUnit XML says <error>); the result rides on the setup report (serialisable, so xdist
+carries it) to where the report is printed, after pytest's own summary, with the one-line summary
+last. Verdict -> pytest: PASS/INFO pass, FAIL fails, WARN passes (fails with --strict),
+UNSUPPORTED skips, ERROR is an error in setup; an excluded case that does not pass is skipped
+with its reason.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import pytest
+
+from harness.reports.results import CaseResult, format_details, format_summary
+from harness.verdicts import Level, Outcome, Verdict
+
+
+def option(config: pytest.Config, name: str, default: Any) -> Any:
+    """An option's value, or default where the plugin that adds it is not loaded."""
+    try:
+        return config.getoption(name)
+    except ValueError:
+        return default
+
+
+def is_strict(config: pytest.Config) -> bool:
+    """--fcgi-strict or pytest's --strict: a missed recommendation (warn) fails the run."""
+    return bool(option(config, "fcgi_strict", False) or option(config, "strict", False))
+
+
+def is_worker(config: pytest.Config) -> bool:
+    """An xdist worker: the controller prints the report."""
+    return hasattr(config, "workerinput")
+
+
+def is_case_file(file_path: Path, directories: Iterable[Path]) -> bool:
+    """A case file: a .py file below one of the directories, not a test, helper or conftest."""
+    if file_path.suffix != ".py" or file_path.name.startswith(("test_", "_")) or file_path.name == "conftest.py":
+        return False
+    resolved = file_path.resolve()
+    return any(resolved.is_relative_to(directory) for directory in directories)
+
+
+class CaseFailed(Exception):
+    """A case's verdict that pytest must show as a failure (or error, in setup)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class VerdictItem(pytest.Item):
+    """One case as a pytest item: a suite's setup() runs it, sets self.outcome and calls judged();
+    its runtest() calls tell_verdict(). Both hide their own frame, so that pytest's summary names the
+    suite's plugin as where a case was skipped."""
+
+    # What a suite's item class says about its cases:
+    case_type: type = object  # the case class (a dataclass whose run function does the check)
+    case_fields: tuple[str, ...] = ()  # the fields a report shows, carried with the result
+    report_attribute = ""  # the setup report's attribute that carries the result
+    marker = ""  # the pytest mark every item gets
+
+    def __init__(self, *, case: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.outcome: Outcome | None = None
+        self.add_marker(self.marker)
+
+    def result_data(self) -> dict[str, Any]:
+        """The case's fields and its outcome as plain data, for the setup report."""
+        assert self.outcome is not None
+        data = {name: _plain(getattr(self.case, name)) for name in self.case_fields}
+        return {**data, **_outcome_to_dict(self.outcome)}
+
+    @classmethod
+    def result_from_data(cls, data: dict[str, Any]) -> CaseResult:
+        """The result again, from result_data's data (a case that can no longer run)."""
+        fields = {name: tuple(data[name]) if isinstance(data[name], list) else data[name] for name in cls.case_fields}
+        fields["level"] = Level(fields["level"])
+        return CaseResult(cls.case_type(run=_not_runnable, **fields), _outcome_from_dict(data))
+
+    def not_run(self, why: str) -> CaseFailed:
+        """The case could not run at all: an ERROR outcome, and the exception that says so."""
+        self.outcome = Outcome(Verdict.ERROR, actual=why)
+        return CaseFailed(self._details())
+
+    def judged(self) -> None:
+        """The end of setup, once the case ran: record the verdict; an ERROR is a setup error."""
+        __tracebackhide__ = True
+        assert self.outcome is not None
+        self.user_properties.append(("fcgispec_verdict", self.outcome.verdict.value))
+        if self.outcome.excused:
+            # A known deviation: JUnit shows it as skipped with the reason, the run stays green.
+            pytest.skip(f"excluded ({self.outcome.verdict.value}): {self.outcome.excluded}")
+        if self.outcome.verdict is Verdict.ERROR:
+            raise CaseFailed(self._details())
+
+    def tell_verdict(self) -> None:
+        """runtest: FAIL (and WARN with --strict) fails, UNSUPPORTED skips, the rest pass."""
+        __tracebackhide__ = True
+        assert self.outcome is not None
+        verdict = self.outcome.verdict
+        if verdict is Verdict.FAIL or (verdict is Verdict.WARN and is_strict(self.config)):
+            raise CaseFailed(self._details())
+        if verdict is Verdict.UNSUPPORTED:
+            pytest.skip(f"unsupported: {self.outcome.note}")
+
+    def _details(self) -> str:
+        assert self.outcome is not None
+        head = f"{self.outcome.verdict.value.upper()} {self.case.id} {self.case.title}"
+        return "\n".join([head, *format_details(CaseResult(self.case, self.outcome))])
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, CaseFailed):
+            return excinfo.value.text
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return Path(self.path), None, f"{self.case.id} {self.case.title}"
+
+
+def carry_result(
+    report: pytest.TestReport, item: pytest.Item, call: pytest.CallInfo[None], item_type: type[VerdictItem]
+) -> None:
+    """In pytest_runtest_makereport: put the case's result on its setup report."""
+    if call.when != "setup" or not isinstance(item, item_type):
+        return
+    if item.outcome is not None:
+        setattr(report, item_type.report_attribute, item.result_data())
+    # pytest shows setup errors as Python tracebacks; an ERROR verdict reads better as the case's report.
+    if call.excinfo is not None and isinstance(call.excinfo.value, CaseFailed):
+        report.longrepr = call.excinfo.value.text
+
+
+def _plain(value: Any) -> Any:
+    """A case field as data xdist carries: a Level as its value, a tuple as a list."""
+    if isinstance(value, Level):
+        return value.value
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "verdict": outcome.verdict.value, "expected": list(outcome.expected), "actual": outcome.actual,
+        "note": outcome.note, "duration": outcome.duration, "trace": outcome.trace,
+        "target_log": outcome.target_log, "target_alive": outcome.target_alive, "excluded": outcome.excluded,
+    }
+
+
+def _outcome_from_dict(data: dict[str, Any]) -> Outcome:
+    return Outcome(
+        Verdict(data["verdict"]), expected=list(data["expected"]), actual=data["actual"], note=data["note"],
+        duration=data["duration"], trace=data["trace"], target_log=data["target_log"], target_alive=data["target_alive"],
+        excluded=data["excluded"],
+    )
+
+
+def _not_runnable(ctx: Any) -> None:
+    """The run function of a case rebuilt from a report."""
+    raise RuntimeError("a case rebuilt from a report cannot run")
+
+
+class ResultsReport:
+    """Gathers the results of a suite's cases from their setup reports (on the xdist controller
+    too) and prints them last: the report after pytest's summary sections, then the JSON report
+    (--report-json) and the one-line summary after pytest's stats line. A suite says what its
+    report holds by overriding the methods below the hooks."""
+
+    item_type: type[VerdictItem] = VerdictItem
+    heading = ""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.results: list[CaseResult] = []
+        self.started = time.monotonic()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup":
+            self.received(getattr(report, self.item_type.report_attribute, None))
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
+        self.before_summary()
+        yield
+        if not self.results or is_worker(self.config):
+            return
+        terminalreporter.write_sep("=", self.heading)
+        for line in self.header_lines():
+            terminalreporter.write_line(line)
+        terminalreporter.write_line("")
+        colour = terminalreporter.isatty and getattr(terminalreporter._tw, "hasmarkup", False)
+        terminalreporter.write_line(self.format_results(colour))
+
+    @pytest.hookimpl(hookwrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
+        yield
+        # The outermost wrapper runs after pytest's own stats line: the summary is the last line.
+        if not self.results or is_worker(self.config):
+            return
+        path = option(self.config, "--report-json", None)
+        said = self.write_json(path) if path else []
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            for line in said:
+                reporter.write_line(line)
+            reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started))
+
+    # ---- what a suite's report holds ---------------------------------------------------------
+    def received(self, data: dict[str, Any] | None) -> None:
+        """A setup report's result data (None: the report carries none)."""
+        if data is not None:
+            self.results.append(self.item_type.result_from_data(data))
+
+    def before_summary(self) -> None:
+        """Before pytest's own summary sections are written."""
+
+    def header_lines(self) -> list[str]:
+        return []
+
+    def format_results(self, colour: bool) -> str:
+        raise NotImplementedError
+
+    def write_json(self, path: str) -> list[str]:
+        """Write the JSON report to path; the lines to print before the summary."""
+        raise NotImplementedError

@@ -1,0 +1,76 @@
+"""Is the target still alive, and does it implement the probe app?
+
+The liveness probe runs after every case (spec §7 lets an application
+"continue or exit" after bad input, so a crash is only seen this way).
+"""
+
+from __future__ import annotations
+
+from harness.wire.connection import ConnectionClosed, FcgiTimeout, request
+from harness.wire.codec import (
+    ProtocolStatus,
+    RecordType,
+    Role,
+    begin_request_body,
+    encode_params,
+    encode_record,
+    stream_records,
+)
+from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, probe_params, probe_query, target_script_filename
+from harness.targets.base import SpawnedTarget, Target, TargetUnreachable
+
+LIVENESS_REQUEST_ID = 1
+
+
+def liveness_probe(target: Target, timeout: float) -> str | None:
+    """None if a new connection gets a simple request answered with END_REQUEST, else why not."""
+    if isinstance(target, SpawnedTarget) and target.exit_status() is not None:
+        return target.exit_text()
+    try:
+        conn = target.connect(timeout=timeout, label="liveness probe")
+    except TargetUnreachable as error:
+        return _with_exit(target, str(error))
+    try:
+        conn.send_records(
+            [encode_record(RecordType.BEGIN_REQUEST, LIVENESS_REQUEST_ID, begin_request_body(Role.RESPONDER, 0))]
+            + stream_records(RecordType.PARAMS, LIVENESS_REQUEST_ID, encode_params(probe_params(script_filename=target_script_filename(target))))
+            + stream_records(RecordType.STDIN, LIVENESS_REQUEST_ID, b"")
+        )
+        # Any END_REQUEST shows the target is alive: judging its id or shape is the cases' job.
+        conn.read_all_until(lambda record: record.type == RecordType.END_REQUEST, timeout)
+    except FcgiTimeout:
+        return _with_exit(target, f"no END_REQUEST within {timeout:g}s")
+    except ConnectionClosed as closed:
+        return _with_exit(target, f"connection closed ({closed.how}) before END_REQUEST")
+    finally:
+        conn.close()
+    return None
+
+
+def _with_exit(target: Target, problem: str) -> str:
+    if isinstance(target, SpawnedTarget) and target.exit_status() is not None:
+        return f"{problem}; the process {target.exit_text()}"
+    return problem
+
+
+def detect_probe_app(target: Target, timeout: float = 5.0) -> bool:
+    """Ask the target a probe question; a well-formed probe report means it has the probe app.
+
+    Only for targets that do not say (has_probe_app None: tcp:, unix:, cmd:); named
+    targets and the reference know they have it.
+    """
+    params = probe_params(probe_query(status=200), script_filename=target_script_filename(target))
+    try:
+        conn = target.connect(timeout=timeout, label="probe-app detection")
+    except TargetUnreachable:
+        return False
+    try:
+        response = request(conn, LIVENESS_REQUEST_ID, params, b"fcgispec", keep_conn=False, timeout=timeout)
+        if response.end is None or response.end.protocol_status != ProtocolStatus.REQUEST_COMPLETE:
+            return False
+        report = parse_probe_report(parse_cgi(response.stdout).body)
+        return report.stdin_length == len(b"fcgispec")
+    except (FcgiTimeout, ConnectionClosed, ProbeError):
+        return False
+    finally:
+        conn.close()

@@ -1,0 +1,189 @@
+"""The probe-app contract: how to ask a probe responder something, how to read its answer.
+
+A probe app (the reference responder's RESPONDER role, or a target's own
+probe) is steered by QUERY_STRING (k=v&k=v, percent-encoded values):
+status=NNN, out=N (N bytes of a-z pattern instead of the report), err=TEXT
+(on STDERR), delay=MS, app_status=N, echo=1 (echo STDIN to STDOUT as it
+arrives). Its default body is a JSON report of what it received.
+
+Some probe apps live at a path of their own (php-fpm runs the PHP file named by
+SCRIPT_FILENAME, fcgiwrap the CGI): such a target says which in
+`target.script_filename`, and probe_params sends it while `probing(target)` is in
+effect (run_case does this for the whole case, the liveness probe and capability
+discovery for theirs), so that cases need not know.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Mapping
+
+from harness.wire.codec import CodecError
+
+PROBE_SCRIPT_NAME = "/probe"
+PROBE_SCRIPT_FILENAME = "/fcgispec/probe"
+
+# The SCRIPT_FILENAME probe_params sends by default: the target's while probing(target).
+_script_filename: ContextVar[str] = ContextVar("fcgispec_probe_script_filename", default=PROBE_SCRIPT_FILENAME)
+
+
+def target_script_filename(target: object) -> str:
+    """The SCRIPT_FILENAME a target's probe app needs (the suite's default when any will do)."""
+    return getattr(target, "script_filename", None) or PROBE_SCRIPT_FILENAME
+
+
+def probe_script_filename() -> str:
+    """The SCRIPT_FILENAME probe_params sends now (for params a case builds by hand)."""
+    return _script_filename.get()
+
+
+@contextmanager
+def probing(target: object) -> Iterator[str]:
+    """Within the block, probe_params sends the SCRIPT_FILENAME this target's probe app needs."""
+    token = _script_filename.set(target_script_filename(target))
+    try:
+        yield _script_filename.get()
+    finally:
+        _script_filename.reset(token)
+
+
+class ProbeError(CodecError):
+    """A response that does not follow the CGI or probe-report format."""
+
+
+def probe_query(**controls: object) -> str:
+    """A QUERY_STRING from keyword controls, e.g. probe_query(delay=5000)."""
+    return urllib.parse.urlencode({key: str(value) for key, value in controls.items()})
+
+
+def probe_params(
+    query: str = "",
+    method: str = "GET",
+    extra: Iterable[tuple[bytes | str, bytes | str]] = (),
+    *,
+    content_length: int | None = None,
+    script_filename: str | None = None,
+) -> list[tuple[bytes | str, bytes | str]]:
+    """The CGI params a web server would send for a request to the probe app.
+
+    CONTENT_LENGTH is included when there is a body (content_length given);
+    extra pairs are appended after the standard ones, in order. SCRIPT_FILENAME is
+    script_filename, else the target's inside probing(target), else /fcgispec/probe.
+    """
+    params: list[tuple[bytes | str, bytes | str]] = [
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("SERVER_SOFTWARE", "fcgispec"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("SERVER_NAME", "localhost"),
+        ("SERVER_PORT", "80"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("REMOTE_PORT", "40000"),
+        ("REQUEST_METHOD", method),
+        ("REQUEST_URI", PROBE_SCRIPT_NAME + (f"?{query}" if query else "")),
+        ("SCRIPT_NAME", PROBE_SCRIPT_NAME),
+        ("SCRIPT_FILENAME", script_filename or _script_filename.get()),
+        ("DOCUMENT_ROOT", "/fcgispec"),
+        ("QUERY_STRING", query),
+    ]
+    if content_length is not None:
+        params.append(("CONTENT_LENGTH", str(content_length)))
+        params.append(("CONTENT_TYPE", "application/octet-stream"))
+    params.extend(extra)
+    return params
+
+
+@dataclass(frozen=True)
+class CgiResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+def parse_cgi(stdout: bytes) -> CgiResponse:
+    """Split CGI output into status, headers and body (Status: defaults to 200)."""
+    separator = b"\r\n\r\n"
+    head_end = stdout.find(separator)
+    if head_end < 0:
+        separator = b"\n\n"
+        head_end = stdout.find(separator)
+    if head_end < 0:
+        raise ProbeError(f"no end of CGI headers in {len(stdout)} bytes of STDOUT")
+    head = stdout[:head_end].decode("latin-1")
+    body = stdout[head_end + len(separator) :]
+    headers: list[tuple[str, str]] = []
+    for line in head.replace("\r\n", "\n").split("\n"):
+        if not line:
+            continue
+        name, colon, value = line.partition(":")
+        if not colon:
+            raise ProbeError(f"malformed CGI header line {line!r}")
+        headers.append((name.strip(), value.strip()))
+    status = 200
+    for name, value in headers:
+        if name.lower() == "status":
+            try:
+                status = int(value.split()[0])
+            except (ValueError, IndexError):
+                raise ProbeError(f"malformed Status header {value!r}") from None
+    return CgiResponse(status, headers, body)
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """What the probe app says it received."""
+
+    role: str
+    params: list[tuple[bytes, bytes]]
+    stdin_length: int
+    stdin_sha256: str
+
+    def param(self, name: bytes | str) -> bytes | None:
+        """The first value of a param (duplicates are kept in .params)."""
+        wanted = name if isinstance(name, bytes) else name.encode("latin-1")
+        for key, value in self.params:
+            if key == wanted:
+                return value
+        return None
+
+    def params_dict(self) -> Mapping[bytes, bytes]:
+        return dict(self.params)
+
+
+def parse_probe_report(body: bytes) -> ProbeReport:
+    """Parse the JSON report; each U+0000..U+00FF char stands for one byte."""
+    try:
+        document = json.loads(body.decode("utf-8"))
+        params = [
+            (name.encode("latin-1"), value.encode("latin-1")) for name, value in document["params"]
+        ]
+        return ProbeReport(
+            role=str(document["role"]),
+            params=params,
+            stdin_length=int(document["stdin_length"]),
+            stdin_sha256=str(document["stdin_sha256"]),
+        )
+    except (ValueError, KeyError, TypeError, UnicodeError) as error:
+        raise ProbeError(f"not a probe report ({error}): {body[:120]!r}") from None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def pattern_bytes(length: int) -> bytes:
+    """The body that out=N asks for: byte i is ord('a') + i % 26."""
+    alphabet = bytes(range(ord("a"), ord("a") + 26))
+    whole, rest = divmod(length, 26)
+    return alphabet * whole + alphabet[:rest]

@@ -10,7 +10,6 @@ machinery is shared with the client suite's plugin (harness/reports/pytest_items
 from __future__ import annotations
 
 import datetime
-import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,17 +17,15 @@ from typing import Any, Iterator
 import pytest
 
 ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover  # noqa: E402
-from harness.suite.case import BASE_WAIT, Case, import_case_module, cases_in_module, run_case, select_cases  # noqa: E402
-from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusions  # noqa: E402
-from harness.targets.liveness import detect_probe_app  # noqa: E402
-from harness.reports.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker  # noqa: E402
-from harness.reports.results import format_report, write_json_report  # noqa: E402
-from harness.targets.base import Target, TargetError, parse_target  # noqa: E402
-from harness.verdicts import Outcome  # noqa: E402
+from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
+from harness.suite.case import BASE_WAIT, Case, import_case_module, cases_in_module, run_case, select_cases
+from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusions
+from harness.targets.liveness import detect_probe_app
+from harness.reports.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker
+from harness.reports.results import format_report, write_json_report
+from harness.targets.base import Target, TargetError, parse_target
+from harness.verdicts import Outcome
 
 # The HTTP client suite (cases/client/, --client) is a plugin of its own.
 pytest_plugins = ["harness.reports.client_plugin"]

@@ -12,7 +12,7 @@ high enough that it never closes the connection itself, TLS 1.3 with a certifica
 by the adapters ("connects"). Each (client, scheme) pair runs --rounds times, interleaved; the best round counts
 (the median is printed too).
 
-    /usr/bin/python3 bench/client_bench.py [-n 20000] [--rounds 3] [--reference PATH] [--curl-adapter PATH]
+    PYTHONPATH=. /usr/bin/python3 bench/client_bench.py [-n 20000] [--rounds 3] [--reference PATH] [--curl-adapter PATH]
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from harness.clients import registry as client_adapters  # noqa: E402
+from harness.clients import registry as client_adapters
 
 NGINX_CONF = """\
 daemon off;

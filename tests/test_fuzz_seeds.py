@@ -5,9 +5,9 @@ bounded, and a corrupt capture stops the extraction instead of quietly giving fe
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,12 +19,9 @@ from harness.targets.base import reference_binary
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "reference-server" / "fuzz"
 HTTP_FUZZ = ROOT / "http-client" / "fuzz"
-for _path in (FUZZ, HTTP_FUZZ):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
-import extract_seeds  # noqa: E402
-from seed_layout import (  # noqa: E402
+import extract_seeds
+from seed_layout import (
     BODY,
     CONN_PREFIX,
     PAIRS,
@@ -36,7 +33,7 @@ from seed_layout import (  # noqa: E402
     seed_name,
     write_seeds,
 )
-from seeds_from_transcripts import seeds_from_files, transcript_files  # noqa: E402
+from seeds_from_transcripts import seeds_from_files, transcript_files
 
 PYTHON = "/usr/bin/python3"
 # Each source and the targets it must feed.
@@ -193,8 +190,10 @@ def test_the_command_fails_loudly_on_a_corrupt_capture(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "fixtures" / "captures", tree / "fixtures" / "captures")
     target = tree / "fixtures" / "captures" / "apache2" / "head.transcript"
     target.write_text(_corrupt(target.read_text(), "bad record line"))
+    # Run as scripts/fuzz runs it: the harness and the seed tools on PYTHONPATH.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in (ROOT, FUZZ, HTTP_FUZZ)))
     done = subprocess.run([PYTHON, str(FUZZ / "extract_seeds.py"), str(tmp_path / "out"), "--root", str(tree)],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 1
     assert "apache2/head.transcript" in done.stderr and "PARAMZ" in done.stderr
     assert not (tmp_path / "out" / "conn").exists()  # nothing half-written

@@ -24,11 +24,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from harness.suite.case import BASE_WAIT, load_cases, run_case  # noqa: E402
-from harness.targets.base import CommandTarget, ReferenceTarget, TcpTarget, reference_binary  # noqa: E402
-from harness.verdicts import Verdict  # noqa: E402
+from harness.suite.case import BASE_WAIT, load_cases, run_case
+from harness.targets.base import CommandTarget, ReferenceTarget, TcpTarget, reference_binary
+from harness.verdicts import Verdict
 
 HOSTILE = ROOT / "tests" / "hostile" / "hostile.py"
 MODES = ("no-accept", "silent", "hang", "crash", "garbage", "huge-length", "trickle", "reset")

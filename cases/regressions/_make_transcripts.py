@@ -15,15 +15,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from harness.suite.case_requests import begin_record  # noqa: E402
-from harness.wire.codec import MANAGEMENT_REQUEST_ID, RecordType, Role, encode_params, encode_record, stream_records  # noqa: E402
-from harness.wire.probe_app import probe_params, probe_query  # noqa: E402
-from harness.replay.regression_skeleton import record_script  # noqa: E402
-from harness.targets.base import ReferenceTarget  # noqa: E402
-from harness.capture.transcript import write_transcript  # noqa: E402
+from harness.suite.case_requests import begin_record
+from harness.wire.codec import MANAGEMENT_REQUEST_ID, RecordType, Role, encode_params, encode_record, stream_records
+from harness.wire.probe_app import probe_params, probe_query
+from harness.replay.regression_skeleton import record_script
+from harness.targets.base import ReferenceTarget
+from harness.capture.transcript import write_transcript
 
 OUT = Path(__file__).resolve().parent / "transcripts"
 

@@ -24,14 +24,12 @@ here is what a careful program adds, and no more:
 from __future__ import annotations
 
 import http.client
-import os
 import ssl
 import sys
 import threading
 from urllib.parse import urlsplit
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import adapter_protocol as ap  # noqa: E402
+import adapter_protocol as ap
 
 RACE_ERRORS = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 

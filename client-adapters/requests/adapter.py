@@ -15,14 +15,12 @@ Redirects are not followed (allow_redirects=False): one request line, one respon
 
 from __future__ import annotations
 
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import adapter_protocol as ap  # noqa: E402
-import requests  # noqa: E402
-import urllib3_instrument as inst  # noqa: E402
-from requests.adapters import HTTPAdapter  # noqa: E402
+import adapter_protocol as ap
+import requests
+import urllib3_instrument as inst
+from requests.adapters import HTTPAdapter
 
 
 class Client:

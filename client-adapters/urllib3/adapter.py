@@ -19,13 +19,11 @@ Response.close() does. Content decoding is urllib3's default (decode_content=Tru
 
 from __future__ import annotations
 
-import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-import adapter_protocol as ap  # noqa: E402
-import urllib3  # noqa: E402
-import urllib3_instrument as inst  # noqa: E402
+import adapter_protocol as ap
+import urllib3
+import urllib3_instrument as inst
 
 
 class Client:

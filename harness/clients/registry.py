@@ -229,7 +229,9 @@ def _python_adapter(directory: str, modules: tuple[str, ...], packages: str) -> 
         for m in modules:
             if not _python_has(m):
                 raise ClientUnavailable(f"{PYTHON} cannot import {m}: apt-get install {packages}")
-        return [PYTHON, str(Path(root) / ADAPTERS_DIR / directory / "adapter.py")]
+        # The adapters import their shared line protocol (client-adapters/adapter_protocol.py) from there.
+        adapters = Path(root) / ADAPTERS_DIR
+        return ["/usr/bin/env", f"PYTHONPATH={adapters}", PYTHON, str(adapters / directory / "adapter.py")]
 
     return argv
 

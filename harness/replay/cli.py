@@ -25,10 +25,8 @@ from pathlib import Path
 from typing import Sequence
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from harness.capture.transcript import (  # noqa: E402
+from harness.capture.transcript import (
     APP_TO_WS,
     WS_TO_APP,
     CloseItem,

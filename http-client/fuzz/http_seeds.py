@@ -15,7 +15,6 @@ is a connection's whole stream (a response followed by junk, a 1xx then the fina
 from __future__ import annotations
 
 import hashlib
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,14 +22,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from harness.suite.case import import_case_module  # noqa: E402
-from harness.clients.cases import ClientCase, ClientContext, cases_in_client_module  # noqa: E402
-from harness.clients.adapters import ClientSpec, parse_client  # noqa: E402
-from harness.clients.scenario_server import Handler, ScenarioServer, ServerConn, Step  # noqa: E402
-from harness.clients.test_ca import test_pki  # noqa: E402
+from harness.suite.case import import_case_module
+from harness.clients.cases import ClientCase, ClientContext, cases_in_client_module
+from harness.clients.adapters import ClientSpec, parse_client
+from harness.clients.scenario_server import Handler, ScenarioServer, ServerConn, Step
+from harness.clients.test_ca import test_pki
 
 COMMITTED = Path(__file__).resolve().parent / "seeds"
 PARALLEL_CASES = 4  # the cases mostly wait (gaps, idle timeouts): run a few at once

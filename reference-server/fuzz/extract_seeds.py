@@ -30,18 +30,15 @@ from typing import Callable
 FUZZ_DIR = Path(__file__).resolve().parent
 ROOT = FUZZ_DIR.parents[1]
 HTTP_FUZZ_DIR = ROOT / "http-client" / "fuzz"
-for _path in (ROOT, FUZZ_DIR, HTTP_FUZZ_DIR):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
-import make_seeds  # noqa: E402
-from harness.clients.adapters import REFERENCE_CLIENT  # noqa: E402
-from harness.targets.base import TargetError, reference_binary  # noqa: E402
-from harness.verdicts import HarnessError  # noqa: E402
-from http_seeds import committed_inputs, scenario_inputs  # noqa: E402
-from seed_layout import MAX_SEED, RESPONSE, STREAM, TARGETS, Seed, SeedSourceError, write_seeds  # noqa: E402
-from seeds_from_regressions import regression_case_seeds  # noqa: E402
-from seeds_from_transcripts import seeds_from_files, transcript_files  # noqa: E402
+import make_seeds
+from harness.clients.adapters import REFERENCE_CLIENT
+from harness.targets.base import TargetError, reference_binary
+from harness.verdicts import HarnessError
+from http_seeds import committed_inputs, scenario_inputs
+from seed_layout import MAX_SEED, RESPONSE, STREAM, TARGETS, Seed, SeedSourceError, write_seeds
+from seeds_from_regressions import regression_case_seeds
+from seeds_from_transcripts import seeds_from_files, transcript_files
 
 CACHE_VERSION = 1
 

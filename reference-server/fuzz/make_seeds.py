@@ -6,9 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from harness.wire.codec import (  # noqa: E402
+from harness.wire.codec import (
     KEEP_CONN,
     RecordType,
     Role,

@@ -9,21 +9,18 @@ transcript connections, and harness-side bytes become seeds as a capture's do
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from harness.suite.case import Case, cases_in_module, import_case_module, run_case  # noqa: E402
-from harness.wire.connection import FcgiConnection  # noqa: E402
-from harness.wire.codec import Record  # noqa: E402
-from harness.targets.base import ReferenceTarget  # noqa: E402
-from harness.capture.transcript import APP_TO_WS, WS_TO_APP, Connection, RawItem, RecordItem  # noqa: E402
-from seed_layout import Seed, SeedSourceError  # noqa: E402
-from seeds_from_transcripts import connection_seeds  # noqa: E402
+from harness.suite.case import Case, cases_in_module, import_case_module, run_case
+from harness.wire.connection import FcgiConnection
+from harness.wire.codec import Record
+from harness.targets.base import ReferenceTarget
+from harness.capture.transcript import APP_TO_WS, WS_TO_APP, Connection, RawItem, RecordItem
+from seed_layout import Seed, SeedSourceError
+from seeds_from_transcripts import connection_seeds
 
 _DIRECTIONS = {">": WS_TO_APP, "<": APP_TO_WS}
 

@@ -10,15 +10,12 @@ the run, not quietly shrink the corpus.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from harness.wire.codec import Record, RecordType  # noqa: E402
-from harness.capture.transcript import (  # noqa: E402
+from harness.wire.codec import Record, RecordType
+from harness.capture.transcript import (
     APP_TO_WS,
     WS_TO_APP,
     Connection,
@@ -27,7 +24,7 @@ from harness.capture.transcript import (  # noqa: E402
     check_writes,
     read_transcript,
 )
-from seed_layout import (  # noqa: E402
+from seed_layout import (
     BODY,
     PAIRS,
     SEED_BOUNDS,

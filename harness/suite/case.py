@@ -55,6 +55,8 @@ SHELL_SIGNAL_BASE = 128
 EXIT_GRACE = 1.0
 # The base wait every case timeout is written against (--fcgi-timeout's default).
 BASE_WAIT = 5.0
+# How long a target must stay silent before "nothing more comes" is concluded (unscaled).
+QUIET_WAIT = 0.25
 
 
 def scale_for(base_wait: float) -> float:
@@ -155,6 +157,16 @@ class CaseContext:
         """A wait of `base` seconds, scaled by --fcgi-timeout."""
         return base * self.scale
 
+    @property
+    def answer_wait(self) -> float:
+        """How long an answer may take: the base wait, scaled by --fcgi-timeout."""
+        return self.seconds(BASE_WAIT)
+
+    @property
+    def quiet_wait(self) -> float:
+        """How long the target must stay silent before a case concludes nothing more comes."""
+        return self.seconds(QUIET_WAIT)
+
     def time_left(self) -> float:
         return max(self.deadline - time.monotonic(), 0.0)
 
@@ -162,7 +174,7 @@ class CaseContext:
         """A traced connection to the target (or to a variant from spawn_variant)."""
         name = label or f"connection {len(self.connections) + 1}"
         conn = (target or self.target).connect(
-            timeout=min(self.seconds(5.0), max(self.time_left(), 0.1)),
+            timeout=min(self.answer_wait, max(self.time_left(), 0.1)),
             label=name,
             clock_origin=self.started,
             deadline=lambda: self.deadline,
@@ -181,7 +193,7 @@ class CaseContext:
         keep_conn: bool = True,
         timeout: float | None = None,
     ) -> Response:
-        wait = self.seconds(5.0) if timeout is None else timeout
+        wait = self.answer_wait if timeout is None else timeout
         return request(conn, request_id, params, stdin, role=role, keep_conn=keep_conn, timeout=wait)
 
     @property

@@ -178,6 +178,7 @@ static int run_fetch(httpc_client *cl, int n, char **urls)
     return failures ? 1 : 0;
 }
 
+/* Runs the adapter or the fetch command with the options given. */
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN); /* OpenSSL writes with write(2) */

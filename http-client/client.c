@@ -110,6 +110,7 @@ static void pool_close_conn(void *c)
     conn_close(c);
 }
 
+/* Makes a client: its TLS context (verification on) and its idle pool. */
 httpc_client *httpc_client_new(const struct httpc_config *cfg, httpc_error *err)
 {
     httpc_error e = HTTPC_E_NOMEM;
@@ -496,6 +497,7 @@ static int is_dead_connection_error(httpc_error e)
            e == HTTPC_E_TLS_TRUNCATED;
 }
 
+/* Sends a request and reads the response head; one failed on a dead pooled connection is retried on a new one. */
 httpc_error httpc_request(httpc_client *cl, const struct httpc_request *req, httpc_response **out,
                           struct httpc_request_info *info)
 {
@@ -600,6 +602,7 @@ int httpc_response_reused(const httpc_response *r)
     return r->reused;
 }
 
+/* Reads body bytes; the connection goes back to the pool once the body is complete. */
 ssize_t httpc_response_read(httpc_response *r, void *buf, size_t len, httpc_error *err)
 {
     if (r->failed) {

@@ -183,6 +183,7 @@ static enum conn_io tls_result(struct conn *c, int r)
     }
 }
 
+/* Reads what is available (plain or TLS) without blocking. */
 enum conn_io conn_read_some(struct conn *c, void *buf, size_t len, size_t *n)
 {
     *n = 0;
@@ -215,6 +216,7 @@ enum conn_io conn_read_some(struct conn *c, void *buf, size_t len, size_t *n)
     }
 }
 
+/* Writes what the socket takes now (plain or TLS) without blocking. */
 enum conn_io conn_write_some(struct conn *c, const void *buf, size_t len, size_t *n)
 {
     *n = 0;
@@ -244,6 +246,7 @@ enum conn_io conn_write_some(struct conn *c, const void *buf, size_t len, size_t
     }
 }
 
+/* Waits with poll(2) until the connection is readable or writable as asked, or the deadline. */
 int conn_wait(struct conn *c, int want_read, int want_write, uint64_t deadline, int *readable, int *writable)
 {
     short ev = (short)((want_read ? POLLIN : 0) | (want_write ? POLLOUT : 0));
@@ -276,6 +279,7 @@ static int fd_readable_now(int fd)
     return r != 0; /* errors count as "something happened" */
 }
 
+/* Whether a connection about to be pooled or reused has nothing pending (no bytes, EOF or close_notify). */
 int conn_idle_alive(struct conn *c)
 {
     if (c->broken || c->rpos != c->rend)

@@ -14,6 +14,7 @@
  * - otherwise the body runs to the close of the connection (§6.3 rule 8)
  * - chunked (§7.1): hex size, optional extensions, CRLF after data, trailers skipped */
 #include "http_response_parser.h"
+#include "hex.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -94,17 +95,6 @@ static int is_field_char(unsigned char c)
 static int is_ows(unsigned char c)
 {
     return c == ' ' || c == '\t';
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static int eq_nocase(const char *a, size_t alen, const char *b)
@@ -401,7 +391,7 @@ static int chunk_size_byte(struct hrp *p, unsigned char c)
     }
     if (p->chunk_after_digits == 2) /* inside extensions: any field character */
         return is_field_char(c) ? -1 : fail(p, HTTPC_E_BAD_CHUNK_SIZE);
-    int h = hexval(c);
+    int h = hex_value(c);
     if (h >= 0 && p->chunk_after_digits == 0) {
         if (p->chunk_digits >= 16)
             return fail(p, HTTPC_E_CHUNK_TOO_LARGE);
@@ -452,6 +442,7 @@ static int trailer_byte(struct hrp *p, unsigned char c)
     return -1;
 }
 
+/* Parses input up to the next event: the head, a run of body data, or the end of the response. */
 enum hrp_event hrp_execute(struct hrp *p, const uint8_t *in, size_t len, size_t max_data, size_t *consumed,
                            const uint8_t **data, size_t *data_len)
 {

@@ -2,8 +2,7 @@
  *
  * A small client whose one job is to get connection reuse right: a per-origin
  * idle pool, HTTP and HTTPS (OpenSSL 3, verification on), a streaming response
- * body, and the reuse rules of the CLI-REUSE catalogue
- * (../../../shared/reference/http-client-reuse-scenarios.md in the workspace).
+ * body, and the reuse rules that the client suite's CLI-REUSE scenarios check.
  *
  * Lifecycle of one request:
  *

@@ -76,6 +76,7 @@ void *pool_take(struct pool *p, const char *key, uint64_t now)
     return conn;
 }
 
+/* Pools an idle connection, within the per-key and total limits. */
 int pool_put(struct pool *p, const char *key, void *conn, uint64_t now, uint64_t max_idle_ms)
 {
     uint64_t life = p->idle_timeout_ms;

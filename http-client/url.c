@@ -16,6 +16,7 @@ static int is_target_char(unsigned char c)
     return c > 0x20 && c < 0x7f; /* no spaces, no controls, no raw non-ASCII */
 }
 
+/* Splits an http or https URL into scheme, host, port and target. */
 httpc_error url_parse(const char *s, struct url *out)
 {
     memset(out, 0, sizeof(*out));

@@ -1,21 +1,11 @@
 #include "app_util.h"
+#include "hex.h"
 
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 bool query_next(const uint8_t *query, size_t query_len, size_t *pos, struct query_pair *pair)
 {
@@ -107,12 +97,7 @@ void stream_digest_final_hex(struct stream_digest *d, char hex[65])
     }
     if (EVP_DigestFinal_ex(d->md_ctx, md, &md_len) != 1 || md_len != 32)
         return;
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < md_len; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 0x0f];
-    }
-    hex[2 * md_len] = '\0';
+    hex_encode(md, md_len, hex);
 }
 
 void stream_digest_free(struct stream_digest *d)

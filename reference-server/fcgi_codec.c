@@ -70,6 +70,7 @@ uint8_t fcgi_padding_for(size_t content_length)
     return (uint8_t)((8u - content_length % 8u) % 8u);
 }
 
+/* Writes one whole record (header, content, zero padding) into out. */
 size_t fcgi_record_encode(uint8_t type, uint16_t request_id, const uint8_t *content,
                           size_t content_length, uint8_t *out, size_t out_cap)
 {
@@ -154,6 +155,7 @@ static enum fcgi_decode_status nv_length_decode(const uint8_t *buf, size_t len, 
     return FCGI_DECODE_OK;
 }
 
+/* Decodes one name-value pair, with 1- or 4-byte lengths, checked against len. */
 enum fcgi_decode_status fcgi_nv_decode(const uint8_t *buf, size_t len, struct fcgi_nv *out,
                                        size_t *consumed)
 {
@@ -204,6 +206,7 @@ static size_t nv_length_encode(size_t length, uint8_t *out)
     return NV_LONG_PREFIX_LEN;
 }
 
+/* Encodes one name-value pair, with 4-byte lengths from 128 bytes on. */
 size_t fcgi_nv_encode(const uint8_t *name, size_t name_len, const uint8_t *value,
                       size_t value_len, uint8_t *out, size_t out_cap)
 {

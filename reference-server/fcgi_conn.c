@@ -899,6 +899,7 @@ size_t fcgi_conn_feed(struct fcgi_conn *c, const uint8_t *data, size_t len, uint
     return taken;
 }
 
+/* The peer sent EOF: ends the requests still waiting for input, as if aborted, and closes once idle. */
 void fcgi_conn_input_eof(struct fcgi_conn *c, uint64_t now_ms)
 {
     c->now_ms = now_ms;

@@ -95,6 +95,7 @@ bool listener_open(const char *spec, bool reuse_port, struct listener *out, char
     return fail(err, err_len, "listen address must be tcp:HOST:PORT or unix:PATH, not", spec);
 }
 
+/* Opens one more SO_REUSEPORT socket on a TCP listener's address, for another worker. */
 bool listener_open_sibling(const struct listener *l, struct listener *out)
 {
     int reuse_port = 0;

@@ -79,6 +79,7 @@ static void raise_fd_limit(void)
     }
 }
 
+/* Parses the command line, opens the listeners (or takes fd 0) and runs the responder. */
 int main(int argc, char **argv)
 {
     struct server_config config = {

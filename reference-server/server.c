@@ -443,6 +443,7 @@ static void teardown(struct server *s)
         close(s->epoll_fd);
 }
 
+/* Runs the event loop until SIGTERM or SIGINT; returns the exit status. */
 int server_run(const struct server_config *config)
 {
     struct server s = {.config = config, .epoll_fd = -1, .signal_fd = -1, .spare_fd = -1, .next_conn_id = 1 + config->worker_index};

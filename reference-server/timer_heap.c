@@ -59,6 +59,7 @@ static void remove_at(struct timer_heap *h, size_t i)
     sift_up(h, moved->index); /* the moved node may belong above its new place, or below */
 }
 
+/* Puts a node in the heap at due_ms, moves it, or (due_ms 0) takes it out. */
 bool timer_heap_set(struct timer_heap *h, struct timer_node *node, uint64_t due_ms)
 {
     bool present = node->due_ms != 0;

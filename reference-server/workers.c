@@ -43,6 +43,7 @@ static int finish_like(int status)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+/* Runs the event loop, or with --workers N forks N of them and supervises them until they have exited. */
 int workers_run(const struct server_config *config)
 {
     unsigned count = config->workers;

@@ -1,4 +1,4 @@
-/* fcgispec-curl-adapter: the client adapter protocol (DESIGN.md "Client adapters") on libcurl.
+/* fcgispec-curl-adapter: the client adapter line protocol on libcurl.
  *
  * One CURLM multi handle is kept for the adapter's life: its connection cache is the pool, so connections are
  * reused between request lines exactly as in a program that drives libcurl's multi interface. Every request line

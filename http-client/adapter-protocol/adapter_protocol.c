@@ -1,5 +1,6 @@
 /* adapter_protocol: parsing and printing of the client adapter line protocol, and the loop that reads it. */
 #include "adapter_protocol.h"
+#include "hex.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -122,14 +123,9 @@ void adapter_result_error(struct adapter_result *res, const char *fmt, ...)
 
 void adapter_result_sha256(struct adapter_result *res, const unsigned char *d, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
     if (n > (sizeof(res->sha256) - 1) / 2)
         n = (sizeof(res->sha256) - 1) / 2;
-    for (size_t i = 0; i < n; i++) {
-        res->sha256[2 * i] = digits[d[i] >> 4];
-        res->sha256[2 * i + 1] = digits[d[i] & 15];
-    }
-    res->sha256[2 * n] = '\0';
+    hex_encode(d, n, res->sha256);
 }
 
 static void json_string(FILE *f, const char *s)

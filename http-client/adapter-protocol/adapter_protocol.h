@@ -1,5 +1,5 @@
-/* adapter_protocol: the client adapter line protocol (DESIGN.md "Client adapters") for the C adapters, the libcurl
- * adapter (client-adapters/curl) and the reference HTTP client's `adapter` mode (http-client/cli.c).
+/* adapter_protocol: the client adapter line protocol (request lines in, JSON result lines out) for the C adapters,
+ * the libcurl adapter (client-adapters/curl) and the reference HTTP client's `adapter` mode (http-client/cli.c).
  * The Python adapters have the same in client-adapters/adapter_protocol.py.
  *
  * Input, one line each (CR/LF stripped; empty lines skipped):

@@ -1,4 +1,4 @@
-"""The suite against hostile targets (issue 7): programs that hang, accept and never answer, crash
+"""The suite against hostile targets: programs that hang, accept and never answer, crash
 mid-record, send garbage, announce huge lengths, trickle one byte a second, or reset
 (tests/hostile/hostile.py). Every case must end within its timeout with a verdict, the run must finish
 within a wall-time bound, and a misbehaving target must never get a clean report. Also: the leak cases
@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from harness.suite.case import BASE_WAIT, load_cases, run_case
 from harness.targets.base import CommandTarget, ReferenceTarget, TcpTarget, reference_binary
+from harness.targets.process import GroupProcess
 from harness.verdicts import Verdict
 
 HOSTILE = ROOT / "tests" / "hostile" / "hostile.py"
@@ -69,16 +70,16 @@ def hostile_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *CASE_DIRS,
                 "--target", command(mode), "--fcgi-timeout", str(FCGI_TIMEOUT), "--report-json", str(report)]
         log = open(out / f"{mode}.log", "w")
-        running[mode] = (subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True), time.monotonic(), report, log)
+        running[mode] = (GroupProcess(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT), time.monotonic(),
+                         report, log)
     results: dict[str, dict] = {}
     for mode, (process, started, report, log) in running.items():
         try:
             process.wait(timeout=max(bound - (time.monotonic() - started), 1.0))
             wall = time.monotonic() - started
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.wait()
+            # SIGKILL to the run, and to the targets it started in sessions of their own.
+            process.stop(grace=0, first_signal=None)
             wall = None
         log.close()
         data = json.loads(report.read_text()) if report.exists() else None
@@ -90,6 +91,7 @@ def hostile_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 @pytest.mark.timeout(wall_bound(SERVER_CASES) + 120)  # the fixture runs every mode inside the first test
 @pytest.mark.parametrize("mode", selected_modes())
 def test_suite_ends_with_verdicts(hostile_runs: dict[str, dict], mode: str) -> None:
+    """Every case gets a verdict within its timeout, and the run against a hostile mode fails."""
     run = hostile_runs[mode]
     assert run["wall"] is not None, f"the run against {mode} did not finish within {run['bound']:.0f} s\n{run['log']}"
     report = run["report"]

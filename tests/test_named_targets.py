@@ -29,7 +29,8 @@ from harness.wire.probe_app import (
     probe_params,
     probe_query,
 )
-from harness.targets.base import _process_group_members
+from harness.targets.base import Target
+from harness.targets.process import group_members
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = sorted(NAMED_TARGETS)
@@ -72,7 +73,7 @@ def _stop_and_check_gone(target: NamedSpawnedTarget) -> None:
     socket_path = target.socket_path
     target.stop()
     assert target.process.poll() is not None
-    assert _process_group_members(pid) == [], f"{target.name} left processes behind"
+    assert group_members(pid) == [], f"{target.name} left processes behind"
     assert workdir is None or not os.path.exists(workdir), f"{target.name} left {workdir} behind"
     assert socket_path is None or not os.path.exists(socket_path)
 
@@ -101,6 +102,7 @@ def test_table_is_complete() -> None:
 
 
 def test_answers_the_probe(started: NamedSpawnedTarget) -> None:
+    """GET with a query, POST of 100 KB, out=, err= and status= each get the probe's answer."""
     target = started
     assert target.has_probe_app and target.probe_limitations == NAMED_TARGETS[target.name].limitations
     # GET with a query: the report carries the params (a custom one too).
@@ -208,7 +210,8 @@ def test_build_is_quick_when_nothing_changed(name: str) -> None:
 
 
 def test_parse_target_knows_every_name() -> None:
-    from harness.targets.base import TargetError, parse_target
+    from harness.targets.base import TargetError
+    from harness.targets.selection import parse_target
 
     for name in NAMES:
         target = parse_target(name, ROOT)
@@ -217,6 +220,32 @@ def test_parse_target_knows_every_name() -> None:
         assert target.process is None  # not started by parsing
     with pytest.raises(TargetError, match="php-fpm, go-fcgi"):
         parse_target("nginx", ROOT)
+
+
+def test_every_target_declares_the_interface() -> None:
+    """Each kind of target says what it is through Target's attributes, without isinstance checks."""
+    from harness.targets.selection import parse_target
+
+    def declared(spec: str) -> tuple:
+        target = parse_target(spec, ROOT)
+        return (target.spawned, target.is_reference, target.through_shell, target.has_probe_app,
+                dict(target.probe_limitations), target.script_filename, target.exit_status(),
+                target.param_unreported(b"PATH"))
+
+    assert declared("tcp:127.0.0.1:9000") == (False, False, False, False, {}, None, None, False)
+    assert declared("unix:/tmp/app.sock") == (False, False, False, False, {}, None, None, False)
+    assert declared("reference") == (True, True, False, True, {}, None, None, False)
+    assert declared("reference --workers 2") == (True, True, False, True, {}, None, None, False)
+    assert declared("cmd:app --port {port}") == (True, False, True, None, {}, None, None, False)
+    assert parse_target("tcp:127.0.0.1:9000", ROOT).process_stats() is None
+    assert parse_target("tcp:127.0.0.1:9000", ROOT).log_tail() == ""
+    for name, named in NAMED_TARGETS.items():
+        spawned, reference, shell, probe, limitations, script, status, path_hidden = declared(name)
+        assert (spawned, reference, shell, probe, status) == (True, False, False, True, None), name
+        assert limitations == named.limitations, name
+        assert script == (str(ROOT / named.script_filename) if named.script_filename else None), name
+        assert path_hidden == (name == "fcgiwrap"), name  # fcgiwrap keeps its own PATH from the probe
+    assert "not started by the harness" in parse_target("tcp:127.0.0.1:9000", ROOT).exit_text()
 
 
 def test_probe_params_send_the_target_script_filename() -> None:
@@ -237,7 +266,7 @@ def test_probe_params_send_the_target_script_filename() -> None:
     assert script(probe_params()) == PROBE_SCRIPT_FILENAME
 
 
-class _FakeTarget:
+class _FakeTarget(Target):
     has_probe_app = True
     probe_limitations = {
         named_targets.LIMIT_APP_STATUS: "appStatus is always 0",
@@ -294,6 +323,7 @@ def test_authorizer_role_where_the_platform_passes_it(name: str) -> None:
 
 
 def test_libfcgi_filter_echoes_data() -> None:
+    """The libfcgi probe in the Filter role answers with the FCGI_DATA it was sent."""
     _skip_unless_installed("libfcgi")
     from harness.wire.codec import RecordType, Role, begin_request_body, encode_params, encode_record, stream_records
 

@@ -36,8 +36,6 @@ BINARY = reference_binary(ROOT)
 TIMEOUT = 5.0
 
 
-
-
 def simple_request(conn: FcgiConnection, request_id: int = 1, query: str = "", keep_conn: bool = True):
     return request(conn, request_id, probe_params(query), keep_conn=keep_conn, timeout=TIMEOUT)
 
@@ -305,6 +303,7 @@ def test_output_to_a_peer_that_does_not_read_stays_bounded(spawn) -> None:
 
 @pytest.mark.skipif(shutil.which("cgi-fcgi") is None, reason="cgi-fcgi (Debian libfcgi-bin) is not installed")
 def test_cgi_fcgi_from_libfcgi_gets_complete_answers(spawn) -> None:
+    """libfcgi's cgi-fcgi gets whole answers: a 100 KB POST echoed by digest, stderr, and 3 MB of output."""
     target = spawn()
     address = f"127.0.0.1:{target.port}"
     body = os.urandom(100_000)

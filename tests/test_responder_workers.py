@@ -25,8 +25,6 @@ BINARY = reference_binary(ROOT)
 TIMEOUT = 5.0
 
 
-
-
 def workers_of(pid: int) -> list[int]:
     return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -105,6 +103,7 @@ def test_max_conns_holds_for_all_workers_together(spawn) -> None:
 
 
 def test_max_reqs_holds_for_all_workers_together(spawn) -> None:
+    """--max-reqs 6 over two workers refuses exactly 6 of 12 requests held in flight."""
     target = spawn("--workers", "2", "--max-reqs", "6")
     assert wait_for(lambda: len(workers_of(target.process.pid)) == 2)
     workers = workers_of(target.process.pid)

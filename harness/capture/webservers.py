@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -35,6 +34,7 @@ from typing import Sequence
 
 from harness.capture.recording_proxy import RecordingProxy
 from harness.targets.base import Target, free_tcp_port
+from harness.targets.process import GroupProcess
 from harness.capture.transcript import Transcript
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,6 +90,7 @@ class PythonHttpDriver(HttpDriver):
     description = "python http.client"
 
     def run(self, lines: Sequence[str], host: str, port: int) -> list[str]:
+        """Runs the scenario lines in order (CONCURRENT batches on threads); one provenance line per request."""
         self.host, self.port = host, port
         self.connects = 0
         self.main: http.client.HTTPConnection | None = None
@@ -234,7 +235,7 @@ class WebServer:
         self.app_port = app_port
         self.http_port = 0
         self.prefix: Path | None = None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: GroupProcess | None = None
         self.config_text = ""
         self._log: tempfile._TemporaryFileWrapper[bytes] | None = None
 
@@ -264,6 +265,7 @@ class WebServer:
         return re.sub(r"@@([A-Z_]+)@@", lambda m: values[m.group(1)], text)
 
     def start(self) -> None:
+        """A fresh prefix and configuration, the server started in its own session, then wait until it listens."""
         executable = self.executable()
         self.prefix = Path(tempfile.mkdtemp(prefix=f"fcgispec-{self.name}-"))
         # Workers run as nobody when started as root: they must reach and write their temp dirs.
@@ -277,9 +279,9 @@ class WebServer:
         config.write_text(self.config_text)
         self._prepare()
         self._log = tempfile.NamedTemporaryFile(prefix=f"fcgispec-{self.name}-", suffix=".log")
-        self.process = subprocess.Popen(
+        self.process = GroupProcess(  # in a session of its own: stop() ends the master and its workers
             [executable if arg == "{binary}" else arg for arg in self.argv(config)],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             # A clean environment: some servers pass theirs to the app (Apache passes PATH),
             # and a capture must not carry the machine it was made on.
             env=SERVER_ENVIRONMENT,
@@ -314,23 +316,10 @@ class WebServer:
             return ""
 
     def stop(self) -> None:
-        """SIGTERM (the server closes its upstream connections), then SIGKILL whatever is left."""
+        """SIGTERM to its process group (the server closes its upstream connections), then SIGKILL whatever is left."""
         process = self.process
         if process is not None:
-            if process.poll() is None:
-                try:
-                    process.send_signal(signal.SIGTERM)
-                    process.wait(STOP_GRACE)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                process.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                pass
+            process.stop(grace=STOP_GRACE, reap_timeout=STOP_GRACE)
             self.process = None
         if self.prefix is not None:
             shutil.rmtree(self.prefix, ignore_errors=True)

@@ -19,7 +19,6 @@ import json
 import os
 import queue
 import shlex
-import signal
 import subprocess
 import threading
 import time
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from harness.targets.process import GroupProcess, descendants
 from harness.verdicts import HarnessError, Unsupported
 
 REFERENCE_CLIENT = Path("build/http-client/fcgispec-http-client")
@@ -138,7 +138,7 @@ class ClientProcess:
         self.started = time.monotonic()
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._stderr = bytearray()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: GroupProcess | None = None
 
     @property
     def command(self) -> list[str]:
@@ -146,8 +146,9 @@ class ClientProcess:
 
     def start(self) -> None:
         try:
-            self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=subprocess.PIPE, start_new_session=True)
+            # In a session of its own: stop() ends a wrapper script and the client it started.
+            self.proc = GroupProcess(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
         except OSError as error:
             raise HarnessError(f"cannot start the client adapter {self.command}: {error}") from None
         threading.Thread(target=self._read_stdout, daemon=True).start()
@@ -220,17 +221,7 @@ class ClientProcess:
         """The adapter and its descendants (a wrapper script's child is the real client)."""
         if self.proc is None:
             return []
-        found, todo = [], [self.proc.pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            try:
-                for task in os.listdir(f"/proc/{pid}/task"):
-                    children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-                    todo.extend(int(c) for c in children)
-            except OSError:
-                continue
-        return found
+        return [self.proc.pid, *descendants(self.proc.pid)]
 
     def fd_count(self, *, sockets_only: bool = False) -> int:
         total = 0
@@ -268,7 +259,7 @@ class ClientProcess:
         return text if any(marker in text for marker in SANITIZER_MARKERS) else None
 
     def stop(self, timeout: float = 3.0) -> int | None:
-        """EOF on stdin, a wait for a clean exit, then SIGKILL of its process group."""
+        """EOF on stdin, a wait for a clean exit, then SIGKILL of whatever is left of its process group."""
         proc = self.proc
         if proc is None:
             return None
@@ -277,13 +268,6 @@ class ClientProcess:
                 proc.stdin.close()
         except OSError:
             pass
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # the group start_new_session made for it
-            except OSError:
-                pass
-            proc.wait(2)
+        proc.stop(grace=timeout, first_signal=None, reap_timeout=2.0)
         time.sleep(0.02)  # let the stderr reader take the last lines
         return proc.returncode

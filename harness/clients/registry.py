@@ -1,9 +1,9 @@
-"""Adapters that let the client connection-reuse suite drive real HTTP clients (issue 4).
+"""Adapters that let the client connection-reuse suite drive real HTTP clients.
 
 `NAMED_CLIENTS[name](root)` is the argv of the adapter process for that client, given the repository root; the
 suite adds `--cacert PATH`, `--max-idle-per-host N` and `--timeout SECONDS` as it needs. Every adapter speaks the
-protocol of DESIGN.md "Client adapters" (client-adapters/adapter_protocol.py has it in full) with ONE
-long-lived client object or pool. Compiled adapters (libcurl, Go) are built on first use into build/ when they are
+adapter protocol (README "HTTP clients: connection reuse"; client-adapters/adapter_protocol.py has it in full) with
+ONE long-lived client object or pool. Compiled adapters (libcurl, Go) are built on first use into build/ when they are
 missing or older than their source; a client whose toolchain or package is missing raises ClientUnavailable with
 the Debian packages to install.
 
@@ -179,6 +179,7 @@ def _locked_build(out: Path, sources: list[Path], build: Callable[[Path], None])
 
 
 def curl_adapter(root: Path) -> list[str]:
+    """The libcurl adapter's argv: CMake's build if current, else compiled here with cc into build/."""
     root = Path(root)
     src = root / ADAPTERS_DIR / "curl" / "curl_adapter.c"
     protocol = root / "http-client" / "adapter-protocol"  # the adapter line protocol, shared with the reference client
@@ -394,6 +395,7 @@ def record(name: str, root: Path = ROOT) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (list, version, argv, run, record, compare); the exit status."""
     ap = argparse.ArgumentParser(prog="python3 -m harness.clients.registry", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list")

@@ -1,11 +1,11 @@
 """Targets: the FastCGI applications under test, and how to reach (or spawn) them.
 
-Spec strings (--target): 'reference' (the built reference responder), a named real
-server (php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi: harness/targets/named.py),
-'tcp:HOST:PORT', 'unix:PATH', 'cmd:COMMAND' (a shell command with {port} or
-{socket} substituted, spawned in its own session for the run; a command with
-neither gets a listening socket on fd 0 instead, as spawn-fcgi starts
-FastCGI applications, spec §2.2).
+Target declares the interface every target offers (see its docstring); the concrete ones here
+are TcpTarget (tcp:HOST:PORT), UnixTarget (unix:PATH), ReferenceTarget (the built reference
+responder) and CommandTarget (cmd:COMMAND, a shell command with {port} or {socket} substituted,
+spawned in its own session for the run; a command with neither gets a listening socket on fd 0
+instead, as spawn-fcgi starts FastCGI applications, spec §2.2). The named real servers are in
+harness/targets/named.py; harness/targets/selection.py turns a --target spec into a Target.
 """
 
 from __future__ import annotations
@@ -19,16 +19,20 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Callable, Mapping, Sequence
 
+from harness.targets.process import STOP_GRACE, GroupProcess, ProcessStats, describe_exit, group_members
 from harness.wire.connection import FcgiConnection
 from harness.verdicts import Unsupported
 
 RESPONDER_ENV = "FCGISPEC_RESPONDER"
 START_TIMEOUT = 10.0
-STOP_GRACE = 3.0
 LOG_TAIL_BYTES = 4000
+NO_LIMITATIONS: Mapping[str, str] = MappingProxyType({})
+
+# Old name, still imported by cases and tests: harness.targets.process.group_members.
+_process_group_members = group_members
 
 
 class TargetError(Exception):
@@ -39,26 +43,44 @@ class TargetUnreachable(TargetError):
     """A connection to the target could not be opened."""
 
 
-@dataclass(frozen=True)
-class ProcessStats:
-    """Resource use of a spawned target's process group (summed over its members)."""
-
-    fds: int
-    rss_kib: int
-    threads: int
-    pids: tuple[int, ...]
-
-
 class Target:
-    """Something that accepts FastCGI connections."""
+    """Something that accepts FastCGI connections: what every target declares and offers.
+
+    One line per member, the base class's default in brackets; a concrete target overrides what
+    applies to it, and callers read the members directly (no isinstance, no getattr):
+      description                 str: how reports name the target, e.g. "tcp:127.0.0.1:9000" ["target"]
+      spawned                     bool: a process the suite started and watches (exit status, stats, log) [False]
+      is_reference                bool: the built reference responder, whose --fault modes and options apply [False]
+      through_shell               bool: started through /bin/sh, so exit status 128+N means killed by signal N [False]
+      has_probe_app               bool | None: implements the probe app; None: not known, the suite asks once [False]
+      probe_limitations           Mapping[str, str]: probe-contract part (LIMIT_* of named.py) -> why it cannot [{}]
+      script_filename             str | None: the SCRIPT_FILENAME its probe app needs; None: the default path [None]
+      discovered_capabilities     Capabilities from GET_VALUES, kept once per target, restarts included [None]
+      process                     GroupProcess | None: the leader of a spawned target's process group [None]
+      param_unreported(name)      -> bool: with "params-all", the platform keeps this param from the probe app [False]
+      start(), stop(), restart()  make it ready to accept connections, release it, both [no-ops]
+      address()                   -> (family, socket address) to connect to [NotImplementedError]
+      connect(timeout, ...)       -> FcgiConnection, or TargetUnreachable
+      variant(extra_args, env, fd0)  -> a new, not started instance with changes [raises Unsupported]
+      exit_status()               -> int | None: status once a spawned target exited, negative: signal [None]
+      exit_text()                 -> str: "killed by SIGSEGV", "exited with status 1", "still running"
+      log_tail(limit)             -> str: the end of a spawned target's stderr ['']
+      process_stats()             -> ProcessStats | None: fds, RSS, threads of its process group [None]
+    """
 
     description = "target"
-    # True: implements the probe app; False: does not; None: not known yet.
-    has_probe_app: bool | None = False
     spawned = False
-    # harness.wire.capabilities.Capabilities once discovered (CaseContext.capabilities):
-    # kept on the target so that the suite asks once per target, restarts included.
+    is_reference = False
+    through_shell = False
+    has_probe_app: bool | None = False
+    probe_limitations: Mapping[str, str] = NO_LIMITATIONS
+    script_filename: str | None = None
     discovered_capabilities: object | None = None
+    process: GroupProcess | None = None
+
+    def param_unreported(self, name: bytes) -> bool:
+        """Whether the platform keeps this param from the probe app (only asked with "params-all")."""
+        return False
 
     def process_stats(self) -> ProcessStats | None:
         """fd count, RSS and threads of the target's processes; None when the harness has no PID."""
@@ -77,12 +99,19 @@ class Target:
         """Release the target (no-op if external)."""
 
     def restart(self) -> None:
+        """stop(), then start()."""
         self.stop()
         self.start()
 
     def exit_status(self) -> int | None:
         """The exit status of a spawned target that has exited, else None."""
         return None
+
+    def exit_text(self) -> str:
+        """How a spawned target ended ('still running' while it runs)."""
+        if not self.spawned:
+            return "not started by the harness: exit status unknown"
+        return describe_exit(self.exit_status())
 
     def log_tail(self, limit: int = LOG_TAIL_BYTES) -> str:
         """The end of a spawned target's stderr ('' when not spawned)."""
@@ -100,6 +129,7 @@ class Target:
         clock_origin: float | None = None,
         deadline: Callable[[], float | None] | None = None,
     ) -> FcgiConnection:
+        """A new FastCGI connection to the target; TargetUnreachable when it cannot be opened."""
         family, address = self.address()
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.settimeout(timeout)
@@ -112,6 +142,8 @@ class Target:
 
 
 class TcpTarget(Target):
+    """An application already listening on TCP (tcp:HOST:PORT): not spawned, no probe-app detection."""
+
     def __init__(self, host_port: str) -> None:
         host, _, port = host_port.rpartition(":")
         if not host or not port.isdigit():
@@ -126,6 +158,8 @@ class TcpTarget(Target):
 
 
 class UnixTarget(Target):
+    """An application already listening on a unix socket (unix:PATH): not spawned, no probe-app detection."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.description = f"unix:{path}"
@@ -135,12 +169,18 @@ class UnixTarget(Target):
 
 
 class SpawnedTarget(Target):
-    """A target process this run starts and stops; its stderr goes to a log file."""
+    """A target process this run starts and stops, in a process group of its own; its stderr goes to a log file.
+
+    stop() sends stop_signal to the group, gives the leader stop_grace seconds to exit, then
+    SIGKILLs whatever is left (harness/targets/process.py).
+    """
 
     spawned = True
+    stop_signal: int = signal.SIGTERM
+    stop_grace: float = STOP_GRACE
 
     def __init__(self, env: Mapping[str, str] | None = None, fd0: bool = False) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: GroupProcess | None = None
         self._log_file: tempfile._TemporaryFileWrapper[bytes] | None = None
         self.restarts = 0
         # Extra environment variables on top of the harness's own.
@@ -150,7 +190,7 @@ class SpawnedTarget(Target):
         self.fd0 = fd0
         self._fd0_address: tuple[int, object] | None = None
 
-    def _spawn(self, argv: Sequence[str] | str, *, shell: bool = False, stdout: int | None = None) -> subprocess.Popen[bytes]:
+    def _spawn(self, argv: Sequence[str] | str, *, shell: bool = False, stdout: int | None = None) -> GroupProcess:
         if self._log_file is None:
             self._log_file = tempfile.NamedTemporaryFile(prefix="fcgispec-target-", suffix=".log")
         listener: socket.socket | None = None
@@ -163,14 +203,13 @@ class SpawnedTarget(Target):
             self._fd0_address = (socket.AF_INET, listener.getsockname())
             stdin = listener.fileno()
         try:
-            self.process = subprocess.Popen(
+            self.process = GroupProcess(
                 argv,
                 shell=shell,
                 stdin=stdin,
                 stdout=stdout if stdout is not None else self._log_file,
                 stderr=self._log_file,
                 env={**os.environ, **self.env} if self.env else None,
-                start_new_session=True,  # its own process group: stop() can kill all of it
             )
         except OSError as error:
             raise TargetError(f"cannot start {argv!r}: {error}") from None
@@ -182,19 +221,8 @@ class SpawnedTarget(Target):
         return self.process
 
     def process_stats(self) -> ProcessStats | None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return None
-        # start_new_session made the child a group leader: its group is the target,
-        # shell wrappers and their children included.
-        pids = _process_group_members(process.pid) or [process.pid]
-        fds = rss = threads = 0
-        for pid in pids:
-            fds += _count_fds(pid)
-            member_rss, member_threads = _status_numbers(pid)
-            rss += member_rss
-            threads += member_threads
-        return ProcessStats(fds=fds, rss_kib=rss, threads=threads, pids=tuple(pids))
+        # Its process group is the target, shell wrappers and their children included.
+        return None if self.process is None else self.process.stats()
 
     def exit_status(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -215,24 +243,7 @@ class SpawnedTarget(Target):
         process = self.process
         if process is None:
             return
-        if process.poll() is None:
-            try:
-                process.send_signal(signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                process.wait(STOP_GRACE)
-            except subprocess.TimeoutExpired:
-                pass
-        # Whatever is left of its process group (shell children, workers) goes too.
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            process.wait(STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
+        process.stop(self.stop_grace, self.stop_signal)
         if process.stdout is not None:
             process.stdout.close()
 
@@ -240,56 +251,6 @@ class SpawnedTarget(Target):
         self.stop()
         self.restarts += 1
         self.start()
-
-    def exit_text(self) -> str:
-        status = self.exit_status()
-        if status is None:
-            return "still running"
-        if status < 0:
-            try:
-                return f"killed by {signal.Signals(-status).name}"
-            except ValueError:
-                return f"killed by signal {-status}"
-        return f"exited with status {status}"
-
-
-def _process_group_members(pgid: int) -> list[int]:
-    members: list[int] = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                text = stat.read().decode("latin-1")
-        except OSError:
-            continue
-        # Fields after the parenthesised command name: state ppid pgrp ...
-        fields = text[text.rfind(")") + 2 :].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
-            members.append(int(entry))
-    return sorted(members)
-
-
-def _count_fds(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return 0
-
-
-def _status_numbers(pid: int) -> tuple[int, int]:
-    """(VmRSS in KiB, Threads) of a process, zeros when it is gone."""
-    rss = threads = 0
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1])
-                elif line.startswith("Threads:"):
-                    threads = int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return rss, threads
 
 
 def reference_binary(root: Path, build_dir: str = "build") -> Path:
@@ -302,6 +263,7 @@ def reference_binary(root: Path, build_dir: str = "build") -> Path:
 class ReferenceTarget(SpawnedTarget):
     """The reference responder, spawned on a free loopback port."""
 
+    is_reference = True
     has_probe_app = True
 
     def __init__(
@@ -456,27 +418,3 @@ class CommandTarget(SpawnedTarget):
             raise TargetUnreachable("command target not started")
         return self._address
 
-    def stop(self) -> None:
-        super().stop()
-
-
-def parse_target(spec: str, root: Path) -> Target:
-    """A Target from its --target spec (a name from harness/targets/named.py starts that real server)."""
-    from harness.targets.named import NAMED_TARGETS, named_target  # it imports this module
-
-    if spec in NAMED_TARGETS:
-        return named_target(spec, root)
-    if spec == "reference":
-        return ReferenceTarget(root)
-    if spec.startswith("reference "):
-        return ReferenceTarget(root, shlex.split(spec[len("reference ") :]))
-    kind, colon, rest = spec.partition(":")
-    if colon and kind == "tcp":
-        return TcpTarget(rest)
-    if colon and kind == "unix":
-        return UnixTarget(rest)
-    if colon and kind == "cmd":
-        return CommandTarget(rest)
-    raise TargetError(
-        f"unknown target {spec!r}: expected reference, {', '.join(NAMED_TARGETS)}, tcp:HOST:PORT, unix:PATH or cmd:COMMAND"
-    )

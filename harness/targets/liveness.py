@@ -17,14 +17,14 @@ from harness.wire.codec import (
     stream_records,
 )
 from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, probe_params, probe_query, target_script_filename
-from harness.targets.base import SpawnedTarget, Target, TargetUnreachable
+from harness.targets.base import Target, TargetUnreachable
 
 LIVENESS_REQUEST_ID = 1
 
 
 def liveness_probe(target: Target, timeout: float) -> str | None:
     """None if a new connection gets a simple request answered with END_REQUEST, else why not."""
-    if isinstance(target, SpawnedTarget) and target.exit_status() is not None:
+    if target.exit_status() is not None:  # None for a target the harness did not spawn
         return target.exit_text()
     try:
         conn = target.connect(timeout=timeout, label="liveness probe")
@@ -48,7 +48,7 @@ def liveness_probe(target: Target, timeout: float) -> str | None:
 
 
 def _with_exit(target: Target, problem: str) -> str:
-    if isinstance(target, SpawnedTarget) and target.exit_status() is not None:
+    if target.exit_status() is not None:
         return f"{problem}; the process {target.exit_text()}"
     return problem
 
@@ -56,8 +56,8 @@ def _with_exit(target: Target, problem: str) -> str:
 def detect_probe_app(target: Target, timeout: float = 5.0) -> bool:
     """Ask the target a probe question; a well-formed probe report means it has the probe app.
 
-    Only for targets that do not say (has_probe_app None: tcp:, unix:, cmd:); named
-    targets and the reference know they have it.
+    Only for targets that do not say (has_probe_app None: cmd: targets); named targets and
+    the reference know they have it, tcp: and unix: targets are taken not to (has_probe_app False).
     """
     params = probe_params(probe_query(status=200), script_filename=target_script_filename(target))
     try:

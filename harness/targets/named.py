@@ -4,8 +4,9 @@
 free loopback port (or a unix socket in a temporary directory) with a temporary config,
 in its own session, and serves the probe app written in its own language
 (fixtures/targets/NAME/). Start-up waits until a probe request is answered, not just until
-the port accepts; stop() sends SIGTERM, then SIGKILLs the whole process group, and removes
-the temporary files and any socket file left behind.
+the port accepts; stop() sends SIGTERM to the whole process group, SIGKILLs what is left after
+a grace period (harness/targets/process.py), and removes the temporary files and any socket
+file left behind.
 
 What a platform cannot do of the probe contract (README "The probe app") is listed in its
 `limitations`, keyed by the names below, so that a case can report `unsupported` for it
@@ -94,6 +95,8 @@ class NamedSpawnedTarget(SpawnedTarget):
     executables: tuple[str, ...] = ()
     # May be started with a listening socket on fd 0 instead of an address (spec §2.2).
     fd0_capable = False
+    # Some servers need longer than SpawnedTarget's 3 s to bury their workers after SIGTERM,
+    # and an orderly exit is worth the wait.
     stop_signal = signal.SIGTERM
     stop_grace = 5.0
 
@@ -113,6 +116,7 @@ class NamedSpawnedTarget(SpawnedTarget):
         self.root = Path(root)
         self.unix = unix
         self.named = NAMED_TARGETS[self.name]
+        # Target interface: what its probe app cannot do, and the SCRIPT_FILENAME it needs.
         self.probe_limitations: Mapping[str, str] = dict(self.named.limitations)
         self.script_filename: str | None = (
             str(self.root / self.named.script_filename) if self.named.script_filename else None
@@ -151,6 +155,7 @@ class NamedSpawnedTarget(SpawnedTarget):
         return type(self)(self.root, unix=self.unix and not fd0, env={**self.env, **(env or {})}, fd0=fd0)
 
     def start(self) -> None:
+        """Temporary workdir and config, a free port or socket, spawn, and wait until a probe request is answered."""
         missing = [path for path in self.executables if not os.access(path, os.X_OK)]
         if missing:
             raise TargetError(
@@ -233,36 +238,13 @@ class NamedSpawnedTarget(SpawnedTarget):
         raise TargetError(f"{self.name} did not answer a probe request within {timeout:g}s ({last}):\n{self.log_tail()}")
 
     def stop(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            # SpawnedTarget.stop waits 3 s after SIGTERM; some servers need a little longer
-            # to bury their workers, and an orderly exit is worth the wait.
-            try:
-                process.send_signal(self.stop_signal)
-                process.wait(self.stop_grace)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-        super().stop()  # SIGKILL to whatever is left of the process group
-        if process is not None:
-            _wait_group_gone(process.pid, 2.0)
+        """Stop the whole process group (SpawnedTarget.stop), then remove the temporary files."""
+        super().stop()
         if self.socket_path and os.path.exists(self.socket_path):
             os.unlink(self.socket_path)  # go-fcgi leaves its socket file behind
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
-
-
-def _wait_group_gone(pgid: int, timeout: float) -> None:
-    end_time = time.monotonic() + timeout
-    while time.monotonic() < end_time:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
-        time.sleep(0.01)
 
 
 def _write(path: str, text: str) -> None:
@@ -279,6 +261,7 @@ class PhpFpmTarget(NamedSpawnedTarget):
     children = 8
 
     def command(self, listen: str) -> list[str]:
+        """Writes a php-fpm.conf (one static pool of probe.php workers) and returns php-fpm's argv."""
         assert self.workdir is not None
         config = os.path.join(self.workdir, "php-fpm.conf")
         lines = [
@@ -396,6 +379,7 @@ class UwsgiTarget(NamedSpawnedTarget):
     stop_grace = 1.5
 
     def command(self, listen: str) -> list[str]:
+        """Writes a uwsgi.ini (fastcgi-socket, the WSGI probe, a master and its processes) and returns the argv."""
         assert self.workdir is not None
         config = os.path.join(self.workdir, "uwsgi.ini")
         probe = self.root / "fixtures" / "targets" / "uwsgi" / "probe.py"

@@ -15,7 +15,7 @@ import pytest
 
 from harness.capture.pcap_import import import_pcap
 from harness.capture.recording_proxy import RecordingProxy
-from harness.replay.engine import compare_meaning
+from harness.replay.comparison import compare_meaning
 from harness.targets.base import ReferenceTarget, Target, reference_binary
 from harness.capture.transcript import DIRECTIONS, CloseItem, read_transcript
 from harness.capture.webservers import SCENARIOS, WEB_SERVERS, Nginx, PythonHttpDriver, capture

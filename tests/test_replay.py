@@ -13,9 +13,12 @@ from typing import Iterator
 import pytest
 
 from harness.replay import cli as cli_capture
-from harness.replay import engine as replay_module
+from harness.replay import concurrency
 from harness.wire.codec import RecordType
-from harness.replay.engine import meaning, plan_connection, replay
+from harness.replay.comparison import meaning
+from harness.replay.plan import Plan, plan_connection
+from harness.replay.results import ConnectionResult
+from harness.replay.runner import replay
 from harness.targets.base import CommandTarget, ReferenceTarget, Target, TcpTarget, reference_binary
 from harness.capture.transcript import APP_TO_WS, Connection, Transcript, read_transcript
 
@@ -189,7 +192,7 @@ def shift(connection: Connection, seconds: float) -> None:
 def test_the_concurrent_capture_overlaps() -> None:
     # What the tests below rely on: connection 2 opened before connection 1 ended.
     first, second = concurrent_capture(2).connections
-    assert replay_module._opening_us(second) < max(i.time_us for i in first.items if i.time_us is not None)
+    assert concurrency.opening_us(second) < max(i.time_us for i in first.items if i.time_us is not None)
 
 
 def test_concurrent_replay_passes_against_the_reference(reference: Target) -> None:
@@ -273,7 +276,7 @@ def test_concurrent_replay_of_a_silent_target_ends_within_its_timeout(silent: Ta
 
 def test_concurrent_connection_past_its_bound_diverges(silent: Target, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every wait of a connection ends at its bound, however long its timeout: no hang.
-    monkeypatch.setattr(replay_module, "connection_bound", lambda *args: 0.5)
+    monkeypatch.setattr(concurrency, "connection_bound", lambda *args: 0.5)
     began = time.monotonic()
     result = replay(concurrent_capture(2), silent, timeout=60.0, concurrent=True)
     assert time.monotonic() - began < 10.0
@@ -294,16 +297,16 @@ def test_cli_replay_concurrent(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_concurrent_thread_stuck_past_its_bound_is_left_behind(silent: Target, monkeypatch: pytest.MonkeyPatch) -> None:
     # Should a connection's thread not end at all, the replay still returns, with a divergence for it.
-    real = replay_module._replay_connection
+    real = concurrency.replay_connection
 
-    def stuck(plan: replay_module.Plan, *args: object, **kwargs: object) -> replay_module.ConnectionResult:
+    def stuck(plan: Plan, *args: object, **kwargs: object) -> ConnectionResult:
         if plan.connection.number == 2:
             time.sleep(3.0)
         return real(plan, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(replay_module, "_replay_connection", stuck)
-    monkeypatch.setattr(replay_module, "connection_bound", lambda *args: 0.3)
-    monkeypatch.setattr(replay_module, "BOUND_SLACK", 0.2)
+    monkeypatch.setattr(concurrency, "replay_connection", stuck)
+    monkeypatch.setattr(concurrency, "connection_bound", lambda *args: 0.3)
+    monkeypatch.setattr(concurrency, "BOUND_SLACK", 0.2)
     began = time.monotonic()
     result = replay(concurrent_capture(2), silent, timeout=60.0, concurrent=True)
     assert time.monotonic() - began < 2.0

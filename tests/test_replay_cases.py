@@ -13,7 +13,7 @@ import pytest
 
 from harness.suite.case import load_cases, run_case, scale_for
 from harness.suite.catch_matrix import ReferencePool, explain
-from harness.replay.engine import CONTENT_ENV, content_wanted
+from harness.replay.cases import CONTENT_ENV, content_wanted
 from harness.targets.base import CommandTarget, ReferenceTarget, TcpTarget, reference_binary
 from harness.capture.transcript import read_transcript
 from harness.verdicts import Verdict

@@ -4,7 +4,8 @@
 
 Each SCRIPT below is what the web server sends in the bug report, connection by connection (see
 harness/replay/regression_skeleton.py record_script); it is sent through the recording proxy to the clean
-reference responder, whose answers become the capture's application side. Not a case file (the
+reference responder, whose answers become the capture's application side. The regression's fields in the
+header of the file it replaces (id, title, requirement, catches, ...) are kept. Not a case file (the
 leading underscore keeps the collector away).
 """
 
@@ -21,7 +22,8 @@ from harness.wire.codec import MANAGEMENT_REQUEST_ID, RecordType, Role, encode_p
 from harness.wire.probe_app import probe_params, probe_query
 from harness.replay.regression_skeleton import record_script
 from harness.targets.base import ReferenceTarget
-from harness.capture.transcript import write_transcript
+from harness.capture.transcript import read_transcript, write_transcript
+from harness.replay.regressions import regression_header, with_header
 
 OUT = Path(__file__).resolve().parent / "transcripts"
 
@@ -89,7 +91,7 @@ SCRIPTS = {
                                + stdin(b"x" * 10, terminate=False),
                                encode_record(RecordType.ABORT_REQUEST, 1),
                                get(probe_query(n=2)), "FIN"]],
-    # Go before issue 11824: a name length past the end of PARAMS panicked the server.
+    # Go net/http/fcgi before golang/go#11824 was fixed: a name length past the end of PARAMS panicked the server.
     "go-11824-malformed-params": [[malformed_params(b"\x7f\x01AB")]],
     # CVE-2025-23016: 4-byte lengths near 2^31 overflow nameLen + valueLen + 2 in libfcgi's ReadParams.
     "libfcgi-cve-2025-23016-params-length-overflow": [[malformed_params(
@@ -102,11 +104,16 @@ def main(names: list[str]) -> int:
     target.start()
     try:
         for name in names or list(SCRIPTS):
+            path = OUT / f"{name}.transcript"
+            header = regression_header(read_transcript(path)) if path.exists() else []
+            if not header:
+                print(f"{name}: no regression fields to keep: fill in the header (docs/transcript-format.md)",
+                      file=sys.stderr)
             meta = [("source", "fcgispec scripted web server (cases/regressions/_make_transcripts.py)"),
-                    ("bug", name), ("app", f"reference ({target.binary.relative_to(ROOT)})")]
-            transcript = record_script(("127.0.0.1", target.port), SCRIPTS[name], meta)
+                    ("app", f"reference ({target.binary.relative_to(ROOT)})")]
+            transcript = with_header(record_script(("127.0.0.1", target.port), SCRIPTS[name], meta), header)
             OUT.mkdir(exist_ok=True)
-            write_transcript(transcript, OUT / f"{name}.transcript")
+            write_transcript(transcript, path)
             print(f"{name}: {sum(len(c.items) for c in transcript.connections)} items", file=sys.stderr)
     finally:
         target.stop()

@@ -1,7 +1,7 @@
 """Go issue 3514: an HTTP client does not reuse a TLS connection the server has closed.
 
 Source: https://github.com/golang/go/issues/3514 (fixed by CL 76400046)
-Catalogue: ../shared/reference/http-client-reuse-scenarios.md, CLI-REUSE-4 (the client suite, cases/client/).
+Scenario: the client suite's CLI-REUSE-4 (cases/client/).
 Symptom: Go's Transport put a TLS connection back in its pool although the server's close_notify (and FIN) had
   already arrived; the next request went out on the dead connection and failed.
 Wire pattern: the client suite's scenario CLI-REUSE-4: close_notify in the same TCP segment as the last

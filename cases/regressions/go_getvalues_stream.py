@@ -2,7 +2,7 @@
 
 Source: https://github.com/golang/go/blob/master/src/net/http/fcgi/child.go (GET_VALUES written with writePairs,
   a stream; TestGetValues in fcgi_test.go expects it)
-Catalogue: ../shared/reference/fastcgi-spec-catalog.md section 6, row 15a.
+Bug table row: 15a (docs/bug-to-regression.md).
 Symptom: Go answers GET_VALUES with FCGI_MPXS_CONNS whatever was asked, and then a second, empty
   GET_VALUES_RESULT record, as if the result were a stream: a web server reading one discrete record finds a
   stray one on the connection.
@@ -19,7 +19,6 @@ from harness.verdicts import Level, Violation
 from harness.suite.checks import describe_event, expect_no_record, next_event
 
 SOURCE = "https://github.com/golang/go/blob/master/src/net/http/fcgi/child.go"
-QUIET_SECONDS = 0.2
 
 
 @case(
@@ -35,7 +34,7 @@ QUIET_SECONDS = 0.2
 def go_getvalues_stream(ctx: CaseContext) -> None:
     conn = ctx.connect("GET_VALUES for FCGI_MAX_REQS")
     conn.get_values(["FCGI_MAX_REQS"])
-    answer = next_event(conn, ctx.seconds(5.0))
+    answer = next_event(conn, ctx.answer_wait)
     wanted = "one FCGI_GET_VALUES_RESULT id=0"
     if not isinstance(answer, Record) or answer.type != RecordType.GET_VALUES_RESULT \
             or answer.request_id != MANAGEMENT_REQUEST_ID:
@@ -46,6 +45,6 @@ def go_getvalues_stream(ctx: CaseContext) -> None:
         raise Violation(f"{wanted} of well-formed name-value pairs", f"{answer.describe()}: {error}") from None
     if set(names) - {"FCGI_MAX_REQS"}:
         raise Violation("only FCGI_MAX_REQS (the name asked for) in the answer", f"the answer names {', '.join(names)}")
-    quiet = ctx.seconds(QUIET_SECONDS)
+    quiet = ctx.quiet_wait
     expect_no_record(conn, quiet * 1000, expected=f"nothing after the one GET_VALUES_RESULT (within {quiet:g}s)")
     plain_request(ctx, conn, 1, "END_REQUEST id=1 for a request on the same connection after GET_VALUES")

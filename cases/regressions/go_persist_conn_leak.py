@@ -1,10 +1,10 @@
 """Go TestTransportPersistConnLeak: idle connections beyond the pool's limit are closed, not leaked.
 
 Source: https://github.com/golang/go/blob/master/src/net/http/transport_test.go (TestTransportPersistConnLeak)
-Catalogue: the client suite's scenario CLI-REUSE-24 (cases/client/). The scenario catalogue
-  (../shared/reference/http-client-reuse-scenarios.md) cites this Go test under CLI-REUSE-27, the leak soak; that
-  case is recommended-level and no buggy-client mistake reproduces it, so the regression runs CLI-REUSE-24, whose
-  leak (a connection beyond the idle limit neither kept nor closed) --bug leak-excess-idle replays.
+Scenario: the client suite's CLI-REUSE-24 (cases/client/). The client suite cites this Go test under
+  CLI-REUSE-27, the leak soak (cases/client/cli_reuse_pool.py); that case is recommended-level and no
+  buggy-client mistake reproduces it, so the regression runs CLI-REUSE-24, whose leak (a connection beyond the
+  idle limit neither kept nor closed) --bug leak-excess-idle replays.
 Symptom: connections that came back to a full idle pool were neither kept nor closed: their goroutines and
   descriptors leaked, one set per request burst.
 Wire pattern: the client suite's scenario CLI-REUSE-24: three concurrent requests with --max-idle-per-host 2;

@@ -1,7 +1,7 @@
 """Go TestTransportReadToEndReusesConn: a connection whose Content-Length body was read to its end is reused.
 
 Source: https://github.com/golang/go/blob/master/src/net/http/transport_test.go (TestTransportReadToEndReusesConn)
-Catalogue: the client suite's scenario CLI-REUSE-1 (cases/client/).
+Scenario: the client suite's CLI-REUSE-1 (cases/client/).
 Symptom: the Transport returned a connection to its pool only on the read that hit EOF, not on the read that
   ended the Content-Length body: a caller that read exactly the body's length made the client open a new
   connection for every request (each one a new TLS handshake, and a TIME_WAIT socket).

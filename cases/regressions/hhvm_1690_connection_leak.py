@@ -1,7 +1,7 @@
 """HHVM #1690: connections the web server closes are released.
 
 Source: https://github.com/facebook/hhvm/issues/1690
-Catalogue: ../shared/reference/fastcgi-spec-catalog.md section 6, row 21.
+Bug table row: 21 (docs/bug-to-regression.md).
 Symptom: with `fastcgi_keep_conn on`, HHVM never released the connections nginx closed: open descriptors
   grew until the process ran out of them.
 Wire pattern (code: the leak is seen in the target's process, not on the wire): 40 kept connections, one

@@ -1,7 +1,7 @@
 """HHVM PR #2933: a POST body sent in several STDIN records arrives whole.
 
 Source: https://github.com/facebook/hhvm/pull/2933
-Catalogue: ../shared/reference/fastcgi-spec-catalog.md section 6, row 23.
+Bug table row: 23 (docs/bug-to-regression.md).
 Symptom: HHVM accepted only the first of two STDIN records: the application saw a truncated POST body.
 Wire pattern (code: what the application received is seen only through the probe app's report): a POST of
   20000 bytes in two STDIN records (8192 and 11808 bytes), as nginx cuts a body; the probe app must report
@@ -35,6 +35,6 @@ BODY = pattern_bytes(20000)
 def hhvm_2933_truncated_post(ctx: CaseContext) -> None:
     conn = ctx.connect("a POST in two STDIN records")
     send_request(conn, 1, post_params(len(BODY)), BODY, stdin_chunk_sizes=[8192, len(BODY) - 8192])
-    response = read_response(conn, 1, ctx.seconds(5.0))
+    response = read_response(conn, 1, ctx.answer_wait)
     expect_end_request(response)
     expect_stdin_received(expect_probe_report(response), BODY, "in two STDIN records")

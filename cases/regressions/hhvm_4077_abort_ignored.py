@@ -1,7 +1,7 @@
 """HHVM #4077: FCGI_ABORT_REQUEST stops a running request.
 
 Source: https://github.com/facebook/hhvm/issues/4077
-Catalogue: ../shared/reference/fastcgi-spec-catalog.md section 6, row 24.
+Bug table row: 24 (docs/bug-to-regression.md).
 Symptom: HHVM ignored FCGI_ABORT_REQUEST: a script whose client had gone kept running to its end, holding its
   worker, and its END_REQUEST came only then.
 Wire pattern (code: it needs a request that takes long, which the probe app's delay= gives): a whole GET that

@@ -4,7 +4,7 @@ Source:
 - https://bugs.php.net/bug.php?id=66479
 - https://github.com/php/php-src/pull/883
 - https://github.com/php/php-src/pull/884
-Catalogue: ../shared/reference/fastcgi-spec-catalog.md section 6, row 3.
+Bug table row: 3 (docs/bug-to-regression.md).
 Symptom: a GET_VALUES query holding a name php-fpm did not know made it loop forever (the `q = q->list_next`
   before `continue` was missing) or send an invalid response.
 Wire pattern (code: the answer is judged by its names, and a second record must not follow): GET_VALUES for
@@ -24,7 +24,6 @@ from harness.suite.checks import describe_event, expect_no_record, next_event
 
 SOURCE = "https://bugs.php.net/bug.php?id=66479"
 ASKED = ("FCGI_MAX_CONNS", "FCGI_FOO", "FCGI_MPXS_CONNS")
-QUIET_SECONDS = 0.2
 
 
 @case(
@@ -40,7 +39,7 @@ QUIET_SECONDS = 0.2
 def php_66479_get_values_unknown_name(ctx: CaseContext) -> None:
     conn = ctx.connect("GET_VALUES with an unknown name")
     conn.get_values(ASKED)
-    answer = next_event(conn, ctx.seconds(5.0))
+    answer = next_event(conn, ctx.answer_wait)
     wanted = "one FCGI_GET_VALUES_RESULT id=0 for " + ", ".join(ASKED)
     if not isinstance(answer, Record) or answer.type != RecordType.GET_VALUES_RESULT \
             or answer.request_id != MANAGEMENT_REQUEST_ID:
@@ -51,6 +50,6 @@ def php_66479_get_values_unknown_name(ctx: CaseContext) -> None:
         raise Violation(f"{wanted}, holding well-formed name-value pairs", f"{answer.describe()}: {error}") from None
     if "FCGI_FOO" in names:
         raise Violation("the unknown name FCGI_FOO left out of the answer", f"the answer names {', '.join(names)}")
-    quiet = ctx.seconds(QUIET_SECONDS)
+    quiet = ctx.quiet_wait
     expect_no_record(conn, quiet * 1000, expected=f"nothing after the one GET_VALUES_RESULT (within {quiet:g}s)")
     plain_request(ctx, conn, 1, "END_REQUEST id=1 for a request on the same connection after GET_VALUES")

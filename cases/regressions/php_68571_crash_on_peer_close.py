@@ -3,7 +3,7 @@
 Source:
 - https://bugs.php.net/bug.php?id=68571
 - https://github.com/php/php-src/pull/948
-Catalogue: ../shared/reference/fastcgi-spec-catalog.md section 6, row 6.
+Bug table row: 6 (docs/bug-to-regression.md).
 Symptom: php-fpm dumped core when the web server closed the socket while a script wrote heavy stderr: the
   failed write left out_pos unreset, its return value unchecked, and the next write overflowed.
 Wire pattern (code: the close has to land while the application is still writing, which a fixed transcript
@@ -19,7 +19,6 @@ import time
 from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import plain_request, send_request
 from harness.wire.probe_app import probe_params, probe_query
-from harness.targets.base import SpawnedTarget
 from harness.verdicts import Level, Violation
 from harness.suite.checks import next_event
 
@@ -46,7 +45,7 @@ def php_68571_crash_on_peer_close(ctx: CaseContext) -> str:
         next_event(conn, ctx.seconds(1.0))  # the output has started (or the target is slow: reset anyway)
         conn.reset()
     target = ctx.target
-    if isinstance(target, SpawnedTarget):
+    if target.spawned:
         time.sleep(ctx.seconds(0.1))  # let it meet the resets
         if target.exit_status() is not None:
             raise Violation("the application keeps running after the web server reset mid-output",

@@ -3,7 +3,7 @@ h2o really send?
 
 One case per golden capture in fixtures/captures/<server>/<scenario>.transcript, made from the
 files (a new capture is a new case, no code): REPLAY-<server>-<scenario>. The web server's side is
-sent again (harness/replay/engine.py) and the target's answers are judged at the protocol level against
+sent again (harness/replay/runner.py) and the target's answers are judged at the protocol level against
 any target: every request the capture saw answered gets exactly one END_REQUEST with the captured
 protocolStatus, the streams are well formed and ended, every record carries the right id, and
 the connection stays open while FCGI_KEEP_CONN is set (and is closed when it is clear). Content
@@ -23,7 +23,8 @@ from pathlib import Path
 
 from harness.suite.case import Case, case
 from harness.wire.codec import CodecError, RecordType, decode_params
-from harness.replay.engine import check_replay, plan_connection
+from harness.replay.cases import check_replay
+from harness.replay.plan import plan_connection
 from harness.capture.transcript import WS_TO_APP, Transcript, read_transcript
 from harness.verdicts import Level
 

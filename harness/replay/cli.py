@@ -10,7 +10,8 @@
     capture --server NAME[,NAME] --scenario NAME[,NAME]|all -o DIR [--target SPEC]
         run real web servers in front of the target through the proxy (golden captures)
     new-regression FILE --name NAME --description TEXT [--port N] [--answers reference|capture] [--force]
-        a regression case skeleton from a transcript or pcap (cases/regressions/, harness/replay/regression_skeleton.py)
+        a regression case from a transcript or pcap: cases/regressions/transcripts/NAME.transcript, with the
+        case's fields in its header (harness/replay/regression_skeleton.py, docs/bug-to-regression.md)
 
 Each prints what it did on stderr and returns an exit status (main(argv) -> int).
 """
@@ -57,6 +58,7 @@ def _meta(pairs: Sequence[str]) -> list[tuple[str, str]]:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    """record: a recording proxy in front of the application until Ctrl-C/SIGTERM, then the transcript."""
     from harness.capture.recording_proxy import RecordingProxy
 
     proxy = RecordingProxy(args.app, listen_port=args.listen).start()
@@ -80,8 +82,10 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from harness.replay.engine import replay
-    from harness.targets.base import TargetError, parse_target
+    """replay: a transcript against a started target, its report on stdout (exit 0 as captured, 1, 2)."""
+    from harness.replay.runner import replay
+    from harness.targets.base import TargetError
+    from harness.targets.selection import parse_target
 
     try:
         transcript = read_transcript(args.file)
@@ -152,7 +156,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_capture(args: argparse.Namespace) -> int:
-    from harness.targets.base import parse_target
+    """capture: real web servers in front of the target through the proxy, one transcript per scenario."""
+    from harness.targets.selection import parse_target
     from harness.capture.webservers import SCENARIOS, WEB_SERVERS, capture
 
     names = list(WEB_SERVERS) if args.server == "all" else args.server.split(",")
@@ -187,20 +192,21 @@ def cmd_new_regression(args: argparse.Namespace) -> int:
     from harness.replay.regression_skeleton import SkeletonError, new_regression
 
     try:
-        case_file, transcript_file = new_regression(args.file, name=args.name, description=args.description,
-                                                    port=args.port, force=args.force, answers=args.answers)
+        path = new_regression(args.file, name=args.name, description=args.description, port=args.port,
+                              force=args.force, answers=args.answers)
     except SkeletonError as error:
         print(f"new-regression: {error}", file=sys.stderr)
         return 2
-    for path in (case_file, transcript_file):
-        print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", file=sys.stderr)
-    print(f"next: fill in SOURCE, the requirement and catches= in {case_file.name}, trim the transcript, then\n"
+    print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", file=sys.stderr)
+    print(f"next: in its header fill in requirement:, bug-report: and catches: (the TODO lines), trim the "
+          f"transcript, then\n"
           f"  ./fcgispec --case REG-{args.name} --target reference          (must pass)\n"
           f"  ./fcgispec --case REG-{args.name} --target 'reference --fault NAME'   (must fail)", file=sys.stderr)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per entry point (see the module's text)."""
     parser = argparse.ArgumentParser(prog="fcgispec", description="capture, replay and import FastCGI traffic")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -243,9 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     cap.add_argument("-o", "--output", default=str(ROOT / "fixtures" / "captures"), metavar="DIR")
     cap.set_defaults(run=cmd_capture)
 
-    regression = sub.add_parser("new-regression", help="a regression case skeleton from a transcript or pcap")
+    regression = sub.add_parser("new-regression", help="a regression case (a transcript with the case's fields) "
+                                "from a transcript or pcap")
     regression.add_argument("file", help="a transcript, or a pcap/pcapng (then --port)")
-    regression.add_argument("--name", required=True, help="php-12345-short-name: the case is REG-NAME")
+    regression.add_argument("--name", required=True,
+                            help="php-12345-short-name (lowercase letters, digits, '-' and '.'): the case is "
+                                 "REG-NAME, its file cases/regressions/transcripts/NAME.transcript")
     regression.add_argument("--description", required=True, help="one line: what the bug is")
     regression.add_argument("--port", type=int, help="the FastCGI application's TCP port (pcap input)")
     regression.add_argument("--force", action="store_true", help="replace an existing case of that name")

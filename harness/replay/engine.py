@@ -1,42 +1,27 @@
-"""Replay a transcript against a target and judge the answers by meaning.
+"""Replay one connection of a transcript against a target and judge the answers by meaning.
 
-The web-server side of each captured connection is sent again, connection by
-connection, in flights: the bytes the web server sent between two things the
-application sent, or (writes=True) in the captured write pieces, or (timing=True)
-also at the captured times. Before each flight the replay waits until the target
-has got as far as the captured application had at that point (output started /
-END_REQUEST sent, per request), so the web server's side keeps its causality: a
-request that nginx sent only after the previous END_REQUEST is sent only after
-the target's END_REQUEST.
+The web-server side of the connection (a Plan, harness/replay/plan.py) is sent again in its steps.
+Before each step the replay waits until the target has got as far as the captured application had
+at that point (output started / END_REQUEST sent, per request), so the web server's side keeps its
+causality: a request that nginx sent only after the previous END_REQUEST is sent only after the
+target's END_REQUEST. With timing=True each step also keeps its captured time.
 
-The application side is never compared byte for byte (padding, record splitting
-and timing are free). Always judged (protocol level): each request the capture
-saw answered gets exactly one END_REQUEST, well formed, with the captured
-protocolStatus; STDOUT (and STDERR when used) ends with its empty record, nothing
-follows END_REQUEST; every record carries the id of a request in flight (or 0
-for management answers); a connection with FCGI_KEEP_CONN set stays open, one
-with it clear is closed after END_REQUEST. With content=True also: stdout, stderr
-and appStatus equal the capture's (for a target running the same application).
+The application side is never compared byte for byte (padding, record splitting and timing are
+free). Always judged (protocol level): each request the capture saw answered gets exactly one
+END_REQUEST, well formed, with the captured protocolStatus; STDOUT (and STDERR when used) ends with
+its empty record, nothing follows END_REQUEST; every record carries the id of a request in flight
+(or 0 for management answers); a connection with FCGI_KEEP_CONN set stays open, one with it clear is
+closed after END_REQUEST. With content=True also: stdout, stderr and appStatus equal the capture's
+(for a target running the same application).
 
-The first divergence of each connection ends that connection's replay and is
-reported with the records around it, on the target's side and in the capture.
-
-concurrent=True replays every connection at the same time instead of one after
-another, each on its own thread (a web server keeps several connections open at
-once; shared state, FCGI_MAX_CONNS and ids in use on two connections only show
-then). With timing=True too, each connection opens at its captured offset from
-the first connection's opening and every step keeps its captured time on that
-common clock. Each connection is judged exactly as in the sequential mode, and
-has a bound (its start, the captured times, every wait's timeout): past it, all
-its waits end and the connection diverges, so no connection can hang the replay.
+The first divergence ends the connection's replay and is reported with the records around it, on
+the target's side and in the capture (harness/replay/results.py).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from harness.wire.connection import (
@@ -47,7 +32,6 @@ from harness.wire.connection import (
     format_trace,
 )
 from harness.wire.codec import (
-    KEEP_CONN,
     MANAGEMENT_REQUEST_ID,
     CodecError,
     EndRequest,
@@ -57,157 +41,29 @@ from harness.wire.codec import (
     type_name,
 )
 from harness.targets.base import Target, TargetError
-from harness.capture.transcript import (
-    WS_TO_APP,
-    CloseItem,
-    Connection,
-    RecordItem,
-    Transcript,
-    WriteItem,
-    format_item,
-)
+from harness.capture.transcript import format_item
+from harness.replay.plan import ENDED, NO_OUTPUT, OUTPUT, CapturedRequest, Plan, Step
+from harness.replay.results import ConnectionResult, Divergence
 
+# The wait for each step (seconds) when the caller names none.
 DEFAULT_TIMEOUT = 5.0
 # How long a kept connection must stay open after the last END_REQUEST before the web server's own close.
 KEEP_OPEN_GRACE = 0.15
 # Before a request reuses an id on a kept connection: long enough for a close or a stray record that the
 # target sent right after the previous END_REQUEST to arrive, so that it is blamed on the right request.
 REUSE_GRACE = 0.02
-# Concurrent mode: how long past its bound a connection's thread may take to wind up before it is left behind.
-BOUND_SLACK = 2.0
+# Records of the target's side shown around a divergence.
 CONTEXT_ENTRIES = 12
-NO_OUTPUT, OUTPUT, ENDED = 0, 1, 2
 _STAGE_TEXT = {OUTPUT: "output (STDOUT/STDERR)", ENDED: "END_REQUEST"}
 # Record types an application never sends.
 _WS_ONLY_TYPES = {RecordType.BEGIN_REQUEST, RecordType.ABORT_REQUEST, RecordType.PARAMS, RecordType.STDIN,
                   RecordType.DATA, RecordType.GET_VALUES}
 
 
-# -- what the capture says -------------------------------------------------------------
-
-
-@dataclass
-class CapturedRequest:
-    number: int  # 1-based, per connection, in BEGIN_REQUEST order
-    request_id: int
-    keep_conn: bool
-    begin_position: int
-    begin_end_offset: int  # where the BEGIN_REQUEST ends in the web server's stream
-    reused_from: int | None = None  # number of an earlier, finished request with the same id
-    number_with_id: int = 1  # this is the n-th request with its id on the connection
-    stdout: bytearray = field(default_factory=bytearray)
-    stderr: bytearray = field(default_factory=bytearray)
-    end: EndRequest | None = None
-    aborted: bool = False
-    ws_records: list[tuple[int, str]] = field(default_factory=list)  # (end offset, type name)
-
-
-@dataclass
-class Step:
-    """One thing the web server did: send bytes, or close (FIN/RST)."""
-
-    position: int  # index of its first item in connection.items
-    kind: str  # 'send', 'FIN', 'RST'
-    data: bytes = b""
-    time_us: int | None = None
-    stages: dict[int, int] = field(default_factory=dict)  # request number -> stage reached in the capture
-    management: dict[int, int] = field(default_factory=dict)  # record type -> count, id 0 answers
-
-
-@dataclass
-class Plan:
-    connection: Connection
-    requests: list[CapturedRequest]
-    steps: list[Step]
-    app_close_positions: list[int]
-
-
-def plan_connection(connection: Connection, *, writes: bool = False) -> Plan:
-    """The web server's steps and the captured answers of one connection."""
-    ws_stream = connection.stream(WS_TO_APP)
-    use_writes = writes and any(isinstance(i, WriteItem) and i.direction == WS_TO_APP for i in connection.items)
-    requests: list[CapturedRequest] = []
-    by_id: dict[int, CapturedRequest] = {}
-    steps: list[Step] = []
-    stages: dict[int, int] = {}
-    management: dict[int, int] = {}
-    app_closes: list[int] = []
-    flight: Step | None = None
-    offset = 0  # bytes of the web server's stream seen so far (records and raw)
-    write_offset = 0
-
-    def new_step(position: int, kind: str, time_us: int | None) -> Step:
-        step = Step(position, kind, time_us=time_us, stages=dict(stages), management=dict(management))
-        steps.append(step)
-        return step
-
-    for position, item in enumerate(connection.items):
-        if getattr(item, "direction", None) == WS_TO_APP:
-            if isinstance(item, WriteItem):
-                if use_writes:
-                    step = new_step(position, "send", item.time_us)
-                    step.data = ws_stream[write_offset : write_offset + item.size]
-                    write_offset += item.size
-                continue
-            if isinstance(item, CloseItem):
-                flight = None
-                new_step(position, item.how, item.time_us)
-                continue
-            data = item.record.encode() if isinstance(item, RecordItem) else item.data  # a RawItem
-            if not use_writes:
-                if flight is None:
-                    flight = new_step(position, "send", item.time_us)
-                flight.data += data
-            offset += len(data)
-            if isinstance(item, RecordItem):
-                _note_ws_record(item.record, position, offset, requests, by_id)
-            continue
-        flight = None
-        if isinstance(item, CloseItem):
-            app_closes.append(position)
-        elif isinstance(item, RecordItem):
-            record = item.record
-            if record.request_id == MANAGEMENT_REQUEST_ID:
-                management[record.type] = management.get(record.type, 0) + 1
-                continue
-            request = by_id.get(record.request_id)
-            if request is None:
-                continue
-            if record.type in (RecordType.STDOUT, RecordType.STDERR):
-                stages[request.number] = max(stages.get(request.number, NO_OUTPUT), OUTPUT)
-                (request.stdout if record.type == RecordType.STDOUT else request.stderr).extend(record.content)
-            elif record.type == RecordType.END_REQUEST:
-                stages[request.number] = ENDED
-                try:
-                    request.end = decode_end_request(record.content)
-                except CodecError:
-                    request.end = EndRequest(0, -1)
-    return Plan(connection, requests, steps, app_closes)
-
-
-def _note_ws_record(record: Record, position: int, end_offset: int, requests: list[CapturedRequest],
-                    by_id: dict[int, CapturedRequest]) -> None:
-    if record.type == RecordType.BEGIN_REQUEST and record.request_id != MANAGEMENT_REQUEST_ID:
-        flags = record.content[2] if len(record.content) > 2 else 0
-        earlier = by_id.get(record.request_id)
-        request = CapturedRequest(len(requests) + 1, record.request_id, bool(flags & KEEP_CONN), position, end_offset,
-                                  reused_from=earlier.number if earlier is not None and earlier.end is not None else None,
-                                  number_with_id=1 + sum(1 for r in requests if r.request_id == record.request_id))
-        requests.append(request)
-        by_id[record.request_id] = request
-    request = by_id.get(record.request_id)
-    if request is None or record.request_id == MANAGEMENT_REQUEST_ID:
-        return
-    request.ws_records.append((end_offset, type_name(record.type)))
-    if record.type == RecordType.ABORT_REQUEST:
-        request.aborted = True
-
-
-# -- what the target does ----------------------------------------------------------------
-
-
 @dataclass
 class TargetRequest:
+    """What the target did for one captured request."""
+
     captured: CapturedRequest
     records: list[Record] = field(default_factory=list)
     stage: int = NO_OUTPUT
@@ -219,73 +75,13 @@ class TargetRequest:
         return b"".join(r.content for r in self.records if r.type == record_type)
 
 
-@dataclass
-class Divergence:
-    connection: int
-    request: int | None
-    message: str
-    target_context: list[str] = field(default_factory=list)
-    capture_context: list[str] = field(default_factory=list)
-
-    def describe(self) -> str:
-        lines = [f"connection {self.connection}: {self.message}"]
-        if self.target_context:
-            lines.append("  target (last records, '>' sent by the replay, '<' from the target):")
-            lines.extend("  " + line for line in self.target_context)
-        if self.capture_context:
-            lines.append("  capture (around this point, '=>' marks it):")
-            lines.extend("  " + line for line in self.capture_context)
-        return "\n".join(lines)
-
-
-@dataclass
-class ConnectionResult:
-    number: int
-    requests: int
-    answered: int
-    divergence: Divergence | None = None
-
-
-@dataclass
-class ReplayResult:
-    source: str
-    target: str
-    level: str
-    connections: list[ConnectionResult] = field(default_factory=list)
-    concurrent: bool = False
-
-    @property
-    def divergences(self) -> list[Divergence]:
-        return [c.divergence for c in self.connections if c.divergence is not None]
-
-    @property
-    def ok(self) -> bool:
-        return not self.divergences
-
-    @property
-    def first_divergence(self) -> Divergence | None:
-        found = self.divergences
-        return found[0] if found else None
-
-    def report(self) -> str:
-        requests = sum(c.requests for c in self.connections)
-        answered = sum(c.answered for c in self.connections)
-        at_once = ", connections concurrently" if self.concurrent else ""
-        head = (f"replay of {self.source} against {self.target} ({self.level}{at_once}): "
-                f"{len(self.connections)} connection(s), {answered}/{requests} request(s) answered as captured")
-        if self.ok:
-            return head + "\nno divergence"
-        lines = [head, f"{len(self.divergences)} connection(s) diverged; the first:", self.divergences[0].describe()]
-        for other in self.divergences[1:]:
-            lines.append(f"also: connection {other.connection}: {other.message}")
-        return "\n".join(lines)
-
-
 class _Diverged(Exception):
     pass
 
 
-class _ConnectionReplay:
+class ConnectionReplay:
+    """The replay of one plan on one open connection: sends its steps, reads and judges the target's records."""
+
     def __init__(self, plan: Plan, conn: FcgiConnection, *, content: bool, timing: bool, timeout: float,
                  time_origin: tuple[int, float] | None = None) -> None:
         self.plan = plan
@@ -345,6 +141,7 @@ class _ConnectionReplay:
         return True
 
     def on_record(self, record: Record) -> None:
+        """Judge one record of the target's and note it on its request (diverges when it is out of place)."""
         if record.type in _WS_ONLY_TYPES:
             self.diverge(f"the target sent {record.describe()}, a record type only a web server sends")
         if record.request_id == MANAGEMENT_REQUEST_ID:
@@ -477,6 +274,7 @@ class _ConnectionReplay:
                              f"here, the target sent {self.management.get(record_type, 0)}", None, step.position)
 
     def run(self) -> None:
+        """Send every step of the plan (each when the target has caught up, and on time with timing), then finish."""
         steps = self.plan.steps
         if self.time_origin is not None:
             first_time, started = self.time_origin
@@ -507,6 +305,7 @@ class _ConnectionReplay:
         return any(r.reused_from is not None and self.sent < r.begin_end_offset <= after for r in self.plan.requests)
 
     def send(self, step: Step) -> None:
+        """Send one flight of the web server's bytes (a close or a stop in reading on the way is judged)."""
         if self.reuses_id(step):
             self.pump(lambda: self.closed_how is not None, REUSE_GRACE)
             if self.closed_how is not None:
@@ -526,6 +325,7 @@ class _ConnectionReplay:
         self.pump(lambda: False, 0.0)
 
     def close(self, step: Step) -> None:
+        """The web server's close (FIN or RST), after judging whether the target kept or closed the connection."""
         requests = list(self.requests.values())
         last = max(requests, key=lambda r: r.captured.number) if requests else None
         if last is not None and last.end is not None and self.closed_how is None:
@@ -549,6 +349,7 @@ class _ConnectionReplay:
         self.pump(lambda: self.closed_how is not None, min(self.timeout, 2.0))
 
     def finish(self) -> None:
+        """After the last step: every request the capture saw answered has its END_REQUEST, as captured."""
         if not self.we_closed and self.closed_how is None:
             # The capture ended with the connection open: wait for the answers the capture had.
             final = Step(len(self.plan.connection.items) - 1, "end",
@@ -597,44 +398,10 @@ def _first_difference(want: bytes, got: bytes) -> str:
             f"target {len(got)} bytes: {got[index:index + 24]!r})")
 
 
-def replay(
-    transcript: Transcript,
-    target: Target,
-    *,
-    content: bool = False,
-    timing: bool = False,
-    writes: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    source: str = "transcript",
-    first_only: bool = False,
-    concurrent: bool = False,
-) -> ReplayResult:
-    """Replay every connection of a transcript against a started target.
-
-    first_only: stop at the first connection that diverges (a case's verdict needs no more);
-    concurrently, no connection is started after one diverged (those running finish).
-    concurrent: all connections at the same time, one thread each (see the module's text);
-    the results come in connection order all the same.
-    """
-    level = "protocol and content" if content else "protocol level"
-    result = ReplayResult(source, target.description, level, concurrent=concurrent)
-    plans = [plan for plan in (plan_connection(c, writes=writes or timing) for c in transcript.connections)
-             if plan.steps]
-    if concurrent:
-        result.connections = _replay_concurrently(plans, target, content=content, timing=timing, timeout=timeout,
-                                                  first_only=first_only)
-        return result
-    for plan in plans:
-        if first_only and not result.ok:
-            break
-        result.connections.append(_replay_connection(plan, target, content=content, timing=timing, timeout=timeout))
-    return result
-
-
-def _replay_connection(plan: Plan, target: Target, *, content: bool, timing: bool, timeout: float,
-                       time_origin: tuple[int, float] | None = None, clock_origin: float | None = None,
-                       deadline: float | None = None,
-                       started: Callable[[_ConnectionReplay], None] | None = None) -> ConnectionResult:
+def replay_connection(plan: Plan, target: Target, *, content: bool, timing: bool, timeout: float,
+                      time_origin: tuple[int, float] | None = None, clock_origin: float | None = None,
+                      deadline: float | None = None,
+                      started: Callable[[ConnectionReplay], None] | None = None) -> ConnectionResult:
     """Open a connection and replay one plan on it.
 
     clock_origin: where the trace's times count from; deadline: a monotonic time that ends every wait.
@@ -646,7 +413,7 @@ def _replay_connection(plan: Plan, target: Target, *, content: bool, timing: boo
                               deadline=None if deadline is None else (lambda: deadline))
     except TargetError as error:
         return ConnectionResult(number, len(plan.requests), 0, Divergence(number, None, str(error)))
-    run = _ConnectionReplay(plan, conn, content=content, timing=timing, timeout=timeout, time_origin=time_origin)
+    run = ConnectionReplay(plan, conn, content=content, timing=timing, timeout=timeout, time_origin=time_origin)
     if started is not None:
         started(run)
     try:
@@ -657,263 +424,3 @@ def _replay_connection(plan: Plan, target: Target, *, content: bool, timing: boo
         conn.close()
     answered = sum(1 for r in run.requests.values() if r.end is not None)
     return ConnectionResult(number, len(plan.requests), answered, run.divergence)
-
-
-def _opening_us(connection: Connection) -> int | None:
-    """The captured time of a connection's first item (its opening)."""
-    return next((i.time_us for i in connection.items if i.time_us is not None), None)
-
-
-def connection_bound(plan: Plan, timeout: float, start: float, last_step: float) -> float:
-    """Seconds from the start of a concurrent replay by which one connection's replay must be over.
-
-    start: when it opens; last_step: when its last step is due (timing), both from the replay's start.
-    Then each step may wait its timeout for the target to catch up and again to send; the close and
-    the final answers two more each, plus the short graces; and the connect one.
-    """
-    steps = len(plan.steps)
-    waits = (2 * steps + 5) * timeout + steps * (REUSE_GRACE + 0.2) + KEEP_OPEN_GRACE
-    return max(start, last_step) + waits
-
-
-class _Slot:
-    """What one connection's thread hands back (written by that thread only, read after it ended)."""
-
-    def __init__(self, plan: Plan, start: float, bound: float) -> None:
-        self.plan = plan
-        self.start = start  # seconds after the replay's start
-        self.bound = bound
-        self.thread: threading.Thread | None = None
-        self.run: _ConnectionReplay | None = None
-        self.result: ConnectionResult | None = None
-        self.error: BaseException | None = None
-
-
-def _replay_concurrently(plans: list[Plan], target: Target, *, content: bool, timing: bool, timeout: float,
-                         first_only: bool) -> list[ConnectionResult]:
-    origin = time.monotonic()
-    openings = [_opening_us(plan.connection) for plan in plans]
-    origin_us = min((t for t in openings if t is not None), default=None) if timing else None
-    slots: list[_Slot] = []
-    for plan, opening in zip(plans, openings):
-        start = last_step = 0.0
-        if origin_us is not None and opening is not None:
-            start = (opening - origin_us) / 1e6
-            last_step = max(((s.time_us - origin_us) / 1e6 for s in plan.steps if s.time_us is not None),
-                            default=start)
-        slots.append(_Slot(plan, start, connection_bound(plan, timeout, start, last_step)))
-    diverged = threading.Event()
-
-    def work(slot: _Slot) -> None:
-        deadline = origin + slot.bound
-
-        def started(run: _ConnectionReplay) -> None:
-            slot.run = run
-
-        try:
-            # One clock for every connection's trace, so that their records can be set side by side.
-            result = _replay_connection(slot.plan, target, content=content, timing=timing, timeout=timeout,
-                                        time_origin=None if origin_us is None else (origin_us, origin),
-                                        clock_origin=origin, deadline=deadline, started=started)
-            if result.divergence is not None and time.monotonic() >= deadline:
-                result.divergence = _overran(slot, result.divergence)
-            slot.result = result
-        except BaseException as error:  # a harness error: raised again in the caller's thread
-            slot.error = error
-        finally:
-            if slot.result is None or slot.result.divergence is not None:
-                diverged.set()
-
-    # Started in the order they opened in the capture (connection order when the times say nothing).
-    for slot in sorted(slots, key=lambda s: s.start):
-        delay = slot.start - (time.monotonic() - origin)
-        if first_only:
-            if diverged.wait(max(delay, 0.0)):
-                break
-        elif delay > 0:
-            time.sleep(delay)
-        slot.thread = threading.Thread(target=work, args=(slot,), name=f"replay {slot.plan.connection.number}",
-                                       daemon=True)
-        slot.thread.start()
-    started_slots = [slot for slot in slots if slot.thread is not None]  # first_only may have left some out
-    for slot in started_slots:
-        assert slot.thread is not None
-        slot.thread.join(max(origin + slot.bound + BOUND_SLACK - time.monotonic(), 0.0))
-    errors = [slot.error for slot in started_slots if slot.error is not None]
-    if errors:
-        raise errors[0]  # a harness error in a connection's thread, raised once all were waited for
-    results: list[ConnectionResult] = []
-    for slot in started_slots:  # connection order
-        assert slot.thread is not None
-        if slot.thread.is_alive():
-            # Every wait of the connection ends at its bound; a thread still running is left behind (a daemon).
-            number = slot.plan.connection.number
-            entries = list(slot.run.conn.trace) if slot.run is not None else []  # a copy: the thread may still add
-            context = format_trace(entries[-CONTEXT_ENTRIES:], limit=CONTEXT_ENTRIES).splitlines() if entries else []
-            results.append(ConnectionResult(number, len(slot.plan.requests), 0,
-                                            _overran(slot, Divergence(number, None, "", context), still_running=True)))
-            continue
-        assert slot.result is not None
-        results.append(slot.result)
-    return results
-
-
-def _overran(slot: _Slot, divergence: Divergence, *, still_running: bool = False) -> Divergence:
-    """The divergence of a connection whose replay went past its bound.
-
-    Where it was is kept (the records and the place in the capture); the message of the wait the bound
-    cut short is not (it would name the full timeout).
-    """
-    what = "is still running" if still_running else "was stopped"
-    message = (f"the replay of this connection took longer than its bound of {slot.bound:g}s after the start "
-               f"(its start, the captured times and every wait's timeout) and {what}")
-    return Divergence(divergence.connection, divergence.request, message, divergence.target_context,
-                      divergence.capture_context)
-
-
-
-# -- replay as a case (cases/replay/, cases/regressions/) --------------------------------------------
-
-# "1" compares stdout/stderr/appStatus with the capture whatever the target, "0" never does;
-# unset: only when the target runs the capture's application (same_application).
-CONTENT_ENV = "FCGISPEC_REPLAY_CONTENT"
-PROTOCOL_EXPECTATIONS = (
-    "every request the capture saw answered gets exactly one END_REQUEST with the captured protocolStatus",
-    "STDOUT and STDERR well formed, each ended by its empty record before END_REQUEST; nothing after END_REQUEST",
-    "every record carries the id of a request in flight (0 only for management answers)",
-    "the connection stays open while FCGI_KEEP_CONN is set, and is closed (FIN) after END_REQUEST when it is clear",
-)
-CONTENT_EXPECTATION = "stdout, stderr and appStatus of every request as in the capture"
-
-
-def same_application(transcript: Transcript, target: Target) -> bool:
-    """Does the target run the application the capture was made in front of?
-
-    Only known for the reference responder's probe app (the golden captures' `app: reference ...`):
-    a target that is the reference responder (with any options or fault modes) runs it too.
-    """
-    from harness.targets.base import ReferenceTarget
-
-    return isinstance(target, ReferenceTarget) and transcript.meta_value("app").startswith("reference")
-
-
-def content_wanted(transcript: Transcript, target: Target, environ: dict[str, str] | None = None) -> bool:
-    """Compare content in a replay case? FCGISPEC_REPLAY_CONTENT=1/0 decides, else same_application."""
-    import os
-
-    asked = (os.environ if environ is None else environ).get(CONTENT_ENV, "").strip().lower()
-    if asked in ("1", "yes", "true", "on"):
-        return True
-    if asked in ("0", "no", "false", "off"):
-        return False
-    return same_application(transcript, target)
-
-
-def check_replay(ctx: object, transcript: Transcript, *, source: str, content: bool | None = None,
-                 base_wait: float = DEFAULT_TIMEOUT) -> str:
-    """Replay a transcript inside a case (ctx: a harness.suite.case.CaseContext) and judge it.
-
-    Raises Violation with the replay's report (the first divergence and the records around it);
-    returns a note for the report when the target answered as captured. Each wait is base_wait
-    seconds scaled by --fcgi-timeout; content=None decides with content_wanted().
-    """
-    from harness.verdicts import Violation
-
-    target = ctx.target  # type: ignore[attr-defined]
-    compare = content_wanted(transcript, target) if content is None else content
-    wait = ctx.seconds(base_wait)  # type: ignore[attr-defined]
-    result = replay(transcript, target, content=compare, timeout=wait, source=source, first_only=True)
-    expected = [*PROTOCOL_EXPECTATIONS, *([CONTENT_EXPECTATION] if compare else [])]
-    if not result.ok:
-        raise Violation(expected, result.report())
-    requests = sum(c.requests for c in result.connections)
-    answered = sum(c.answered for c in result.connections)
-    return f"{len(result.connections)} connection(s), {answered}/{requests} request(s) answered ({result.level})"
-
-
-def check_replay_file(ctx: object, path: "str | Path", **options: object) -> str:
-    """check_replay of a transcript file (read at run time), named relative to the repository in reports."""
-    from harness.capture.transcript import read_transcript
-
-    path = Path(path).resolve()
-    root = Path(__file__).resolve().parents[2]
-    source = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
-    return check_replay(ctx, read_transcript(path), source=source, **options)  # type: ignore[arg-type]
-
-
-# -- comparing two captures by meaning -------------------------------------------------------------
-
-# Params that differ between two runs of the same scenario (ports are picked at run time).
-VOLATILE_PARAMS = frozenset({b"REMOTE_PORT", b"SERVER_PORT", b"HTTP_HOST", b"SERVER_ADDR", b"REMOTE_ADDR"})
-
-
-def meaning(transcript: Transcript, volatile: frozenset[bytes] = VOLATILE_PARAMS) -> list[tuple[str, ...]]:
-    """What a capture says, without bytes that may differ between equivalent runs.
-
-    One tuple per connection, sorted (concurrent connections open in any order): per
-    request its role, flags, params (volatile values masked), stdin length and digest,
-    whether it was aborted; the answer's status line and protocolStatus; who closed first.
-    Record splitting, padding, times and write pieces are left out.
-    """
-    import hashlib
-
-    from harness.wire.codec import decode_params
-
-    summaries = []
-    for connection in transcript.connections:
-        plan = plan_connection(connection)
-        lines: list[str] = []
-        ws_records = connection.records(WS_TO_APP)
-        for captured in plan.requests:
-            params = b"".join(r.content for r in ws_records if r.type == RecordType.PARAMS
-                              and r.request_id == captured.request_id)
-            stdin = b"".join(r.content for r in ws_records if r.type == RecordType.STDIN
-                             and r.request_id == captured.request_id)
-            if sum(1 for r in plan.requests if r.request_id == captured.request_id) > 1:
-                # Several requests shared the id on this connection: split the streams by request.
-                params, stdin = _streams_of(connection, captured)
-            try:
-                pairs = [f"{n.decode('latin-1')}={'*' if n in volatile else v.decode('latin-1')}"
-                         for n, v in decode_params(params)]
-            except CodecError:
-                pairs = [f"undecodable params {len(params)} bytes"]
-            status = bytes(captured.stdout).split(b"\r\n", 1)[0].decode("latin-1") if captured.stdout else "-"
-            end = captured.end.describe() if captured.end else "no END_REQUEST"
-            lines.append(f"request id={captured.request_id} keep_conn={captured.keep_conn} aborted={captured.aborted} "
-                         f"params=[{', '.join(pairs)}] stdin={len(stdin)}:{hashlib.sha256(stdin).hexdigest()[:16]} "
-                         f"answer=[{status}] stderr={len(captured.stderr)} {end}")
-        first = connection.closed_first()
-        lines.append(f"closed first: {first.direction.split('->')[0]} {first.how}" if first else "never closed")
-        summaries.append(tuple(lines))
-    return sorted(summaries)
-
-
-def _streams_of(connection: Connection, captured: CapturedRequest) -> tuple[bytes, bytes]:
-    """PARAMS and STDIN of one request, where its id is shared with other requests on the connection."""
-    params, stdin = bytearray(), bytearray()
-    current = 0
-    for item in connection.items:
-        if not isinstance(item, RecordItem) or item.direction != WS_TO_APP:
-            continue
-        record = item.record
-        if record.type == RecordType.BEGIN_REQUEST and record.request_id == captured.request_id:
-            current += 1
-        if current != captured.number_with_id or record.request_id != captured.request_id:
-            continue
-        if record.type == RecordType.PARAMS:
-            params += record.content
-        elif record.type == RecordType.STDIN:
-            stdin += record.content
-    return bytes(params), bytes(stdin)
-
-
-def compare_meaning(expected: Transcript, actual: Transcript) -> list[str]:
-    """Differences in meaning between two captures ([] when they say the same)."""
-    import difflib
-
-    want = ["\n".join(c) for c in meaning(expected)]
-    got = ["\n".join(c) for c in meaning(actual)]
-    if want == got:
-        return []
-    return list(difflib.unified_diff("\n\n".join(want).splitlines(), "\n\n".join(got).splitlines(),
-                                     "expected", "actual", lineterm="", n=1))

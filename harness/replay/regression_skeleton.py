@@ -1,13 +1,13 @@
-"""From a capture of a bug to a regression case: skeletons for cases/regressions/, and scripted captures.
+"""From a capture of a bug to a regression case for cases/regressions/, and scripted captures.
 
     new_regression(FILE, name="php-12345-short-name", description="...")   (CLI: fcgispec new-regression)
 
 reads FILE (a transcript, or a pcap/pcapng with port=N), sends its web-server side to the reference
 responder for the right answers (answers="capture" keeps the captured ones), and writes
-cases/regressions/<name with underscores>.py and cases/regressions/transcripts/<name>.transcript: a
-case REG-<name> whose run replays the transcript (harness/replay/engine.py check_replay_file), with the
-description as its title, placeholders for the source link and the spec sentence, and an empty
-catches= to fill with the reference fault mode that reproduces the bug.
+cases/regressions/transcripts/<name>.transcript: the case REG-<name>, whose run replays the
+transcript (harness/replay/regressions.py loads it). Its header holds the case's fields: the
+description as its title, placeholders for the bug report link and the spec sentence, and an empty
+catches: to fill with the reference fault mode that reproduces the bug (docs/bug-to-regression.md).
 
 record_script(target, connections, meta) makes a transcript from a scripted web-server side: each
 connection is a list of steps (bytes to send, a pause in seconds, "FIN" or "RST"), sent through the
@@ -17,7 +17,6 @@ is quiet. The transcripts of cases/regressions/transcripts/ that no web server w
 
 from __future__ import annotations
 
-import keyword
 import re
 import socket
 import struct
@@ -25,12 +24,16 @@ import time
 from pathlib import Path
 from typing import Sequence, Union
 
-from harness.capture.transcript import Transcript, TranscriptError, merge_meta, read_transcript, write_transcript
+from harness.suite.case import QUIET_WAIT
+from harness.capture.transcript import Transcript, TranscriptError, read_transcript, write_transcript
+from harness.verdicts import Level
+from harness.replay.plan import plan_connection
+from harness.replay.regressions import SUFFIX, regression_id, regression_meta, with_header
 
 ROOT = Path(__file__).resolve().parents[2]
 REGRESSIONS = Path("cases") / "regressions"
+# A regression's name: its file is transcripts/NAME.transcript, its case REG-NAME (every such file is loaded).
 NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
-QUIET_SECONDS = 0.15
 SEEN_SECONDS = 0.03
 
 Step = Union[bytes, float, str]
@@ -38,12 +41,6 @@ Step = Union[bytes, float, str]
 
 class SkeletonError(ValueError):
     """The regression cannot be made (bad name, unreadable capture, file already there)."""
-
-
-def module_name(name: str) -> str:
-    """The file name (without .py) of a regression: php-12345-short-name -> php_12345_short_name."""
-    ident = re.sub(r"[^a-z0-9_]", "_", name.lower())
-    return ident if ident.isidentifier() and not keyword.iskeyword(ident) else f"reg_{ident}"
 
 
 def load_capture(path: str | Path, port: int | None = None) -> Transcript:
@@ -71,40 +68,21 @@ def load_capture(path: str | Path, port: int | None = None) -> Transcript:
     return transcript
 
 
-CASE_TEMPLATE = '''"""{description}.
-
-Source: TODO the bug report (issue, pull request or commit link).
-Catalogue: TODO the row of the real-world bug table (../shared/reference/fastcgi-spec-catalog.md, section 6), if any.
-Wire pattern: transcripts/{name}.transcript, from {origin}.
-
-To finish: trim the transcript to the records that show the bug, write the spec sentence the bug breaks,
-and name in catches= the fault mode that reproduces it (`build/reference-server/fcgispec-responder
---fault list`); tests/test_regressions.py then proves the case fails against it and passes against the
-reference. Run it: ./fcgispec --case REG-{name} --target ...
-"""
-
-from __future__ import annotations
-
-from pathlib import Path
-
-from harness.suite.case import case
-from harness.replay.engine import check_replay_file
-from harness.verdicts import Level
-
-SOURCE = "TODO: link to the bug report"
-TRANSCRIPT = Path(__file__).resolve().parent / "transcripts" / "{name}.transcript"
+# What new-regression writes in the header for the fields only a person can fill in.
+TODO_REQUIREMENT = 'TODO: the spec sentence the bug breaks (e.g. Spec §3.3: "...")'
+TODO_REPORT = "TODO: the link to the bug report (issue, pull request or commit)"
+TODO_ROW = "TODO: its row in the table of real-world bugs (docs/bug-to-regression.md), if any"
+TODO_REPRODUCED = ("TODO: name in catches: the fault mode that reproduces the bug "
+                   "(build/reference-server/fcgispec-responder --fault list)")
 
 
-@case(
-    "REG-{name}",
-    title={title!r},
-    requirement="TODO: the spec sentence the bug breaks (e.g. spec section 3.3: ...)",
-    level=Level.REQUIRED,
-    catches=(),
-)
-def {function}(ctx):
-    return check_replay_file(ctx, TRANSCRIPT)
-'''
+def code_case_file(name: str, root: Path = ROOT) -> Path | None:
+    """The case file of cases/regressions/ that already defines REG-<name> as code, if one does."""
+    wanted = f'"{regression_id(name)}"'
+    for path in sorted((Path(root) / REGRESSIONS).glob("*.py")):
+        if wanted in path.read_text(encoding="utf-8"):
+            return path
+    return None
 
 
 def new_regression(
@@ -116,8 +94,8 @@ def new_regression(
     root: Path = ROOT,
     force: bool = False,
     answers: str = "reference",
-) -> tuple[Path, Path]:
-    """Write the case skeleton and its transcript; returns (case file, transcript file).
+) -> Path:
+    """Write the regression: its transcript, with the case's fields in the header; returns the file.
 
     answers="reference" (the default) sends the capture's web-server side to the reference responder
     and keeps its answers: a capture of the buggy server holds the bug's answers, which a replay would
@@ -129,31 +107,40 @@ def new_regression(
     description = " ".join(description.split()).rstrip(".")
     if not description:
         raise SkeletonError("a one-line --description is needed")
+    transcript_file = Path(root) / REGRESSIONS / "transcripts" / f"{name}{SUFFIX}"
+    taken = code_case_file(name, root)
+    if taken is not None:
+        raise SkeletonError(f"{regression_id(name)} is already a regression written as code ({taken}): "
+                            "choose another name")
+    if transcript_file.exists() and not force:
+        raise SkeletonError(f"{transcript_file} exists (--force replaces it)")
+    if answers not in ("reference", "capture"):
+        raise SkeletonError(f"answers={answers!r}: 'reference' or 'capture'")
     transcript = load_capture(source, port)
-    directory = Path(root) / REGRESSIONS
-    case_file = directory / f"{module_name(name)}.py"
-    transcript_file = directory / "transcripts" / f"{name}.transcript"
-    for path in (case_file, transcript_file):
-        if path.exists() and not force:
-            raise SkeletonError(f"{path} exists (--force replaces it)")
     if answers == "reference":
         transcript = answers_from_reference(transcript)
-    elif answers != "capture":
-        raise SkeletonError(f"answers={answers!r}: 'reference' or 'capture'")
-    transcript.meta = merge_meta([("bug", description)], [(k, v) for k, v in transcript.meta if k != "bug"])
+    origin = Path(source).name + (f" (pcap, port {port})" if port is not None else "")
+    header = regression_meta([
+        ("id", regression_id(name)),
+        ("title", description),
+        ("level", Level.REQUIRED.value),
+        ("requirement", TODO_REQUIREMENT),
+        ("catches", ""),
+        ("bug-report", [TODO_REPORT]),
+        ("bug-table-row", TODO_ROW),
+        ("symptom", description + "."),
+        ("wire-pattern", f"From {origin}: TODO: trim it to the records that show the bug."),
+        ("reproduced-by", TODO_REPRODUCED),
+    ])
+    transcript = with_header(transcript, header)
+    transcript.meta = [(key, value) for key, value in transcript.meta if key != "bug"]
     transcript_file.parent.mkdir(parents=True, exist_ok=True)
     write_transcript(transcript, transcript_file)
-    origin = Path(source).name + (f" (pcap, port {port})" if port is not None else "")
-    case_file.write_text(CASE_TEMPLATE.format(
-        description=description.replace('"""', "'''"), name=name, origin=origin, title=description,
-        function=module_name(name),
-    ))
-    return case_file, transcript_file
+    return transcript_file
 
 
 def answers_from_reference(transcript: Transcript) -> Transcript:
     """The capture's web-server side, sent again to the reference responder, with its answers."""
-    from harness.replay.engine import plan_connection
     from harness.targets.base import ReferenceTarget, TargetError
 
     scripts: list[list[Step]] = []
@@ -181,7 +168,7 @@ def answers_from_reference(transcript: Transcript) -> Transcript:
 
 
 def record_script(target_address: tuple[str, int], connections: Sequence[Sequence[Step]],
-                  meta: Sequence[tuple[str, str]] = (), *, quiet: float = QUIET_SECONDS) -> Transcript:
+                  meta: Sequence[tuple[str, str]] = (), *, quiet: float = QUIET_WAIT) -> Transcript:
     """Send each connection's steps through the recording proxy to the application, in turn.
 
     A bytes step is sent, then the proxy waits until the application has been quiet for `quiet`
@@ -242,10 +229,10 @@ CLIENT_FAMILY = "Regressions: real-world HTTP client bugs"
 
 
 def client_regression(scenario_id: str, regression_id: str, *, title: str, requirement: str) -> object:
-    """A regression of the HTTP client suite: the catalogue scenario scenario_id (cases/client/, e.g.
-    CLI-REUSE-4) that replays the bug, under the bug's own id, title and requirement.
+    """A regression of the HTTP client suite: the client suite's scenario scenario_id (cases/client/,
+    e.g. CLI-REUSE-4) that replays the bug, under the bug's own id, title and requirement.
 
-    It runs the scenario's own code, so that the regression and the catalogue cannot drift apart;
+    It runs the scenario's own code, so that the regression and the scenario cannot drift apart;
     its mistakes= (tests/clients/buggy_client.py --bug) are the scenario's.
     """
     import dataclasses

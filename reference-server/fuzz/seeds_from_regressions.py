@@ -1,5 +1,7 @@
-"""FastCGI seeds from the regression cases written as code (cases/regressions/*.py without a
-TRANSCRIPT: their wire pattern needs timing or a live answer, so no transcript holds it).
+"""FastCGI seeds from the regression cases written as code (cases/regressions/*.py other than
+transcript_regressions.py, which loads the regressions that are transcripts: those give their seeds
+from the transcripts themselves, seeds_from_transcripts.py). A regression is code when its wire
+pattern needs timing or a live answer, so no transcript holds it.
 
 Each such case runs, as the suite runs it, against the reference responder; the traces of the
 connections it opened (harness/wire/connection.py keeps every record sent and received) become
@@ -45,7 +47,8 @@ def code_cases(regressions_dir: Path) -> list[Case]:
         if path.name.startswith("_"):
             continue
         module = import_case_module(path)
-        if not hasattr(module, "TRANSCRIPT"):
+        # TRANSCRIPTS: the loader of the transcript regressions (their seeds come from the files).
+        if not hasattr(module, "TRANSCRIPTS") and not hasattr(module, "TRANSCRIPT"):
             found += cases_in_module(module)  # client regressions hold a ClientCase: not a Case, left out
     return found
 

@@ -1,0 +1,68 @@
+"""What a replay found: per connection, how many requests were answered as captured and the first
+divergence (with the records around it, on the target's side and in the capture); the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Divergence:
+    connection: int
+    request: int | None
+    message: str
+    target_context: list[str] = field(default_factory=list)
+    capture_context: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = [f"connection {self.connection}: {self.message}"]
+        if self.target_context:
+            lines.append("  target (last records, '>' sent by the replay, '<' from the target):")
+            lines.extend("  " + line for line in self.target_context)
+        if self.capture_context:
+            lines.append("  capture (around this point, '=>' marks it):")
+            lines.extend("  " + line for line in self.capture_context)
+        return "\n".join(lines)
+
+
+@dataclass
+class ConnectionResult:
+    number: int
+    requests: int
+    answered: int
+    divergence: Divergence | None = None
+
+
+@dataclass
+class ReplayResult:
+    source: str
+    target: str
+    level: str
+    connections: list[ConnectionResult] = field(default_factory=list)
+    concurrent: bool = False
+
+    @property
+    def divergences(self) -> list[Divergence]:
+        return [c.divergence for c in self.connections if c.divergence is not None]
+
+    @property
+    def ok(self) -> bool:
+        return not self.divergences
+
+    @property
+    def first_divergence(self) -> Divergence | None:
+        found = self.divergences
+        return found[0] if found else None
+
+    def report(self) -> str:
+        requests = sum(c.requests for c in self.connections)
+        answered = sum(c.answered for c in self.connections)
+        at_once = ", connections concurrently" if self.concurrent else ""
+        head = (f"replay of {self.source} against {self.target} ({self.level}{at_once}): "
+                f"{len(self.connections)} connection(s), {answered}/{requests} request(s) answered as captured")
+        if self.ok:
+            return head + "\nno divergence"
+        lines = [head, f"{len(self.divergences)} connection(s) diverged; the first:", self.divergences[0].describe()]
+        for other in self.divergences[1:]:
+            lines.append(f"also: connection {other.connection}: {other.message}")
+        return "\n".join(lines)

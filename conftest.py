@@ -1,10 +1,9 @@
 """fcgispec's pytest plugin: collects the cases under cases/, runs each against the
-target, maps verdicts onto pytest outcomes, and prints the fcgispec report last.
+target (run_case, which has the judge give the verdict: harness/suite/judge.py), and
+prints the fcgispec report last.
 
-Verdict -> pytest: PASS/INFO pass, FAIL fails, WARN passes (fails with --strict),
-UNSUPPORTED skips, ERROR is an error in setup (so JUnit XML says <error>); a case
-in --exclude-file that does not pass is skipped with its reason. The item and report
-machinery is shared with the client suite's plugin (harness/reports/pytest_items.py).
+How a verdict becomes a pytest outcome is written down once, in harness/reports/pytest_items.py,
+whose item and report machinery this plugin shares with the client suite's.
 """
 
 from __future__ import annotations
@@ -24,7 +23,8 @@ from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusi
 from harness.targets.liveness import detect_probe_app
 from harness.reports.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker
 from harness.reports.results import format_report, write_json_report
-from harness.targets.base import Target, TargetError, parse_target
+from harness.targets.base import Target, TargetError
+from harness.targets.selection import parse_target
 from harness.verdicts import Outcome
 
 # The HTTP client suite (cases/client/, --client) is a plugin of its own.
@@ -129,10 +129,8 @@ class CaseItem(VerdictItem):
             raise self.not_run(f"target could not be started: {error}") from None
         notice, session.pending_notice = session.pending_notice, None
         scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
-        self.outcome = run_case(self.case, target, scale=scale)
-        if notice:
-            self.outcome.note = (self.outcome.note + "; " if self.outcome.note else "") + notice
-        self.outcome.excluded = exclusion_for(self.case.id, self.config.stash[_EXCLUSIONS_KEY])
+        excluded = exclusion_for(self.case.id, self.config.stash[_EXCLUSIONS_KEY])
+        self.outcome = run_case(self.case, target, scale=scale, notice=notice or "", excluded=excluded)
         self.capabilities = target.discovered_capabilities
         session.after_case(self.outcome)
         self.judged()

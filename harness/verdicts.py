@@ -1,7 +1,9 @@
-"""Verdicts, requirement levels, and the exceptions a case raises to report one.
+"""Verdicts, requirement levels, the exceptions a case raises to report one, and the Outcome.
 
 After Autobahn|Testsuite: a broken REQUIRED behaviour fails, a missed
-RECOMMENDED one warns, an UNSPECIFIED one is recorded as info.
+RECOMMENDED one warns, an UNSPECIFIED one is recorded as info. Which verdict a case gets
+is decided in one place, harness/suite/judge.py; how it shows in pytest and the report,
+in harness/reports/pytest_items.py.
 """
 
 from __future__ import annotations
@@ -65,22 +67,10 @@ class HarnessError(Exception):
     """The harness could not run the case (not the target's fault)."""
 
 
-def violation_verdict(level: Level) -> Verdict:
-    """What a Violation of a requirement at this level is worth."""
-    if level is Level.REQUIRED:
-        return Verdict.FAIL
-    if level is Level.RECOMMENDED:
-        return Verdict.WARN
-    return Verdict.INFO
-
-
-def verdict_fails_run(verdict: Verdict, strict: bool) -> bool:
-    """Whether this verdict makes the whole run exit non-zero."""
-    return verdict in (Verdict.FAIL, Verdict.ERROR) or (strict and verdict is Verdict.WARN)
-
-
 @dataclass
 class Outcome:
+    """A case's verdict and its evidence (made by harness/suite/judge.py)."""
+
     verdict: Verdict
     expected: list[str] = field(default_factory=list)
     actual: str = ""
@@ -104,6 +94,9 @@ class Outcome:
         return self.excluded is not None and not self.excused
 
 
-def outcome_fails_run(outcome: Outcome, strict: bool) -> bool:
-    """Whether this outcome makes the whole run exit non-zero (excluded deviations do not)."""
-    return not outcome.excused and verdict_fails_run(outcome.verdict, strict)
+class AdapterTimeout(Exception):
+    """Client suite: the adapter wrote no result line in time: the client hung."""
+
+
+class AdapterDied(Exception):
+    """Client suite: the adapter process exited while results were still due."""

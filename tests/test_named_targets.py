@@ -249,21 +249,26 @@ def test_every_target_declares_the_interface() -> None:
 
 
 def test_probe_params_send_the_target_script_filename() -> None:
-    from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probing
+    from harness.suite.case import CaseContext, case
+    from harness.verdicts import Level
+    from harness.wire.probe_app import PROBE_SCRIPT_FILENAME
 
     def script(params) -> str:
         return dict(params)["SCRIPT_FILENAME"]
+
+    @case("FCGI-9-1", title="t", requirement="r", level=Level.REQUIRED)
+    def dummy(ctx):  # pragma: no cover - never run
+        return None
 
     php = NAMED_TARGETS["php-fpm"].make(ROOT)
     go = NAMED_TARGETS["go-fcgi"].make(ROOT)
     assert php.script_filename == str(ROOT / "fixtures" / "targets" / "php-fpm" / "probe.php")
     assert script(probe_params()) == PROBE_SCRIPT_FILENAME
-    with probing(php):
-        assert script(probe_params(probe_query(out=1), "POST", content_length=3)) == php.script_filename
-        with probing(go):
-            assert script(probe_params()) == PROBE_SCRIPT_FILENAME  # any value will do for Go
-        assert script(probe_params(script_filename="/x")) == "/x"
-    assert script(probe_params()) == PROBE_SCRIPT_FILENAME
+    php_case = CaseContext(php, dummy)
+    assert script(php_case.probe_params(probe_query(out=1), "POST", content_length=3)) == php.script_filename
+    assert script(php_case.post_params(3)) == php.script_filename
+    assert script(CaseContext(go, dummy).probe_params()) == PROBE_SCRIPT_FILENAME  # any value will do for Go
+    assert script(probe_params(script_filename="/x")) == "/x"
 
 
 class _FakeTarget(Target):

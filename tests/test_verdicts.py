@@ -14,14 +14,15 @@ from harness.suite.case import Case, CaseContext, case, load_cases, run_case, se
 from harness.wire.connection import ReadTimeout
 from harness.reports.results import CaseResult, format_report, format_summary, json_report
 from harness.targets.base import TcpTarget, Target, TargetUnreachable
+from harness.reports.pytest_items import fails_run
 from harness.verdicts import (
     Level,
     Observed,
+    Outcome,
     RecommendationMissed,
     Unsupported,
     Verdict,
     Violation,
-    verdict_fails_run,
 )
 
 
@@ -142,11 +143,11 @@ def test_liveness_probe_turns_pass_into_fail(dead_app: TcpTarget) -> None:
 
 
 def test_verdicts_that_fail_the_run() -> None:
-    assert verdict_fails_run(Verdict.FAIL, strict=False)
-    assert verdict_fails_run(Verdict.ERROR, strict=False)
-    assert not verdict_fails_run(Verdict.WARN, strict=False)
-    assert verdict_fails_run(Verdict.WARN, strict=True)
-    assert not any(verdict_fails_run(v, strict=True) for v in (Verdict.PASS, Verdict.INFO, Verdict.UNSUPPORTED))
+    assert fails_run(Outcome(Verdict.FAIL), strict=False)
+    assert fails_run(Outcome(Verdict.ERROR), strict=False)
+    assert not fails_run(Outcome(Verdict.WARN), strict=False)
+    assert fails_run(Outcome(Verdict.WARN), strict=True)
+    assert not any(fails_run(Outcome(v), strict=True) for v in (Verdict.PASS, Verdict.INFO, Verdict.UNSUPPORTED))
 
 
 def test_case_ids_must_be_well_formed() -> None:
@@ -294,13 +295,12 @@ def test_exclusions() -> None:
 
 
 def test_excluded_outcomes_in_reports() -> None:
-    failing = run_case(make_case(Level.REQUIRED, violate, "FCGI-3.3-2"), UnreachableTarget(), check_liveness=False)
-    failing.excluded = "known"
-    passing = run_case(make_case(Level.REQUIRED, lambda ctx: None), UnreachableTarget(), check_liveness=False)
-    passing.excluded = "fixed since"
-    from harness.verdicts import outcome_fails_run
+    failing = run_case(make_case(Level.REQUIRED, violate, "FCGI-3.3-2"), UnreachableTarget(), check_liveness=False,
+                       excluded="known")
+    passing = run_case(make_case(Level.REQUIRED, lambda ctx: None), UnreachableTarget(), check_liveness=False,
+                       excluded="fixed since")
 
-    assert failing.excused and not outcome_fails_run(failing, strict=True)
+    assert failing.excused and not fails_run(failing, strict=True)
     assert passing.excluded_but_passed
     results = [CaseResult(make_case(Level.REQUIRED, violate, "FCGI-3.3-2"), failing),
                CaseResult(make_case(Level.REQUIRED, violate, "FCGI-3.3-1"), passing)]
@@ -326,3 +326,64 @@ def test_looks_like_names_the_known_bugs() -> None:
     failing_case = case("FCGI-3.3-6", title="t", requirement="r", level=Level.REQUIRED, catches=("go-id-reuse",))(violate)
     lines = format_details(CaseResult(failing_case, run_case(failing_case, UnreachableTarget(), check_liveness=False)))
     assert any(line.startswith("     Looks like: go-id-reuse") for line in lines)
+
+
+# -- the judge: liveness, spec §7's exit allowance, the client suite's processes, notices ---------
+
+
+def test_judge_weighs_the_liveness_probe() -> None:
+    from harness.suite.judge import Facts, Liveness, judge
+
+    dead = Liveness("connection closed (eof) before END_REQUEST", spawned=True, exit_status=3)
+    outcome = judge(Facts(Level.REQUIRED, protocol_error=True, liveness=dead))
+    assert (outcome.verdict, outcome.actual, outcome.target_alive) == (
+        Verdict.WARN, "the application exited with status 3", False)
+    # A shell's 128+N is signal N: a crash, not the exit spec §7 allows.
+    crashed = Liveness("x", spawned=True, exit_status=139, through_shell=True)
+    outcome = judge(Facts(Level.REQUIRED, protocol_error=True, liveness=crashed))
+    assert (outcome.verdict, outcome.actual) == (Verdict.FAIL, "target did not answer after the case: x")
+    # Not spawned: a target that stops accepting connections may have exited.
+    gone = Liveness("cannot connect to tcp:x: refused")
+    outcome = judge(Facts(Level.REQUIRED, raised=Violation("a", "EOF"), protocol_error=True, liveness=gone))
+    assert outcome.verdict is Verdict.WARN and outcome.note == "the case saw: EOF"
+    assert outcome.actual == "the target stopped accepting connections (exit status unknown): cannot connect to tcp:x: refused"
+    # Without a protocol error a dead target fails; a failure keeps its texts and notes the death.
+    outcome = judge(Facts(Level.REQUIRED, raised=Violation("a", "b"), liveness=dead))
+    assert (outcome.verdict, outcome.actual) == (Verdict.FAIL, "b")
+    assert outcome.note == "target did not answer after the case: connection closed (eof) before END_REQUEST"
+
+
+def test_judge_a_refused_connection_is_the_targets_doing_when_it_answers_again() -> None:
+    from harness.suite.judge import Facts, Liveness, judge
+
+    refused = TargetUnreachable("cannot connect to tcp:x: refused")
+    assert judge(Facts(Level.REQUIRED, raised=refused)).verdict is Verdict.ERROR
+    assert judge(Facts(Level.REQUIRED, raised=refused, liveness=Liveness())).verdict is Verdict.FAIL
+
+
+def test_judge_notice_exclusion_and_not_run() -> None:
+    from harness.suite.judge import Facts, judge
+
+    outcome = judge(Facts(Level.UNSPECIFIED, returned="seen", notice="restarted", excluded="known"))
+    assert (outcome.verdict, outcome.note, outcome.excluded) == (Verdict.INFO, "seen; restarted", "known")
+    outcome = judge(Facts(Level.REQUIRED, not_run="target could not be started: no"))
+    assert (outcome.verdict, outcome.actual) == (Verdict.ERROR, "target could not be started: no")
+
+
+def test_judge_client_processes() -> None:
+    from harness.verdicts import AdapterDied, AdapterTimeout
+    from harness.suite.judge import AdapterEnd, Adapters, Facts, judge
+
+    never = Adapters(answered=False, exit_statuses=(2,), log_tail="usage: adapter")
+    outcome = judge(Facts(Level.REQUIRED, raised=AdapterDied("exited"), adapters=never))
+    assert (outcome.verdict, outcome.actual) == (Verdict.ERROR, "the client adapter is unusable: exited usage: adapter")
+    worked = Adapters(answered=True, exit_statuses=(None,), log_tail="")
+    assert judge(Facts(Level.RECOMMENDED, raised=AdapterDied("exited"), adapters=worked)).verdict is Verdict.FAIL
+    assert judge(Facts(Level.UNSPECIFIED, raised=AdapterTimeout("3 s"))).verdict is Verdict.FAIL
+    crash = AdapterEnd(-11, "killed by SIGSEGV", sanitizer_report=False)
+    outcome = judge(Facts(Level.UNSPECIFIED, returned="fine", adapter_ends=(crash,)))
+    assert (outcome.verdict, outcome.actual) == (Verdict.FAIL, "client killed by SIGSEGV")
+    killed = AdapterEnd(-9, "killed by SIGKILL", sanitizer_report=False)
+    assert judge(Facts(Level.REQUIRED, adapter_ends=(killed,))).verdict is Verdict.PASS
+    outcome = judge(Facts(Level.REQUIRED, scenario_errors=("step 2 failed",)))
+    assert (outcome.verdict, outcome.actual) == (Verdict.ERROR, "scenario server error: step 2 failed")

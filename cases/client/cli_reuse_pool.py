@@ -56,6 +56,7 @@ def _three_at_once(ctx, client: ClientProcess, server: ScenarioServer) -> None:
     mistakes=("leak-excess-idle",),
 )
 def idle_limit(ctx) -> None:
+    """Idle limit 2 after 3 concurrent requests: the excess connection is closed, descriptors come back."""
     client = ctx.client(max_idle_per_host=2)
     warm = ctx.server(_held_until_three, name="warm-up server")
     _three_at_once(ctx, client, warm)

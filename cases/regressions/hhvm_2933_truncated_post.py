@@ -12,7 +12,7 @@ Reproduced by: reference --fault stdin-first-record-only.
 from __future__ import annotations
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import post_params, send_request
+from harness.suite.case_requests import send_request
 from harness.wire.probe_app import pattern_bytes
 from harness.verdicts import Level
 from harness.suite.checks import expect_end_request, expect_probe_report, expect_stdin_received, read_response
@@ -34,7 +34,7 @@ BODY = pattern_bytes(20000)
 )
 def hhvm_2933_truncated_post(ctx: CaseContext) -> None:
     conn = ctx.connect("a POST in two STDIN records")
-    send_request(conn, 1, post_params(len(BODY)), BODY, stdin_chunk_sizes=[8192, len(BODY) - 8192])
+    send_request(conn, 1, ctx.post_params(len(BODY)), BODY, stdin_chunk_sizes=[8192, len(BODY) - 8192])
     response = read_response(conn, 1, ctx.answer_wait)
     expect_end_request(response)
     expect_stdin_received(expect_probe_report(response), BODY, "in two STDIN records")

@@ -16,7 +16,7 @@ import time
 
 from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import plain_request, send_request
-from harness.wire.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_query
 from harness.verdicts import Level, Violation
 from harness.suite.checks import expect_end_request, read_response
 
@@ -38,7 +38,7 @@ PROMPT_SECONDS = 1.5  # "as soon as possible": well before the answer would have
 )
 def hhvm_4077_abort_ignored(ctx: CaseContext) -> None:
     conn = ctx.connect("a slow request, then FCGI_ABORT_REQUEST")
-    send_request(conn, 1, probe_params(probe_query(delay=DELAY_MS)))
+    send_request(conn, 1, ctx.probe_params(probe_query(delay=DELAY_MS)))
     time.sleep(0.1)
     conn.abort(1)
     aborted_at = time.monotonic()

@@ -18,7 +18,7 @@ import time
 
 from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import plain_request, send_request
-from harness.wire.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_query
 from harness.verdicts import Level, Violation
 from harness.suite.checks import next_event
 
@@ -41,7 +41,7 @@ def php_68571_crash_on_peer_close(ctx: CaseContext) -> str:
     query = probe_query(out=2_000_000, err="php-68571-", err_repeat=6000) if ctx.has_probe_app else ""
     for round_number in range(1, ROUNDS + 1):
         conn = ctx.connect(f"round {round_number}: reset while the application writes")
-        send_request(conn, 1, probe_params(query))
+        send_request(conn, 1, ctx.probe_params(query))
         next_event(conn, ctx.seconds(1.0))  # the output has started (or the target is slow: reset anyway)
         conn.reset()
     target = ctx.target

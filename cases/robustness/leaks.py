@@ -1,4 +1,4 @@
-"""Robustness: resource leaks (issue 7). Not spec sections: a FastCGI application that leaks a file
+"""Robustness: resource leaks. Not spec sections: a FastCGI application that leaks a file
 descriptor per closed connection or memory per request works in every short test and falls over in
 production after a million requests (HHVM #1690: an fd per connection the web server closed while idle).
 
@@ -25,7 +25,7 @@ import time
 
 from harness.suite.case import Case, CaseContext
 from harness.wire.connection import FcgiConnection
-from harness.wire.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_query
 from harness.targets.base import ProcessStats
 from harness.verdicts import Level, Unsupported, Violation
 
@@ -65,7 +65,7 @@ def _settled(ctx: CaseContext, base: ProcessStats) -> ProcessStats:
 
 
 def _params(ctx: CaseContext) -> list:
-    return probe_params(probe_query(out=64)) if ctx.has_probe_app else probe_params("")
+    return ctx.probe_params(probe_query(out=64)) if ctx.has_probe_app else ctx.probe_params("")
 
 
 def _one(ctx: CaseContext, conn: FcgiConnection, keep: bool) -> None:

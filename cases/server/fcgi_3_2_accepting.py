@@ -15,7 +15,6 @@ from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import plain_request, request_records
 from harness.wire.connection import ConnectionClosed, FcgiConnection
 from harness.wire.codec import EndRequest, ProtocolStatus
-from harness.wire.probe_app import probe_params
 from harness.targets.base import TargetUnreachable
 from harness.verdicts import Level, Unsupported, Violation
 from harness.suite.checks import TIMEOUT, describe_event, next_event, read_response
@@ -37,6 +36,7 @@ NOT_US = "192.0.2.1"  # TEST-NET-1: never the harness's address
     catches=("web-server-addrs-ignored",),
 )
 def web_server_addrs_enforced(ctx: CaseContext) -> str | None:
+    """Our connection to a variant whose FCGI_WEB_SERVER_ADDRS lacks us is closed unserved; listed, it is served."""
     refused = ctx.spawn_variant(env={"FCGI_WEB_SERVER_ADDRS": NOT_US})
     wanted = f"connection closed (EOF or RST) with no record: 127.0.0.1 is not in FCGI_WEB_SERVER_ADDRS={NOT_US}"
     try:
@@ -45,7 +45,7 @@ def web_server_addrs_enforced(ctx: CaseContext) -> str | None:
         # A connect refused outright: as good as a close (nothing was served).
         conn = None
     if conn is not None:
-        _send_request(conn)
+        _send_request(ctx, conn)
         event = next_event(conn, ctx.seconds(3.0))
         if not isinstance(event, str) or event == TIMEOUT:
             raise Violation(wanted, describe_event(event))
@@ -63,10 +63,10 @@ def web_server_addrs_enforced(ctx: CaseContext) -> str | None:
     return None
 
 
-def _send_request(conn: FcgiConnection) -> None:
+def _send_request(ctx: CaseContext, conn: FcgiConnection) -> None:
     """A whole request with KEEP_CONN; the peer may already have closed (what FCGI-3.2-1 looks for)."""
     try:
-        conn.send_records(request_records(1, probe_params()))
+        conn.send_records(request_records(1, ctx.probe_params()))
     except ConnectionClosed:
         pass
 
@@ -85,6 +85,7 @@ CONNECTIONS_CHECKED_MAX = 32
     reference_args=("--max-conns", "4"),
 )
 def advertised_connections_served(ctx: CaseContext) -> str:
+    """Holds FCGI_MAX_CONNS connections (at most 32) open at once; a request on each must complete."""
     caps = ctx.capabilities
     if caps.max_conns is None:
         raise Unsupported(f"FCGI_MAX_CONNS not advertised ({caps.describe()})")
@@ -93,7 +94,7 @@ def advertised_connections_served(ctx: CaseContext) -> str:
     count = min(caps.max_conns, CONNECTIONS_CHECKED_MAX)
     conns = [ctx.connect(f"connection {index + 1} of {count}") for index in range(count)]
     for conn in conns:
-        _send_request(conn)
+        _send_request(ctx, conn)
     # All stay open (KEEP_CONN): every one of them must be served while the others are held.
     for index, conn in enumerate(conns):
         wanted = (
@@ -106,7 +107,7 @@ def advertised_connections_served(ctx: CaseContext) -> str:
             conn.close()
             time.sleep(ctx.seconds(0.05))
             conn = ctx.connect(f"connection {index + 1} of {count}, second try")
-            _send_request(conn)
+            _send_request(ctx, conn)
             end = _end_request(ctx, conn, wanted)
         if end.protocol_status != ProtocolStatus.REQUEST_COMPLETE:
             raise Violation(wanted, f"END_REQUEST id=1 {_status_name(end.protocol_status)}" + (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import begin_record, plain_request, post_params, request_records
+from harness.suite.case_requests import begin_record, plain_request, request_records
 from harness.wire.connection import ConnectionClosed, FcgiConnection, ReadTimeout
 from harness.wire.codec import (
     HEADER_LENGTH,
@@ -35,7 +35,6 @@ from harness.wire.probe_app import (
     parse_cgi,
     parse_probe_report,
     pattern_bytes,
-    probe_params,
     probe_query,
     sha256_hex,
 )
@@ -109,6 +108,7 @@ def _params_stream(request_id: int, pairs: list[tuple[bytes | str, bytes | str]]
 
 
 def _request_records(
+    ctx: CaseContext,
     request_id: int,
     padding: Padding,
     *,
@@ -116,7 +116,7 @@ def _request_records(
     with_stdin: bool = True,
     stdin_record_size: int = 100,
 ) -> list[bytes]:
-    params = post_params(len(body))
+    params = ctx.post_params(len(body))
     records = [_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, KEEP_CONN), padding)]
     records += _params_stream(request_id, params, padding)
     if with_stdin:
@@ -152,7 +152,7 @@ def _answer(ctx: CaseContext, conn: FcgiConnection, request_id: int, *, whole_st
 
 
 def request_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
-    conn.send_records(_request_records(1, padding))
+    conn.send_records(_request_records(ctx, 1, padding))
     return "request: " + _answer(ctx, conn, 1)
 
 
@@ -161,7 +161,7 @@ MANY_RECORDS_BODY = pattern_bytes(4 * len(ALL_PADDING_LENGTHS))
 
 def many_records_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
     """STDIN in 255 4-byte records: in the every-length run, each has its own padding length."""
-    conn.send_records(_request_records(1, padding, body=MANY_RECORDS_BODY, stdin_record_size=4))
+    conn.send_records(_request_records(ctx, 1, padding, body=MANY_RECORDS_BODY, stdin_record_size=4))
     return "request with 255 STDIN records: " + _answer(ctx, conn, 1)
 
 
@@ -177,7 +177,7 @@ def get_values_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding
         result = "no answer"
     except ConnectionClosed as closed:
         return f"GET_VALUES: connection closed ({closed.how})"
-    conn.send_records(_request_records(2, Padding((), "none")))
+    conn.send_records(_request_records(ctx, 2, Padding((), "none")))
     return f"GET_VALUES: {result}; next request: {_answer(ctx, conn, 2)}"
 
 
@@ -189,19 +189,19 @@ def stray_records_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padd
             _record(RecordType.DATA, STRAY_REQUEST_ID, b"", padding),
             _record(RecordType.STDIN, STRAY_REQUEST_ID, b"", padding),
         ]
-        + _request_records(3, Padding((), "none"))
+        + _request_records(ctx, 3, Padding((), "none"))
     )
     return f"ABORT, DATA and STDIN for inactive id {STRAY_REQUEST_ID}, then a request: {_answer(ctx, conn, 3)}"
 
 
 def abort_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
     conn.send_records(
-        _request_records(4, Padding((), "none"), with_stdin=False) + [_record(RecordType.ABORT_REQUEST, 4, b"", padding)]
+        _request_records(ctx, 4, Padding((), "none"), with_stdin=False) + [_record(RecordType.ABORT_REQUEST, 4, b"", padding)]
     )
     aborted = _answer(ctx, conn, 4)
     if "closed" in aborted:
         return f"ABORT_REQUEST: {aborted}"
-    conn.send_records(_request_records(5, Padding((), "none")))
+    conn.send_records(_request_records(ctx, 5, Padding((), "none")))
     return f"ABORT_REQUEST: {aborted}; next request: {_answer(ctx, conn, 5)}"
 
 
@@ -211,7 +211,7 @@ FILTER_DATA = b"filter data, padded " * 15
 def filter_data_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
     """A Filter request, so that DATA records with content reach an active request (a target
     without the Filter role answers UNKNOWN_ROLE both times, which compares equal)."""
-    params = probe_params(
+    params = ctx.probe_params(
         "",
         "GET",
         [("FCGI_DATA_LENGTH", str(len(FILTER_DATA))), ("FCGI_DATA_LAST_MOD", "0")],
@@ -272,8 +272,9 @@ def padding_is_skipped(ctx: CaseContext) -> None:
     timeout=15.0,
 )
 def max_content_with_padding(ctx: CaseContext) -> None:
+    """A request in 65535-byte PARAMS and STDIN records padded by 255 and 1 must be served intact."""
     body = pattern_bytes(MAX_CONTENT_LENGTH + 100)
-    params = post_params(len(body))
+    params = ctx.post_params(len(body))
     fill_name = b"FCGISPEC_FILL"
     # The filler pair has a 1-byte name length and a 4-byte value length.
     fill_length = MAX_CONTENT_LENGTH - len(encode_params(params)) - 1 - 4 - len(fill_name)
@@ -293,7 +294,7 @@ def max_content_with_padding(ctx: CaseContext) -> None:
             encode_record(RecordType.STDIN, 1, b""),
         ]
     )
-    response = read_response(conn, 1, ctx.seconds(5.0), expected="END_REQUEST id=1 for the request with 65535-byte records")
+    response = read_response(conn, 1, ctx.answer_wait, expected="END_REQUEST id=1 for the request with 65535-byte records")
     expect_end_request(response)
     if ctx.has_probe_app:
         report = expect_probe_report(response)
@@ -315,12 +316,13 @@ ALIGNMENT = 8
     catches=("unaligned-output",),
 )
 def output_aligned(ctx: CaseContext) -> str:
+    """Checks that every record the app sends (STDOUT of three sizes, management answers) is 8-byte aligned."""
     conn = ctx.connect()
     received: list[Record] = []
     for request_id, size in ((1, 1), (2, 13), (3, 70001)):
-        conn.send_records(request_records(request_id, probe_params(probe_query(out=size))))
+        conn.send_records(request_records(request_id, ctx.probe_params(probe_query(out=size))))
         received += conn.read_all_until(
-            lambda r, rid=request_id: r.type == RecordType.END_REQUEST and r.request_id == rid, ctx.seconds(5.0)
+            lambda r, rid=request_id: r.type == RecordType.END_REQUEST and r.request_id == rid, ctx.answer_wait
         )
     # Management answers last: whether (and how) they come is §4's business, their alignment this case's.
     conn.send_records(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import begin_record, post_params, request_records
+from harness.suite.case_requests import begin_record, request_records
 from harness.wire.connection import FcgiConnection, ReadTimeout, Response
 from harness.wire.codec import (
     FCGI_VERSION_1,
@@ -27,7 +27,7 @@ from harness.wire.codec import (
     stream_records,
 )
 from harness.wire.mutations import split_at, split_every_offset, with_version
-from harness.wire.probe_app import probe_params, probe_query, probe_script_filename
+from harness.wire.probe_app import probe_query
 from harness.verdicts import Level, Violation
 from harness.suite.checks import (
     TIMEOUT,
@@ -41,7 +41,6 @@ from harness.suite.checks import (
     read_response,
 )
 
-QUIET_SECONDS = 0.25
 # What an application may send (spec Appendix A: every type not marked WS->App).
 APPLICATION_SENT_TYPES = frozenset(
     {RecordType.STDOUT, RecordType.STDERR, RecordType.END_REQUEST, RecordType.GET_VALUES_RESULT, RecordType.UNKNOWN_TYPE}
@@ -122,12 +121,12 @@ def _read_framed(conn: FcgiConnection, request_id: int, timeout: float, where: s
 def output_is_framed(ctx: CaseContext) -> None:
     conn = ctx.connect()
     for number, (request_id, query) in enumerate(FRAMING_REQUESTS, start=1):
-        conn.send_records(request_records(request_id, probe_params(query)))
-        _read_framed(conn, request_id, ctx.seconds(5.0), f"request {number} of {len(FRAMING_REQUESTS)} on one connection")
+        conn.send_records(request_records(request_id, ctx.probe_params(query)))
+        _read_framed(conn, request_id, ctx.answer_wait, f"request {number} of {len(FRAMING_REQUESTS)} on one connection")
     # A management record last: its answer (if any; §4.1 judges that) must be framed as well,
     # and nothing may follow but whole, well-framed records.
     conn.get_values(["FCGI_MPXS_CONNS"])
-    for record in conn.drain(ctx.seconds(QUIET_SECONDS)):
+    for record in conn.drain(ctx.quiet_wait):
         if record.version != FCGI_VERSION_1 or record.type not in APPLICATION_SENT_TYPES:
             raise Violation("no stray bytes after the last END_REQUEST", record.describe())
     pending = _pending_bytes(conn)
@@ -163,10 +162,11 @@ SMALL_PARAMS = [
     timeout=20.0,
 )
 def stream_split_anywhere(ctx: CaseContext) -> None:
+    """PARAMS and STDIN cut mid-length and mid-name, in 1-byte records, split at every offset: received unchanged."""
     body = bytes(range(256))
     long_name = b"FCGISPEC_LONG_NAME_" + b"N" * 181  # 200 bytes: a 4-byte name length
     split_name = b"FCGISPEC_SPLIT_NAME"
-    params = post_params(
+    params = ctx.post_params(
         len(body), [(long_name, b"long-name-value"), (split_name, b"split-value"), ("FCGISPEC_AFTER", "after")]
     )
     encoded = encode_params(params)
@@ -184,7 +184,7 @@ def stream_split_anywhere(ctx: CaseContext) -> None:
         + [encode_record(RecordType.PARAMS, 1, b"")]
         + stream_records(RecordType.STDIN, 1, body, chunk_sizes=1)
     )
-    _expect_received(ctx, read_response(conn, 1, ctx.seconds(5.0)), encoded, body, f"from {len(body)} 1-byte STDIN records")
+    _expect_received(ctx, read_response(conn, 1, ctx.answer_wait), encoded, body, f"from {len(body)} 1-byte STDIN records")
 
     conn.note("PARAMS and STDIN as 1-byte records")
     conn.send_records(
@@ -192,12 +192,12 @@ def stream_split_anywhere(ctx: CaseContext) -> None:
         + stream_records(RecordType.PARAMS, 2, encoded, chunk_sizes=1)
         + stream_records(RecordType.STDIN, 2, body, chunk_sizes=1)
     )
-    response = read_response(conn, 2, ctx.seconds(5.0))
+    response = read_response(conn, 2, ctx.answer_wait)
     _expect_received(ctx, response, encoded, body, f"from {len(encoded)} 1-byte PARAMS records")
 
     # The least a CGI request needs on every platform (net/http wants the method and protocol,
     # php-fpm and fcgiwrap the script), then the pairs that get cut.
-    minimal = [("REQUEST_METHOD", "GET"), ("SERVER_PROTOCOL", "HTTP/1.1"), ("SCRIPT_FILENAME", probe_script_filename())]
+    minimal = [("REQUEST_METHOD", "GET"), ("SERVER_PROTOCOL", "HTTP/1.1"), ("SCRIPT_FILENAME", ctx.script_filename)]
     small = encode_params(minimal + SMALL_PARAMS)
     conn.note(f"{len(small) - 1} requests, each with its {len(small)}-byte PARAMS split in two records at offset 1, 2, …")
     for offset, pieces in split_every_offset(small):
@@ -207,7 +207,7 @@ def stream_split_anywhere(ctx: CaseContext) -> None:
             + [encode_record(RecordType.PARAMS, 3, b""), encode_record(RecordType.STDIN, 3, b"")]
         )
         response = read_response(
-            conn, 3, ctx.seconds(5.0), expected=f"END_REQUEST id=3 for PARAMS split at byte {offset} of {len(small)}"
+            conn, 3, ctx.answer_wait, expected=f"END_REQUEST id=3 for PARAMS split at byte {offset} of {len(small)}"
         )
         _expect_received(ctx, response, small, b"", f"PARAMS split at byte {offset} of {len(small)}")
 
@@ -227,9 +227,10 @@ HEADER_PAUSE_SECONDS = 0.01
     timeout=20.0,
 )
 def segmentation_independent(ctx: CaseContext) -> None:
+    """Requests with headers cut across writes, 1 byte per write, 300 records per write: served unchanged."""
     conn = ctx.connect()
     body = b"segmented body " * 20
-    params = post_params(len(body))
+    params = ctx.post_params(len(body))
     encoded = encode_params(params)
     half_params, half_body = len(encoded) // 2, len(body) // 2
 
@@ -246,23 +247,23 @@ def segmentation_independent(ctx: CaseContext) -> None:
         start += len(record)
     conn.note(f"record k's header cut after its byte k (k = 1..{len(records)}), pieces {HEADER_PAUSE_SECONDS * 1000:g} ms apart")
     conn.send_chunks(split_at(b"".join(records), offsets), pause=HEADER_PAUSE_SECONDS)
-    response = read_response(conn, 1, ctx.seconds(5.0), expected="END_REQUEST id=1 for the request with cut headers")
+    response = read_response(conn, 1, ctx.answer_wait, expected="END_REQUEST id=1 for the request with cut headers")
     _expect_received(ctx, response, encoded, body, "with every record header cut across two writes")
 
     conn.send_raw(b"".join(request_records(2, params, body)), write_size=1)
-    response = read_response(conn, 2, ctx.seconds(5.0), expected="END_REQUEST id=2 for the request written 1 byte per send()")
+    response = read_response(conn, 2, ctx.answer_wait, expected="END_REQUEST id=2 for the request written 1 byte per send()")
     _expect_received(ctx, response, encoded, body, "written 1 byte per send()")
 
     conn.note("one write: PARAMS in 100 records and STDIN in 200 records")
     long_body = body * 2
-    long_params = post_params(len(long_body))
+    long_params = ctx.post_params(len(long_body))
     long_encoded = encode_params(long_params)
     conn.send_records(
         [begin_record(3)]
         + stream_records(RecordType.PARAMS, 3, long_encoded, chunk_sizes=-(-len(long_encoded) // 100))
         + stream_records(RecordType.STDIN, 3, long_body, chunk_sizes=-(-len(long_body) // 200))
     )
-    response = read_response(conn, 3, ctx.seconds(5.0), expected="END_REQUEST id=3 for 300 records sent in one write")
+    response = read_response(conn, 3, ctx.answer_wait, expected="END_REQUEST id=3 for 300 records sent in one write")
     _expect_received(ctx, response, long_encoded, long_body, "300 records in one write")
 
 
@@ -281,8 +282,8 @@ def stdout_stream_shape(ctx: CaseContext) -> None:
     conn = ctx.connect()
     # 200000 bytes cannot fit one record, so the probe app's stream has several non-empty records.
     for request_id, size in ((1, 200000), (2, 10)):
-        conn.send_records(request_records(request_id, probe_params(probe_query(out=size))))
-        response = read_response(conn, request_id, ctx.seconds(5.0))
+        conn.send_records(request_records(request_id, ctx.probe_params(probe_query(out=size))))
+        response = read_response(conn, request_id, ctx.answer_wait)
         expect_stream_terminated(response.records, RecordType.STDOUT)
         expect_end_request(response)
         expect_single_end_request(conn, request_id, ctx.seconds(0.3))
@@ -321,11 +322,11 @@ def unknown_version(ctx: CaseContext) -> str:
     notes: list[str] = []
     for version in ODD_VERSIONS:
         conn = ctx.connect(f"version {version}")
-        conn.send_raw(with_version(b"".join(request_records(1, probe_params())), version))
+        conn.send_raw(with_version(b"".join(request_records(1, ctx.probe_params())), version))
         reaction = _reaction(conn, 1, ctx.seconds(0.5))
         words = f"version {version}: {reaction}"
         if conn.closed_how is None:
-            conn.send_records(request_records(2, probe_params()))
+            conn.send_records(request_records(2, ctx.probe_params()))
             after = _reaction(conn, 2, ctx.seconds(2.0))
             words += f"; a version 1 request afterwards on the same connection: {after}"
         notes.append(words)

@@ -14,7 +14,7 @@ records get no answer and do not break the connection).
 from __future__ import annotations
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import plain_request, post_params, request_records
+from harness.suite.case_requests import plain_request, request_records
 from harness.wire.connection import FcgiConnection, Response
 from harness.wire.codec import (
     MANAGEMENT_REQUEST_ID,
@@ -27,7 +27,6 @@ from harness.wire.codec import (
     type_name,
 )
 from harness.wire.mutations import random_request_id
-from harness.wire.probe_app import probe_params
 from harness.verdicts import Level, Violation
 from harness.suite.checks import TIMEOUT, describe_event, next_event, read_response
 from harness.suite.checks import expect_end_request, expect_probe_report, expect_single_end_request, expect_stdin_received
@@ -36,7 +35,6 @@ INACTIVE_REQUIREMENT = (
     "While a request ID R is inactive, the application ignores records with requestId == R, "
     "except for FCGI_BEGIN_REQUEST records as just described."
 )
-QUIET_SECONDS = 0.25
 
 
 def _check_body(ctx: CaseContext, response: Response, body: bytes, how: str) -> None:
@@ -56,7 +54,7 @@ def _response_after(ctx: CaseContext, conn: FcgiConnection, request_id: int, ear
         if record.type == RecordType.END_REQUEST:
             response.end = decode_end_request(record.content) if len(record.content) == 8 else None
             return response
-    rest = read_response(conn, request_id, ctx.seconds(5.0))
+    rest = read_response(conn, request_id, ctx.answer_wait)
     response.records += rest.records
     response.other_records += rest.other_records
     response.end = rest.end
@@ -90,9 +88,9 @@ def replies_carry_request_id(ctx: CaseContext) -> None:
     conn = ctx.connect()
     # 256 has a zero low byte and 65535 fills both bytes: the ids byte-order bugs show on.
     for request_id in (1, 256, 65535):
-        conn.send_records(request_records(request_id, probe_params()))
+        conn.send_records(request_records(request_id, ctx.probe_params()))
         while True:
-            event = next_event(conn, ctx.seconds(5.0))
+            event = next_event(conn, ctx.answer_wait)
             wanted = f"STDOUT, STDERR or END_REQUEST records with id={request_id}"
             if isinstance(event, str):
                 raise Violation(wanted, describe_event(event))
@@ -116,12 +114,12 @@ REUSE_COUNT = 1000
 )
 def request_id_reused_at_once(ctx: CaseContext) -> None:
     conn = ctx.connect()
-    request_bytes = b"".join(request_records(1, probe_params()))
+    request_bytes = b"".join(request_records(1, ctx.probe_params()))
     for number in range(1, REUSE_COUNT + 1):
         # The next BEGIN leaves the moment END_REQUEST is read, like nginx's upstream keepalive.
         conn.send_records([request_bytes])
         response = read_response(
-            conn, 1, ctx.seconds(5.0), expected=f"END_REQUEST id=1 for request {number} of {REUSE_COUNT} (id 1 reused)"
+            conn, 1, ctx.answer_wait, expected=f"END_REQUEST id=1 for request {number} of {REUSE_COUNT} (id 1 reused)"
         )
         try:
             expect_end_request(response)
@@ -150,19 +148,20 @@ def _foreign_records(request_id: int) -> list[bytes]:
     catches=("late-record-close", "foreign-id-stdin-accepted"),
 )
 def inactive_id_records_ignored(ctx: CaseContext) -> None:
+    """Records for never-begun ids, before and during request 1, get no answer and do not reach request 1."""
     conn = ctx.connect()
     conn.note("records for id 5 before any request")
     conn.send_records(_foreign_records(5))
-    _expect_nothing_for(conn, {5}, ctx.seconds(QUIET_SECONDS), "the never-begun id 5")
+    _expect_nothing_for(conn, {5}, ctx.quiet_wait, "the never-begun id 5")
 
     body = b"request one's own body, first half|" + b"second half of request one's body"
     half = body.index(b"|") + 1
-    conn.send_records(request_records(1, post_params(len(body)), body[:half], terminate_stdin=False))
+    conn.send_records(request_records(1, ctx.post_params(len(body)), body[:half], terminate_stdin=False))
     conn.note("request 1 is active (its STDIN not yet ended): records for ids 7 and 2")
     conn.send_records(_foreign_records(7) + _foreign_records(2))
     # Request 1 may be answered already (a responder may finish before STDIN ends): keep what comes for it.
     early = _expect_nothing_for(
-        conn, {7, 2}, ctx.seconds(QUIET_SECONDS), "the never-begun ids 7 and 2 while request 1 is active"
+        conn, {7, 2}, ctx.quiet_wait, "the never-begun ids 7 and 2 while request 1 is active"
     )
     conn.send_records(stream_records(RecordType.STDIN, 1, body[half:]))
     response = _response_after(ctx, conn, 1, early)
@@ -186,12 +185,13 @@ def inactive_id_records_ignored(ctx: CaseContext) -> None:
     catches=("late-record-close", "end-request-twice"),
 )
 def late_records_ignored(ctx: CaseContext) -> None:
+    """A repeated empty STDIN and late records for a finished id get no answer; id 1 begun again is served alone."""
     conn = ctx.connect()
     body = b"late-records body"
     # Yaws sent the empty STDIN twice (erlyaws/yaws#283): the request must still be answered, once.
     conn.note("request 1 with its empty STDIN record sent twice")
-    conn.send_records(request_records(1, post_params(len(body)), body) + [encode_record(RecordType.STDIN, 1, b"")])
-    response = read_response(conn, 1, ctx.seconds(5.0))
+    conn.send_records(request_records(1, ctx.post_params(len(body)), body) + [encode_record(RecordType.STDIN, 1, b"")])
+    response = read_response(conn, 1, ctx.answer_wait)
     expect_end_request(response)
     _check_body(ctx, response, body, "(the duplicate empty STDIN changes nothing)")
 
@@ -206,15 +206,15 @@ def late_records_ignored(ctx: CaseContext) -> None:
             encode_record(RecordType.ABORT_REQUEST, 1),
         ]
     )
-    _expect_nothing_for(conn, {1}, ctx.seconds(QUIET_SECONDS), "the finished id 1")
+    _expect_nothing_for(conn, {1}, ctx.quiet_wait, "the finished id 1")
 
     # Id 1 again: served on its own, the late STDIN above not part of it.
-    conn.send_records(request_records(1, post_params(len(body)), body))
-    response = read_response(conn, 1, ctx.seconds(5.0), expected="END_REQUEST id=1 for id 1 begun again after the late records")
+    conn.send_records(request_records(1, ctx.post_params(len(body)), body))
+    response = read_response(conn, 1, ctx.answer_wait, expected="END_REQUEST id=1 for id 1 begun again after the late records")
     expect_end_request(response)
     _check_body(ctx, response, body, "(the late STDIN record is not part of it)")
     # Nothing for an id after its END_REQUEST.
-    expect_single_end_request(conn, 1, ctx.seconds(QUIET_SECONDS))
+    expect_single_end_request(conn, 1, ctx.quiet_wait)
 
 
 @case(
@@ -226,14 +226,15 @@ def late_records_ignored(ctx: CaseContext) -> None:
 )
 def large_request_ids_served(ctx: CaseContext) -> str:
     # 257: both bytes 1 (a server keeping one byte sees id 1); 32768: the sign bit of a 16-bit id.
+    """Serves one request for each of several large ids on one connection; every record of the answer must carry that id."""
     ids = (256, 257, 32768, 65535, random_request_id())
     conn = ctx.connect()
     for request_id in ids:
         body = f"body of request {request_id}".encode()
-        conn.send_records(request_records(request_id, post_params(len(body)), body))
+        conn.send_records(request_records(request_id, ctx.post_params(len(body)), body))
         response = Response(request_id)
         while response.end is None:
-            event = next_event(conn, ctx.seconds(5.0))
+            event = next_event(conn, ctx.answer_wait)
             wanted = f"STDOUT, STDERR and END_REQUEST records with id={request_id}"
             if not isinstance(event, Record) or event.request_id != request_id:
                 raise Violation(wanted, describe_event(event))
@@ -261,15 +262,16 @@ APPLICATION_OUTPUT = (RecordType.STDOUT, RecordType.STDERR, RecordType.END_REQUE
     protocol_error=True,
 )
 def null_id_request_not_served(ctx: CaseContext) -> str:
+    """A whole request with id 0 gets no STDOUT, STDERR or END_REQUEST; a plain request afterwards is served."""
     conn = ctx.connect()
-    conn.send_records(request_records(MANAGEMENT_REQUEST_ID, probe_params()))
+    conn.send_records(request_records(MANAGEMENT_REQUEST_ID, ctx.probe_params()))
     wanted = [
         "the id-0 request ignored, answered with UNKNOWN_TYPE records (id 0), or the connection closed",
         "never STDOUT, STDERR or END_REQUEST (an id-0 request is not a request)",
     ]
     answers: list[str] = []
     while True:
-        event = next_event(conn, ctx.seconds(QUIET_SECONDS))
+        event = next_event(conn, ctx.quiet_wait)
         if event == TIMEOUT:
             break
         if not isinstance(event, Record):
@@ -283,9 +285,9 @@ def null_id_request_not_served(ctx: CaseContext) -> str:
         )
     reaction = "answered " + ", ".join(answers) if answers else "ignored it"
     # The connection must still be usable (or be closed now, if the target decided to close it).
-    conn.send_records(request_records(1, probe_params()))
+    conn.send_records(request_records(1, ctx.probe_params()))
     while True:
-        event = next_event(conn, ctx.seconds(5.0))
+        event = next_event(conn, ctx.answer_wait)
         if event == TIMEOUT:
             raise Violation(
                 "END_REQUEST id=1 for a plain request after the id-0 request, or the connection closed", "Timeout"

@@ -17,7 +17,7 @@ from harness.suite.case_requests import begin_record, plain_request
 from harness.wire.connection import FcgiConnection, Response
 from harness.wire.codec import Record, RecordType, decode_params, encode_params, encode_record, stream_records
 from harness.wire.mutations import long_form_params
-from harness.wire.probe_app import ProbeReport, probe_params, probe_query
+from harness.wire.probe_app import ProbeReport, probe_query
 from harness.targets.base import TargetUnreachable
 from harness.verdicts import Level, RecommendationMissed, Violation
 from harness.suite.checks import (
@@ -69,7 +69,7 @@ def _follow_up(ctx: CaseContext, conn: FcgiConnection, request_id: int, what: st
 
 def _probe_report(ctx: CaseContext, extra: list[tuple[bytes, bytes]], what: str, *, long_form: bool = False) -> ProbeReport | None:
     """A request to the probe app with these extra pairs; its report, or None without the probe app."""
-    params = probe_params(probe_query(status=200), extra=extra)
+    params = ctx.probe_params(probe_query(status=200), extra=extra)
     if long_form:
         encoded = long_form_params((_bytes(n), _bytes(v)) for n, v in params)
     else:
@@ -182,7 +182,8 @@ def _malformed_reaction(ctx: CaseContext, conn: FcgiConnection, what: str) -> st
     timeout=20.0,
 )
 def lengths_past_the_stream(ctx: CaseContext) -> str:
-    good = encode_params(probe_params())
+    """PARAMS with lengths past the stream's end are rejected, each on its own connection; the target still serves."""
+    good = encode_params(ctx.probe_params())
     notes = []
     for what, bad in MALFORMED_PARAMS:
         try:
@@ -225,7 +226,7 @@ def large_params_streams(ctx: CaseContext) -> None:
         (3, [(f"FCGISPEC_VAR_{i:03d}".encode(), _filler(100, i)) for i in range(600)], 4096, "72 KiB of PARAMS (600 pairs)"),
     )
     for request_id, extra, record_size, what in requests:
-        encoded = encode_params(probe_params(probe_query(status=200), extra=extra))
+        encoded = encode_params(ctx.probe_params(probe_query(status=200), extra=extra))
         conn.note(f"{what}: {len(encoded)} bytes")
         _send_params(conn, request_id, encoded, record_size)
         response = read_response(conn, request_id, ctx.seconds(10.0), expected=f"END_REQUEST id={request_id} for {what}")

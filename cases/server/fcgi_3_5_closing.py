@@ -17,8 +17,8 @@ from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import begin_and_params, plain_request, request_records
 from harness.wire.connection import ConnectionClosed, FcgiTimeout
 from harness.wire.codec import MANAGEMENT_REQUEST_ID, RecordType, encode_params, encode_record
-from harness.wire.probe_app import probe_params, probe_query
-from harness.targets.base import ProcessStats, SpawnedTarget, TargetUnreachable
+from harness.wire.probe_app import probe_query
+from harness.targets.base import ProcessStats, TargetUnreachable
 from harness.verdicts import Level, RecommendationMissed, Violation
 from harness.suite.checks import (
     TIMEOUT,
@@ -63,6 +63,7 @@ OUTPUT_BYTES = 512 * 1024
     catches=("keep-conn-never-close", "close-with-rst"),
 )
 def closes_without_keep_conn(ctx: CaseContext) -> None:
+    """Without KEEP_CONN the app closes with a FIN after END_REQUEST, also with a GET_VALUES still unread."""
     conn = ctx.connect("plain request")
     plain_request(ctx, conn, 1, keep_conn=False)
     how = expect_closed(
@@ -76,10 +77,10 @@ def closes_without_keep_conn(ctx: CaseContext) -> None:
     # PR #1333/#1421, nginx 502). A GET_VALUES ("at any time") right behind the request leaves such bytes.
     conn = ctx.connect("request, then GET_VALUES in the same write")
     conn.send_records(
-        request_records(1, probe_params(), keep_conn=False)
+        request_records(1, ctx.probe_params(), keep_conn=False)
         + [encode_record(RecordType.GET_VALUES, MANAGEMENT_REQUEST_ID, encode_params([("FCGI_MPXS_CONNS", "")]))]
     )
-    response = read_response(conn, 1, ctx.seconds(5.0))
+    response = read_response(conn, 1, ctx.answer_wait)
     expect_end_request(response)
     # The GET_VALUES may be answered before the close, or not at all: only the close is judged.
     how = conn.wait_closed(ctx.seconds(2.0))
@@ -122,7 +123,7 @@ def _stats(ctx: CaseContext) -> ProcessStats | None:
 def _expect_target_running(ctx: CaseContext, what: str) -> None:
     """A spawned target that exited after the web server's closes fails here, with how it ended."""
     target = ctx.target
-    if isinstance(target, SpawnedTarget) and target.exit_status() is not None:
+    if target.exit_status() is not None:  # None for a target the harness did not spawn
         raise Violation(f"the application keeps running after {what}", f"the process {target.exit_text()}")
 
 
@@ -233,6 +234,7 @@ def _settled_baseline(ctx: CaseContext) -> ProcessStats | None:
 def web_server_closes_mid_request(ctx: CaseContext) -> str:
     # A bystander connection held open throughout shows that one peer's close touches no other
     # connection; not for a target that serves one connection at a time (it would wait on it).
+    """Closes connections mid-PARAMS, mid-STDIN and mid-output; the target keeps serving and frees what it used."""
     max_conns = ctx.capabilities.max_conns
     bystander = None
     if max_conns is None or max_conns >= 2:
@@ -243,21 +245,21 @@ def web_server_closes_mid_request(ctx: CaseContext) -> str:
     def one_round(n: int) -> None:
         nonlocal output_started
         conn = ctx.connect(f"round {n}: closed during PARAMS (FIN)")
-        conn.send_records(begin_and_params(1, probe_params())[:2])
+        conn.send_records(begin_and_params(1, ctx.probe_params())[:2])
         conn.close()
         for how in ("FIN", "RST"):
             conn = ctx.connect(f"round {n}: closed during STDIN ({how})")
-            conn.send_records(request_records(1, probe_params(), b"x" * 1000, terminate_stdin=False))
+            conn.send_records(request_records(1, ctx.probe_params(), b"x" * 1000, terminate_stdin=False))
             conn.close() if how == "FIN" else conn.reset()
         conn = ctx.connect(f"round {n}: reset (RST) during output")
         if ctx.has_probe_app:
             # Long STDOUT and STDERR (php-fpm #68571 crashed writing stderr to a closed peer).
-            params = probe_params(probe_query(out=OUTPUT_BYTES, err="fcgispec-stderr-", err_repeat=4096))
+            params = ctx.probe_params(probe_query(out=OUTPUT_BYTES, err="fcgispec-stderr-", err_repeat=4096))
             conn.send_records(request_records(1, params))
             if output_started:  # the application has started writing
                 output_started = next_event(conn, ctx.seconds(1.0)) != TIMEOUT
         else:
-            conn.send_records(request_records(1, probe_params()))
+            conn.send_records(request_records(1, ctx.probe_params()))
         conn.reset()
 
     closed = f"{(MID_REQUEST_ROUNDS + 1) * 4} connections closed by the web server mid-request"

@@ -18,7 +18,7 @@ from harness.wire.codec import (
     decode_params,
     stream_records,
 )
-from harness.wire.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_query
 from harness.verdicts import Level, Unsupported, Violation
 from harness.suite.checks import TIMEOUT, describe_event, expect_record, next_event
 
@@ -119,9 +119,10 @@ def get_values_empty_query(ctx: CaseContext) -> None:
     catches=("mgmt-mid-request-close", "get-values-close"),
 )
 def get_values_any_time(ctx: CaseContext) -> str | None:
+    """GET_VALUES before a request, while it waits for STDIN, and after it: each answered, the requests served."""
     conn = ctx.connect()
     _ask(ctx, conn, (b"FCGI_MPXS_CONNS",))
-    _start_open_request(conn, 1)
+    _start_open_request(ctx, conn, 1)
     conn.note("request 1 is active: PARAMS ended, STDIN not yet sent")
     conn.get_values([b"FCGI_MPXS_CONNS"])
     # The app may legitimately write STDOUT for request 1 already. It may also answer only
@@ -129,7 +130,7 @@ def get_values_any_time(ctx: CaseContext) -> str | None:
     # STDIN is sent, and the answer may then come before or after END_REQUEST id=1.
     answered = request_ended = stdin_sent = False
     note = None
-    end_time = time.monotonic() + ctx.seconds(5.0)
+    end_time = time.monotonic() + ctx.answer_wait
     while not (answered and request_ended):
         if not answered and not stdin_sent:
             wait = ctx.seconds(MID_REQUEST_ANSWER_WAIT)
@@ -181,13 +182,13 @@ QUEUE_WAIT = 0.5
 DEQUEUE_WAIT = 3.0
 
 
-def _start_open_request(conn: FcgiConnection, request_id: int, *, keep_conn: bool = True) -> None:
+def _start_open_request(ctx: CaseContext, conn: FcgiConnection, request_id: int, *, keep_conn: bool = True) -> None:
     """A request that stays active: PARAMS ended, STDIN left open (a responder waits for its end)."""
-    conn.send_records(begin_and_params(request_id, probe_params(), keep_conn=keep_conn))
+    conn.send_records(begin_and_params(request_id, ctx.probe_params(), keep_conn=keep_conn))
 
 
-def _send_whole_request(conn: FcgiConnection, request_id: int, *, keep_conn: bool = True) -> None:
-    conn.send_records(request_records(request_id, probe_params(), keep_conn=keep_conn))
+def _send_whole_request(ctx: CaseContext, conn: FcgiConnection, request_id: int, *, keep_conn: bool = True) -> None:
+    conn.send_records(request_records(request_id, ctx.probe_params(), keep_conn=keep_conn))
 
 
 def _end_stdin(conn: FcgiConnection, request_id: int) -> None:
@@ -224,8 +225,8 @@ def _shown(outcome: str) -> str:
 def _check_multiplexing(ctx: CaseContext, caps: Capabilities) -> str:
     """MPXS_CONNS=1: a second request is served while the first is still open."""
     conn = ctx.connect("multiplexing: two requests at once")
-    _start_open_request(conn, 1)
-    _send_whole_request(conn, 2)
+    _start_open_request(ctx, conn, 1)
+    _send_whole_request(ctx, conn, 2)
     wait = ctx.seconds(1.0)
     outcome = _outcome(conn, 2, wait)
     wanted = f"END_REQUEST id=2 REQUEST_COMPLETE while request 1 is still open (FCGI_MPXS_CONNS=1), within {wait:g}s"
@@ -248,8 +249,8 @@ def _check_multiplexing(ctx: CaseContext, caps: Capabilities) -> str:
 def _check_no_multiplexing(ctx: CaseContext) -> str:
     """MPXS_CONNS=0: a second concurrent request is refused with CANT_MPX_CONN (or served, or waits)."""
     conn = ctx.connect("no multiplexing: a second request while one is open")
-    _start_open_request(conn, 1)
-    _send_whole_request(conn, 2)
+    _start_open_request(ctx, conn, 1)
+    _send_whole_request(ctx, conn, 2)
     outcome = _outcome(conn, 2, ctx.seconds(QUEUE_WAIT))
     wanted = [
         "END_REQUEST id=2 CANT_MPX_CONN (FCGI_MPXS_CONNS=0)",
@@ -286,16 +287,16 @@ def _check_max_reqs(ctx: CaseContext, limit: int, multiplexes: bool) -> str:
         conn = ctx.connect(f"FCGI_MAX_REQS={limit}: {limit + 1} requests on one connection")
         held = [(conn, request_id) for request_id in range(1, limit + 1)]
         for _, request_id in held:
-            _start_open_request(conn, request_id)
+            _start_open_request(ctx, conn, request_id)
         extra, extra_id = conn, limit + 1
     else:
         held = []
         for index in range(limit):
             conn = ctx.connect(f"FCGI_MAX_REQS={limit}: open request {index + 1}")
-            _start_open_request(conn, 1, keep_conn=False)
+            _start_open_request(ctx, conn, 1, keep_conn=False)
             held.append((conn, 1))
         extra, extra_id = ctx.connect(f"FCGI_MAX_REQS={limit}: request {limit + 1}"), 1
-    _send_whole_request(extra, extra_id, keep_conn=multiplexes)
+    _send_whole_request(ctx, extra, extra_id, keep_conn=multiplexes)
     outcome = _outcome(extra, extra_id, ctx.seconds(QUEUE_WAIT))
     if outcome == "queued":
         first_conn, first_id = held[0]
@@ -322,7 +323,7 @@ def _check_max_conns(ctx: CaseContext, limit: int) -> str:
     opened: list[FcgiConnection] = []
     for index in range(1, limit + 2):
         conn = ctx.connect(f"FCGI_MAX_CONNS={limit}: connection {index}")
-        _send_whole_request(conn, 1)
+        _send_whole_request(ctx, conn, 1)
         outcome = _outcome(conn, 1, ctx.seconds(QUEUE_WAIT))
         if outcome == "REQUEST_COMPLETE":
             opened.append(conn)
@@ -362,6 +363,7 @@ def _check_max_conns(ctx: CaseContext, limit: int) -> str:
     timeout=15.0,
 )
 def advertised_values_hold(ctx: CaseContext) -> str:
+    """Puts the target to its advertised FCGI_MPXS_CONNS, FCGI_MAX_REQS and FCGI_MAX_CONNS."""
     caps = ctx.capabilities
     if not caps.answered:
         raise Unsupported(f"nothing advertised to check: {caps.describe()}")
@@ -401,13 +403,14 @@ LATENCY = 0.5
     catches=("get-values-after-requests",),
 )
 def get_values_while_busy(ctx: CaseContext) -> str:
+    """GET_VALUES while request 1 is busy is answered in time, before END_REQUEST id=1."""
     conn = ctx.connect()
     if ctx.has_probe_app:
         # The application proper is busy (sleeping BUSY_MS) with all of its input read.
-        conn.send_records(request_records(1, probe_params(probe_query(delay=BUSY_MS))))
+        conn.send_records(request_records(1, ctx.probe_params(probe_query(delay=BUSY_MS))))
         busy = f"request 1 busy for {BUSY_MS} ms"
     else:
-        _start_open_request(conn, 1)
+        _start_open_request(ctx, conn, 1)
         busy = "request 1 waiting for its STDIN"
     conn.note(busy)
     conn.get_values([b"FCGI_MPXS_CONNS"])

@@ -16,7 +16,6 @@ from harness.wire.codec import (
     stream_records,
     unknown_type_body,
 )
-from harness.wire.probe_app import probe_params
 from harness.verdicts import Level, Violation
 from harness.suite.checks import expect_record
 
@@ -46,10 +45,10 @@ def unknown_management_type(ctx: CaseContext) -> None:
 # Types the spec lets only the application send (App. A: not WS->App), as a web server might send them
 # by mistake: Cherokee sent GET_VALUES_RESULT to an application (cherokee/webserver#1240), Go's own test
 # fed END_REQUEST to the child (golang/go PR #42960).
-def _web_server_bound_stimuli() -> list[tuple[str, list[bytes], bool]]:
+def _web_server_bound_stimuli(ctx: CaseContext) -> list[tuple[str, list[bytes], bool]]:
     """(label, records to send, whether request 1 was begun first)."""
     # Without KEEP_CONN: an application serving one connection at a time moves on to the next.
-    begun = begin_and_params(1, probe_params(), keep_conn=False)
+    begun = begin_and_params(1, ctx.probe_params(), keep_conn=False)
     complete = end_request_body(0, ProtocolStatus.REQUEST_COMPLETE)
     return [
         ("GET_VALUES_RESULT id=0", [encode_record(RecordType.GET_VALUES_RESULT, 0, encode_params([("FCGI_MPXS_CONNS", "1")]))], False),
@@ -77,7 +76,8 @@ def _describe_records(records: list[Record]) -> str:
     protocol_error=True,
 )
 def web_server_bound_types(ctx: CaseContext) -> str:
-    stimuli = _web_server_bound_stimuli()
+    """Sends records only an application sends, one kind per connection; notes the reaction and whether it serves."""
+    stimuli = _web_server_bound_stimuli(ctx)
     conns = []
     for label, records, _ in stimuli:
         conn = ctx.connect(label)
@@ -97,7 +97,7 @@ def web_server_bound_types(ctx: CaseContext) -> str:
                 conn.send_records(stream_records(RecordType.STDIN, 1, b""))
                 response = conn.read_response(1, ctx.seconds(2.0))
             else:
-                response = request(conn, 1, probe_params(), keep_conn=False, timeout=ctx.seconds(2.0))
+                response = request(conn, 1, ctx.probe_params(), keep_conn=False, timeout=ctx.seconds(2.0))
         except FcgiTimeout:
             reaction = _describe_records(seen + conn.unread_records())
             notes.append(f"{label}: {reaction}; then request 1 got no answer (connection wedged)")

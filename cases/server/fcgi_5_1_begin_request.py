@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import begin_record, plain_request, post_params, request_records, send_request
+from harness.suite.case_requests import begin_record, plain_request, request_records, send_request
 from harness.wire.connection import FcgiConnection, Response
 from harness.wire.codec import (
     ProtocolStatus,
@@ -22,7 +22,6 @@ from harness.wire.codec import (
     stream_records,
     type_name,
 )
-from harness.wire.probe_app import probe_params
 from harness.verdicts import Level, Violation
 from harness.suite.checks import (
     TIMEOUT,
@@ -64,15 +63,16 @@ def _check_responder_response(response: Response, what: str) -> None:
 )
 def responder_flow(ctx: CaseContext) -> None:
     # App. B.1, with flags 0 as shown there: a connection of its own.
+    """Runs the Responder exchanges of App. B.1 and B.2 and checks each answer (probe: the STDIN received)."""
     conn = ctx.connect()
     conn.note("App. B.1: a simple request with no data on stdin")
-    conn.send_records(request_records(1, probe_params(), keep_conn=False))
-    _check_responder_response(read_response(conn, 1, ctx.seconds(5.0)), "App. B.1")
+    conn.send_records(request_records(1, ctx.probe_params(), keep_conn=False))
+    _check_responder_response(read_response(conn, 1, ctx.answer_wait), "App. B.1")
     conn.close()  # before the next one: a target may serve one connection at a time
 
     # App. B.2: the same with stdin data, PARAMS cut inside a name as in the spec's example.
     body = b"quantity=100&item=3047936"
-    encoded = encode_params(post_params(len(body)))
+    encoded = encode_params(ctx.post_params(len(body)))
     cut = encoded.index(b"SERVER_NAME") + 3
     conn = ctx.connect()
     conn.note("App. B.2: PARAMS in two records (cut inside SERVER_NAME), then stdin data")
@@ -85,7 +85,7 @@ def responder_flow(ctx: CaseContext) -> None:
         ]
         + stream_records(RecordType.STDIN, 1, body)
     )
-    response = read_response(conn, 1, ctx.seconds(5.0))
+    response = read_response(conn, 1, ctx.answer_wait)
     _check_responder_response(response, "App. B.2")
     if ctx.has_probe_app:
         expect_stdin_received(expect_probe_report(response), body)
@@ -104,9 +104,9 @@ def unknown_role_rejected(ctx: CaseContext) -> None:
     for request_id, role in enumerate(UNKNOWN_ROLES, start=1):
         conn.note(f"request {request_id} asks for role {role}")
         # Sent whole, as a web server would: PARAMS and STDIN follow BEGIN at once.
-        send_request(conn, request_id, probe_params(), role=role)
+        send_request(conn, request_id, ctx.probe_params(), role=role)
         response = read_response(
-            conn, request_id, ctx.seconds(5.0), expected=f"END_REQUEST id={request_id} protocolStatus=UNKNOWN_ROLE"
+            conn, request_id, ctx.answer_wait, expected=f"END_REQUEST id={request_id} protocolStatus=UNKNOWN_ROLE"
         )
         expect_end_request(response, ProtocolStatus.UNKNOWN_ROLE)
     plain_request(ctx, conn, len(UNKNOWN_ROLES) + 1, "a RESPONDER request answered on the same connection afterwards")
@@ -121,29 +121,30 @@ def unknown_role_rejected(ctx: CaseContext) -> None:
     catches=("flags-exact-match",),
 )
 def unused_flag_bits_ignored(ctx: CaseContext) -> None:
+    """BEGIN_REQUEST flags 0xFF and 0xFE, odd reserved bytes: only KEEP_CONN decides whether the connection stays."""
     reserved = b"\xa5" * 5
     conn = ctx.connect()
     conn.note("flags 0xFF (KEEP_CONN and every unused bit), reserved bytes 0xA5")
     for request_id in (1, 2):
         conn.send_records(
             [encode_record(RecordType.BEGIN_REQUEST, request_id, begin_request_body(Role.RESPONDER, 0xFF, reserved))]
-            + stream_records(RecordType.PARAMS, request_id, encode_params(probe_params()))
+            + stream_records(RecordType.PARAMS, request_id, encode_params(ctx.probe_params()))
             + stream_records(RecordType.STDIN, request_id, b"")
         )
         wanted = f"END_REQUEST id={request_id} REQUEST_COMPLETE" + (
             "" if request_id == 1 else " on the same connection (flags 0xFF has KEEP_CONN set)"
         )
-        expect_end_request(read_response(conn, request_id, ctx.seconds(5.0), expected=wanted))
+        expect_end_request(read_response(conn, request_id, ctx.answer_wait, expected=wanted))
     conn.close()  # before the next one: a target may serve one connection at a time
 
     conn = ctx.connect()
     conn.note("flags 0xFE (every unused bit, KEEP_CONN clear), reserved bytes 0xA5")
     conn.send_records(
         [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, 0xFE, reserved))]
-        + stream_records(RecordType.PARAMS, 1, encode_params(probe_params()))
+        + stream_records(RecordType.PARAMS, 1, encode_params(ctx.probe_params()))
         + stream_records(RecordType.STDIN, 1, b"")
     )
-    expect_end_request(read_response(conn, 1, ctx.seconds(5.0)))
+    expect_end_request(read_response(conn, 1, ctx.answer_wait))
     expect_closed(
         conn,
         ctx.seconds(2.0),
@@ -190,7 +191,7 @@ def begin_body_wrong_length(ctx: CaseContext) -> str:
         conn = ctx.connect(f"{size}-byte BEGIN_REQUEST body")
         conn.send_records(
             [encode_record(RecordType.BEGIN_REQUEST, 1, body)]
-            + stream_records(RecordType.PARAMS, 1, encode_params(probe_params()))
+            + stream_records(RecordType.PARAMS, 1, encode_params(ctx.probe_params()))
             + stream_records(RecordType.STDIN, 1, b"")
         )
         conns.append((size, conn))
@@ -210,8 +211,9 @@ def begin_body_wrong_length(ctx: CaseContext) -> str:
     protocol_error=True,
 )
 def duplicate_begin(ctx: CaseContext) -> str:
+    """A second BEGIN_REQUEST for id 1 mid-PARAMS: notes the END_REQUESTs that come and how a next request fares."""
     conn = ctx.connect()
-    encoded = encode_params(probe_params())
+    encoded = encode_params(ctx.probe_params())
     half = len(encoded) // 2
     begin = begin_record(1)
     conn.send_records([begin, encode_record(RecordType.PARAMS, 1, encoded[:half])])
@@ -242,5 +244,5 @@ def duplicate_begin(ctx: CaseContext) -> str:
 
 
 def _observe_follow_up(ctx: CaseContext, conn: FcgiConnection) -> str:
-    conn.send_records(request_records(2, probe_params()))
+    conn.send_records(request_records(2, ctx.probe_params()))
     return _observe(conn, 2, ctx.seconds(2.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import begin_record, plain_request
 from harness.wire.codec import RecordType, decode_params, encode_params, encode_record, stream_records
-from harness.wire.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_query
 from harness.verdicts import Level, Violation
 from harness.suite.checks import complete_request, expect_end_request, expect_no_record, expect_probe_report, read_response
 
@@ -23,7 +23,8 @@ QUIET_MS = 250
 def no_output_before_params_end(ctx: CaseContext) -> None:
     # echo=1 asks a probe app for its headers as early as it may write them: when PARAMS ends.
     # Two PARAMS records of whole pairs: an app that decodes each record as it comes could start at once.
-    params = probe_params(probe_query(echo=1))
+    """No record comes while PARAMS is unterminated; once it ends, the request is answered."""
+    params = ctx.probe_params(probe_query(echo=1))
     encoded = encode_params(params)
     cut = len(encode_params(params[: len(params) // 2]))
     conn = ctx.connect()
@@ -41,7 +42,7 @@ def no_output_before_params_end(ctx: CaseContext) -> None:
         expected="no record while FCGI_PARAMS is unterminated, and the connection open",
     )
     conn.send_records([encode_record(RecordType.PARAMS, 1, b"")] + stream_records(RecordType.STDIN, 1, b""))
-    expect_end_request(read_response(conn, 1, ctx.seconds(5.0), expected="END_REQUEST id=1 once PARAMS and STDIN ended"))
+    expect_end_request(read_response(conn, 1, ctx.answer_wait, expected="END_REQUEST id=1 once PARAMS and STDIN ended"))
 
 
 @case(
@@ -52,10 +53,11 @@ def no_output_before_params_end(ctx: CaseContext) -> None:
     catches=("empty-params-close",),
 )
 def params_any_order_or_none(ctx: CaseContext) -> str:
+    """Params in reverse order are served; an empty PARAMS stream gets END_REQUEST and the connection stays usable."""
     conn = ctx.connect()
-    params = list(reversed(probe_params(probe_query(status=200))))
+    params = list(reversed(ctx.probe_params(probe_query(status=200))))
     response = complete_request(
-        conn, 1, params, timeout=ctx.seconds(5.0), expected="END_REQUEST id=1 REQUEST_COMPLETE for params in reverse order"
+        conn, 1, params, timeout=ctx.answer_wait, expected="END_REQUEST id=1 REQUEST_COMPLETE for params in reverse order"
     )
     if ctx.has_probe_app:
         report = expect_probe_report(response)
@@ -72,7 +74,7 @@ def params_any_order_or_none(ctx: CaseContext) -> str:
         + stream_records(RecordType.STDIN, 2, b"")
     )
     response = read_response(
-        conn, 2, ctx.seconds(5.0), expected="END_REQUEST id=2 for a request without params (any CGI status)"
+        conn, 2, ctx.answer_wait, expected="END_REQUEST id=2 for a request without params (any CGI status)"
     )
     end = response.records[-1]
     if len(end.content) != 8:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import post_params, request_records
+from harness.suite.case_requests import request_records
 from harness.wire.connection import FcgiConnection, Response, WriteTimeout
 from harness.wire.codec import Record, RecordReader, RecordType, decode_end_request
-from harness.wire.probe_app import parse_cgi, pattern_bytes, probe_params, probe_query
+from harness.wire.probe_app import parse_cgi, pattern_bytes, probe_query
 from harness.verdicts import Level, Unsupported, Violation
 from harness.suite.checks import (
     expect_cgi_response,
@@ -56,10 +56,11 @@ ABANDONED = 3
     catches=("exit-on-write-error",),
 )
 def stdin_never_terminated(ctx: CaseContext) -> str:
+    """Abandons (RST) requests whose STDIN never ends; notes what the app did, which must survive and free resources."""
     before = ctx.target.process_stats()
     part = pattern_bytes(1024 * 1024)
     # echo=1: a probe app writes while STDIN flows, so output is pending when the web server gives up.
-    params = probe_params(probe_query(echo=1), "POST", content_length=2 * len(part))
+    params = ctx.probe_params(probe_query(echo=1), "POST", content_length=2 * len(part))
     answered = 0
     # One after the other: a target may serve one connection at a time.
     for number in range(1, ABANDONED + 1):
@@ -93,11 +94,11 @@ def large_stdin_intact(ctx: CaseContext) -> None:
     conn = ctx.connect()
     for request_id, size in enumerate(LARGE_STDIN_SIZES, start=1):
         body = pattern_bytes(size)[::-1]  # not a multiple of 26 backwards: offsets matter
-        params = post_params(len(body))
+        params = ctx.post_params(len(body))
         records = request_records(request_id, params, body, stdin_chunk_sizes=STDIN_RECORD_SIZE)
-        _send_body(conn, records, ctx.seconds(5.0), f"{size} bytes of STDIN")
+        _send_body(conn, records, ctx.answer_wait, f"{size} bytes of STDIN")
         response = read_response(
-            conn, request_id, ctx.seconds(5.0), expected=f"END_REQUEST id={request_id} after {size} bytes of STDIN"
+            conn, request_id, ctx.answer_wait, expected=f"END_REQUEST id={request_id} after {size} bytes of STDIN"
         )
         expect_end_request(response)
         if ctx.has_probe_app:
@@ -115,9 +116,9 @@ def large_stdin_intact(ctx: CaseContext) -> None:
 def stdin_shorter_than_content_length(ctx: CaseContext) -> str | None:
     body = b"x" * 10
     conn = ctx.connect()
-    conn.send_records(request_records(1, post_params(100), body))
+    conn.send_records(request_records(1, ctx.post_params(100), body))
     response = read_response(
-        conn, 1, ctx.seconds(5.0), expected="END_REQUEST id=1 once STDIN ended (10 of CONTENT_LENGTH 100 bytes)"
+        conn, 1, ctx.answer_wait, expected="END_REQUEST id=1 once STDIN ended (10 of CONTENT_LENGTH 100 bytes)"
     )
     end = expect_end_request(response)
     if not ctx.has_probe_app:
@@ -139,8 +140,8 @@ def stdin_shorter_than_content_length(ctx: CaseContext) -> str | None:
 )
 def stderr_terminated(ctx: CaseContext) -> None:
     conn = ctx.connect()
-    conn.send_records(request_records(1, probe_params()))
-    response = read_response(conn, 1, ctx.seconds(5.0))
+    conn.send_records(request_records(1, ctx.probe_params()))
+    response = read_response(conn, 1, ctx.answer_wait)
     expect_end_request(response)
     if response.stderr_records:
         expect_stream_terminated(response.records, RecordType.STDERR)
@@ -148,8 +149,8 @@ def stderr_terminated(ctx: CaseContext) -> None:
         return
     ctx.require_probe_feature("err")
     text = "fcgispec stderr line\n"
-    conn.send_records(request_records(2, probe_params(probe_query(err=text))))
-    response = read_response(conn, 2, ctx.seconds(5.0))
+    conn.send_records(request_records(2, ctx.probe_params(probe_query(err=text))))
+    response = read_response(conn, 2, ctx.answer_wait)
     expect_end_request(response)
     if response.stderr != text.encode():
         raise Violation(f"STDERR {text!r} (err= asked for it)", f"STDERR {response.stderr[:60]!r}")
@@ -203,11 +204,12 @@ LARGE_OUTPUT = 8 * 1024 * 1024
     timeout=20.0,
 )
 def large_interleaved_output(ctx: CaseContext) -> None:
+    """8 MiB of STDOUT and 184 KiB of STDERR, read slowly, arrive whole and terminated."""
     if not ctx.has_probe_app:  # also when the harness has not found out (has_probe_app None)
         raise Unsupported("the target does not implement the probe app")
     conn = ctx.connect()
     conn.send_records(
-        request_records(1, probe_params(probe_query(out=LARGE_OUTPUT, err=STDERR_LINE, err_repeat=STDERR_REPEAT)))
+        request_records(1, ctx.probe_params(probe_query(out=LARGE_OUTPUT, err=STDERR_LINE, err_repeat=STDERR_REPEAT)))
     )
     response = _read_slowly(ctx, conn, 1)
     expect_end_request(response)
@@ -235,14 +237,14 @@ def large_interleaved_output(ctx: CaseContext) -> None:
 )
 def empty_output_terminated(ctx: CaseContext) -> None:
     conn = ctx.connect()
-    conn.send_records(request_records(1, probe_params()))
-    response = read_response(conn, 1, ctx.seconds(5.0))
+    conn.send_records(request_records(1, ctx.probe_params()))
+    response = read_response(conn, 1, ctx.answer_wait)
     expect_end_request(response)
     expect_stream_terminated(response.records, RecordType.STDOUT)
     if not ctx.has_probe_app:
         return
-    conn.send_records(request_records(2, probe_params(probe_query(out=0))))
-    response = read_response(conn, 2, ctx.seconds(5.0))
+    conn.send_records(request_records(2, ctx.probe_params(probe_query(out=0))))
+    response = read_response(conn, 2, ctx.answer_wait)
     expect_stream_terminated(response.records, RecordType.STDOUT)
     cgi = expect_cgi_response(response)
     if cgi.body:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import begin_record, plain_request, post_params, request_records, start_open_stdin
+from harness.suite.case_requests import begin_record, plain_request, request_records, start_open_stdin
 from harness.wire.connection import ConnectionClosed, FcgiConnection, Response
 from harness.wire.codec import ProtocolStatus, Record, RecordType, encode_params, encode_record
-from harness.wire.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_query
 from harness.verdicts import Level, Violation
 from harness.suite.checks import (
     describe_event,
@@ -37,9 +37,9 @@ ABORTS = (
 )
 
 
-def _start_open_stdin(conn: FcgiConnection, request_id: int, *, keep_conn: bool = True) -> None:
+def _start_open_stdin(ctx: CaseContext, conn: FcgiConnection, request_id: int, *, keep_conn: bool = True) -> None:
     """BEGIN, PARAMS, and part of a STDIN that CONTENT_LENGTH says is longer: the request is in flight."""
-    start_open_stdin(conn, request_id, post_params(len(PARTIAL_BODY) * 10), PARTIAL_BODY, keep_conn=keep_conn)
+    start_open_stdin(conn, request_id, ctx.post_params(len(PARTIAL_BODY) * 10), PARTIAL_BODY, keep_conn=keep_conn)
     conn.note(f"request {request_id} in flight: STDIN open")
 
 
@@ -73,8 +73,9 @@ def _abort_answered(ctx: CaseContext, conn: FcgiConnection, request_id: int, pha
     timeout=15.0,
 )
 def abort_answered_promptly(ctx: CaseContext) -> str | None:
+    """Aborts a request mid-STDIN, while the app works and mid-STDOUT; each gets its END_REQUEST in time."""
     conn = ctx.connect("abort mid-STDIN")
-    _start_open_stdin(conn, 1)
+    _start_open_stdin(ctx, conn, 1)
     _abort_answered(ctx, conn, 1, "while STDIN was open")
     if not ctx.has_probe_app:
         return None
@@ -82,15 +83,15 @@ def abort_answered_promptly(ctx: CaseContext) -> str | None:
     conn.close()
 
     conn = ctx.connect("abort while the app works")
-    conn.send_records(request_records(1, probe_params(probe_query(delay=SLOW_REQUEST_MS))))
+    conn.send_records(request_records(1, ctx.probe_params(probe_query(delay=SLOW_REQUEST_MS))))
     time.sleep(ctx.seconds(0.1))
     _abort_answered(ctx, conn, 1, f"during a {SLOW_REQUEST_MS} ms delay after STDIN ended")
     conn.close()
 
     conn = ctx.connect("abort mid-STDOUT")
-    conn.send_records(request_records(1, probe_params(probe_query(out=LONG_OUTPUT))))
+    conn.send_records(request_records(1, ctx.probe_params(probe_query(out=LONG_OUTPUT))))
     while True:
-        event = next_event(conn, ctx.seconds(5.0))
+        event = next_event(conn, ctx.answer_wait)
         if not isinstance(event, Record):
             raise Violation(f"STDOUT data of a {LONG_OUTPUT}-byte response", describe_event(event))
         if event.request_id == 1 and event.type == RecordType.STDOUT and event.content:
@@ -105,7 +106,7 @@ def abort_answered_promptly(ctx: CaseContext) -> str | None:
     after_abort = 0
     wanted = "END_REQUEST id=1 REQUEST_COMPLETE after the ABORT in the middle of the output"
     while True:
-        event = next_event(conn, ctx.seconds(5.0))
+        event = next_event(conn, ctx.answer_wait)
         if not isinstance(event, Record):
             raise Violation(wanted, f"{describe_event(event)} after {after_abort} bytes of STDOUT since the ABORT")
         if event.request_id != 1:
@@ -132,7 +133,7 @@ def abort_at_every_phase(ctx: CaseContext) -> None:
     conn.note("request 1: BEGIN only")
     _abort_answered(ctx, conn, 1, "sent right after BEGIN_REQUEST")
 
-    encoded = encode_params(probe_params())
+    encoded = encode_params(ctx.probe_params())
     conn.send_records([begin_record(2), encode_record(RecordType.PARAMS, 2, encoded[: len(encoded) // 2])])
     conn.note("request 2: PARAMS half sent, not ended")
     _abort_answered(ctx, conn, 2, "before PARAMS ended")
@@ -156,6 +157,7 @@ def abort_at_every_phase(ctx: CaseContext) -> None:
     catches=("end-request-twice",),
 )
 def one_end_request_each(ctx: CaseContext) -> None:
+    """Completed, aborted and rejected requests on one connection get exactly one END_REQUEST each."""
     conn = ctx.connect()
     ended: dict[int, str] = {}
 
@@ -169,14 +171,14 @@ def one_end_request_each(ctx: CaseContext) -> None:
                 )
 
     check(plain_request(ctx, conn, 1), "completed")
-    _start_open_stdin(conn, 2)
+    _start_open_stdin(ctx, conn, 2)
     check(_abort_answered(ctx, conn, 2, "while STDIN was open"), "aborted")
-    conn.send_records(request_records(3, probe_params(), role=4))
-    response = read_response(conn, 3, ctx.seconds(5.0), expected="END_REQUEST id=3 UNKNOWN_ROLE (role 4)")
+    conn.send_records(request_records(3, ctx.probe_params(), role=4))
+    response = read_response(conn, 3, ctx.answer_wait, expected="END_REQUEST id=3 UNKNOWN_ROLE (role 4)")
     expect_end_request(response, ProtocolStatus.UNKNOWN_ROLE)
     check(response, "rejected")
     if ctx.has_probe_app:
-        conn.send_records(request_records(4, probe_params(probe_query(delay=SLOW_REQUEST_MS))))
+        conn.send_records(request_records(4, ctx.probe_params(probe_query(delay=SLOW_REQUEST_MS))))
         time.sleep(ctx.seconds(0.05))
         check(_abort_answered(ctx, conn, 4, "during a delay"), "aborted while working")
     for record in conn.drain(ctx.seconds(0.3)):
@@ -197,13 +199,13 @@ def one_end_request_each(ctx: CaseContext) -> None:
 )
 def connection_after_abort(ctx: CaseContext) -> None:
     conn = ctx.connect("KEEP_CONN set")
-    _start_open_stdin(conn, 1)
+    _start_open_stdin(ctx, conn, 1)
     _abort_answered(ctx, conn, 1, "while STDIN was open")
     plain_request(ctx, conn, 2, "END_REQUEST id=2 on the connection (KEEP_CONN set)")
     conn.close()  # before the next one: a target may serve one connection at a time
 
     conn = ctx.connect("KEEP_CONN clear")
-    _start_open_stdin(conn, 1, keep_conn=False)
+    _start_open_stdin(ctx, conn, 1, keep_conn=False)
     _abort_answered(ctx, conn, 1, "while STDIN was open")
     expect_closed(
         conn,

@@ -16,7 +16,6 @@ from harness.suite.case_requests import (
     begin_and_params,
     begin_record,
     plain_request,
-    post_params,
     request_records,
     start_open_stdin,
 )
@@ -31,7 +30,7 @@ from harness.wire.codec import (
     encode_record,
     stream_records,
 )
-from harness.wire.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_query
 from harness.verdicts import Level, RecommendationMissed, Unsupported, Violation
 from harness.suite.checks import (
     TIMEOUT,
@@ -47,19 +46,19 @@ PARTIAL_BODY = b"the first part of a body"
 PROTOCOL_STATUSES = tuple(int(s) for s in ProtocolStatus)
 
 
-def _start_open_stdin(conn: FcgiConnection, request_id: int) -> None:
+def _start_open_stdin(ctx: CaseContext, conn: FcgiConnection, request_id: int) -> None:
     """BEGIN, PARAMS, part of STDIN: the request is in flight until _finish_stdin."""
-    start_open_stdin(conn, request_id, post_params(2 * len(PARTIAL_BODY)), PARTIAL_BODY)
+    start_open_stdin(conn, request_id, ctx.post_params(2 * len(PARTIAL_BODY)), PARTIAL_BODY)
 
 
 def _finish_stdin(conn: FcgiConnection, request_id: int) -> None:
     conn.send_records(stream_records(RecordType.STDIN, request_id, PARTIAL_BODY))
 
 
-def _start_open_params(conn: FcgiConnection, request_id: int) -> None:
+def _start_open_params(ctx: CaseContext, conn: FcgiConnection, request_id: int) -> None:
     """BEGIN and the params without the empty PARAMS record: no responder may answer yet (§6.2),
     so the request stays active until _finish_params."""
-    params = encode_params(probe_params())
+    params = encode_params(ctx.probe_params())
     conn.send_records([begin_record(request_id), encode_record(RecordType.PARAMS, request_id, params)])
 
 
@@ -101,14 +100,15 @@ def _await_end(conn: FcgiConnection, request_id: int, timeout: float) -> Respons
     catches=("end-request-short-body",),
 )
 def end_request_body_shape(ctx: CaseContext) -> str | None:
+    """END_REQUEST of a completed, a rejected and an aborted request: 8 bytes, the right protocolStatus."""
     conn = ctx.connect()
-    conn.send_records(request_records(1, probe_params()))
-    responses = [("a completed request", ProtocolStatus.REQUEST_COMPLETE, read_response(conn, 1, ctx.seconds(5.0)))]
-    conn.send_records(request_records(2, probe_params(), role=0xFFFF))
-    responses.append(("a request for role 0xFFFF", ProtocolStatus.UNKNOWN_ROLE, read_response(conn, 2, ctx.seconds(5.0))))
-    _start_open_stdin(conn, 3)
+    conn.send_records(request_records(1, ctx.probe_params()))
+    responses = [("a completed request", ProtocolStatus.REQUEST_COMPLETE, read_response(conn, 1, ctx.answer_wait))]
+    conn.send_records(request_records(2, ctx.probe_params(), role=0xFFFF))
+    responses.append(("a request for role 0xFFFF", ProtocolStatus.UNKNOWN_ROLE, read_response(conn, 2, ctx.answer_wait)))
+    _start_open_stdin(ctx, conn, 3)
     conn.abort(3)
-    responses.append(("an aborted request", ProtocolStatus.REQUEST_COMPLETE, read_response(conn, 3, ctx.seconds(5.0))))
+    responses.append(("an aborted request", ProtocolStatus.REQUEST_COMPLETE, read_response(conn, 3, ctx.answer_wait)))
     odd_reserved = []
     for what, status, response in responses:
         end = response.records[-1]
@@ -133,13 +133,14 @@ def end_request_body_shape(ctx: CaseContext) -> str | None:
     reference_args=("--no-mpx",),
 )
 def cant_mpx_conn(ctx: CaseContext) -> str | None:
+    """Without multiplexing, a second active request gets CANT_MPX_CONN (or waits) and the first completes."""
     capabilities = ctx.capabilities
     if capabilities.mpxs_conns == 1:
         raise Unsupported("the target multiplexes (FCGI_MPXS_CONNS=1)")
     conn = ctx.connect()
-    _start_open_params(conn, 1)
+    _start_open_params(ctx, conn, 1)
     conn.note("request 1 active (PARAMS not yet ended): request 2 begins on the same connection")
-    conn.send_records(request_records(2, probe_params()))
+    conn.send_records(request_records(2, ctx.probe_params()))
     allowed = [
         "END_REQUEST id=2 CANT_MPX_CONN, then request 1 completes",
         "request 2 held until request 1 has ended, then served",
@@ -148,13 +149,13 @@ def cant_mpx_conn(ctx: CaseContext) -> str | None:
     if second in ("EOF", "RST"):
         raise Violation(allowed, f"{describe_event(second)} after BEGIN_REQUEST id=2")
     _finish_params(conn, 1)
-    first = _await_end(conn, 1, ctx.seconds(5.0))
+    first = _await_end(conn, 1, ctx.answer_wait)
     if not isinstance(first, Response):
         raise Violation([f"{allowed[0]}: END_REQUEST id=1", allowed[1]], describe_event(first))
     expect_end_request(first)
     note = None
     if second == TIMEOUT:
-        second = _await_end(conn, 2, ctx.seconds(5.0))
+        second = _await_end(conn, 2, ctx.answer_wait)
         if not isinstance(second, Response):
             raise Violation(allowed, f"END_REQUEST id=1, then for id=2: {describe_event(second)}")
         note = "request 2 was held until request 1 had ended"
@@ -185,6 +186,7 @@ SMALL_LIMIT = 64
     timeout=15.0,
 )
 def overloaded_or_queued(ctx: CaseContext) -> str:
+    """One request past FCGI_MAX_REQS (or FCGI_MAX_CONNS) gets OVERLOADED or waits its turn."""
     capabilities = ctx.capabilities
     if capabilities.max_reqs is not None and capabilities.max_reqs <= SMALL_LIMIT:
         name, limit = "FCGI_MAX_REQS", capabilities.max_reqs
@@ -202,7 +204,7 @@ def overloaded_or_queued(ctx: CaseContext) -> str:
         conns = [ctx.connect(f"request {n}") for n in range(1, count + 1)]
         ids = [1] * count
     for conn, request_id in zip(conns, ids):
-        _start_open_params(conn, request_id)
+        _start_open_params(ctx, conn, request_id)
     last_conn, last_id = conns[-1], ids[-1]
     last_conn.note(f"request {count} is one past {name}={limit}")
     allowed = [f"END_REQUEST for request {count} OVERLOADED", f"request {count} held, then served once the others end"]
@@ -211,7 +213,7 @@ def overloaded_or_queued(ctx: CaseContext) -> str:
         raise Violation(allowed, f"{describe_event(last)} for request {count}")
     for number, (conn, request_id) in enumerate(zip(conns[:-1], ids[:-1]), start=1):
         _finish_params(conn, request_id)
-        response = _await_end(conn, request_id, ctx.seconds(5.0))
+        response = _await_end(conn, request_id, ctx.answer_wait)
         wanted = f"END_REQUEST for request {number} of the {limit} within {name} once its PARAMS and STDIN ended"
         if not isinstance(response, Response):
             raise Violation(wanted, describe_event(response))
@@ -225,7 +227,7 @@ def overloaded_or_queued(ctx: CaseContext) -> str:
             raise Violation(allowed, last.records[-1].describe())
         return f"request {count} (past {name}={limit}) was served ({_status_name(status)})"
     _finish_params(last_conn, last_id)
-    last = _await_end(last_conn, last_id, ctx.seconds(5.0))
+    last = _await_end(last_conn, last_id, ctx.answer_wait)
     if not isinstance(last, Response):
         raise Violation(allowed, f"request {count}: {describe_event(last)} after the others ended")
     status = _end_of(last).protocol_status
@@ -243,12 +245,13 @@ def overloaded_or_queued(ctx: CaseContext) -> str:
     catches=("end-before-stdout", "end-request-twice"),
 )
 def end_request_is_last(ctx: CaseContext) -> None:
+    """Nothing for an id follows its END_REQUEST (a completed, a long and an aborted request)."""
     conn = ctx.connect()
     seen: list[Record] = []
 
     def until_end(request_id: int) -> None:
         while True:
-            event = next_event(conn, ctx.seconds(5.0))
+            event = next_event(conn, ctx.answer_wait)
             if not isinstance(event, Record):
                 raise Violation(f"END_REQUEST id={request_id}", describe_event(event))
             seen.append(event)
@@ -257,9 +260,9 @@ def end_request_is_last(ctx: CaseContext) -> None:
 
     query = probe_query(out=300000, err="fcgispec") if ctx.has_probe_app else ""
     for request_id in (1, 2):
-        conn.send_records(request_records(request_id, probe_params(query if request_id == 2 else "")))
+        conn.send_records(request_records(request_id, ctx.probe_params(query if request_id == 2 else "")))
         until_end(request_id)
-    _start_open_stdin(conn, 3)
+    _start_open_stdin(ctx, conn, 3)
     conn.abort(3)
     until_end(3)
     seen.extend(conn.drain(ctx.seconds(0.3)))
@@ -287,15 +290,16 @@ CONCURRENT = 100
     timeout=15.0,
 )
 def multiplexed_requests(ctx: CaseContext) -> None:
+    """With multiplexing: App. B.4's two interleaved requests, then concurrent ids ended in reverse order."""
     capabilities = ctx.capabilities
     if capabilities.mpxs_conns != 1:
         raise Unsupported(f"the target does not advertise FCGI_MPXS_CONNS=1 ({capabilities.describe()})")
     conn = ctx.connect()
     marker = "FCGISPEC_REQUEST"
-    params_2 = encode_params(probe_params(extra=[(marker, "two")]))
+    params_2 = encode_params(ctx.probe_params(extra=[(marker, "two")]))
     conn.note("App. B.4: request 1 begins first and stays unfinished (STDIN open); request 2 interleaved")
     conn.send_records(
-        begin_and_params(1, post_params(2 * len(PARTIAL_BODY), [(marker, "one")]))
+        begin_and_params(1, ctx.post_params(2 * len(PARTIAL_BODY), [(marker, "one")]))
         + [begin_record(2), encode_record(RecordType.PARAMS, 2, params_2)]
         + stream_records(RecordType.STDIN, 1, PARTIAL_BODY, terminate=False)
         + [encode_record(RecordType.PARAMS, 2, b"")]
@@ -309,7 +313,7 @@ def multiplexed_requests(ctx: CaseContext) -> None:
         )
     expect_end_request(second)
     _finish_stdin(conn, 1)
-    first = read_response(conn, 1, ctx.seconds(5.0))
+    first = read_response(conn, 1, ctx.answer_wait)
     expect_end_request(first)
     for response in (first, second):
         _expect_own_ids(response, {1, 2})
@@ -329,12 +333,12 @@ def multiplexed_requests(ctx: CaseContext) -> None:
     pieces: list[bytes] = []
     for request_id in ids:
         body = _body(request_id)
-        pieces += request_records(request_id, post_params(len(body)), body[:4], terminate_stdin=False)
+        pieces += request_records(request_id, ctx.post_params(len(body)), body[:4], terminate_stdin=False)
     conn.send_records(pieces)
     conn.send_records(
         [r for request_id in reversed(ids) for r in stream_records(RecordType.STDIN, request_id, _body(request_id)[4:])]
     )
-    until = time.monotonic() + ctx.seconds(5.0)
+    until = time.monotonic() + ctx.answer_wait
     for request_id in reversed(ids):
         response = read_response(
             conn, request_id, max(until - time.monotonic(), 0.0), expected=f"END_REQUEST for each of {count} concurrent ids"

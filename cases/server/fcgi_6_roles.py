@@ -18,7 +18,7 @@ from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import request_records
 from harness.wire.connection import FcgiConnection, Response, WriteTimeout
 from harness.wire.codec import ProtocolStatus, Record, RecordReader, RecordType, Role, stream_records
-from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, pattern_bytes, probe_params, probe_query, sha256_hex
+from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, pattern_bytes, probe_query, sha256_hex
 from harness.verdicts import Level, Unsupported, Violation
 from harness.suite.checks import (
     TIMEOUT,
@@ -59,15 +59,16 @@ def _cgi_headers_of(response: Response, what: str):
     catches=("stdout-as-data",),
 )
 def cgi_response_format(ctx: CaseContext) -> None:
+    """The answer is CGI with Status: headers; probe: a param value without a trailing NUL arrives as sent."""
     conn = ctx.connect()
-    conn.send_records(request_records(1, probe_params()))
-    _cgi_headers_of(read_response(conn, 1, ctx.seconds(5.0)), "a plain request")
+    conn.send_records(request_records(1, ctx.probe_params()))
+    _cgi_headers_of(read_response(conn, 1, ctx.answer_wait), "a plain request")
     if not ctx.has_probe_app:
         return
     # The value of a textual param has no trailing NUL: the app must take it as it is.
     query = probe_query(status=404)
-    conn.send_records(request_records(2, probe_params(query, extra=[("FCGISPEC_TEXT", "no NUL")])))
-    response = read_response(conn, 2, ctx.seconds(5.0))
+    conn.send_records(request_records(2, ctx.probe_params(query, extra=[("FCGISPEC_TEXT", "no NUL")])))
+    response = read_response(conn, 2, ctx.answer_wait)
     cgi = _cgi_headers_of(response, "probe status=404")
     if cgi.status != 404 or cgi.header("Status") is None:
         raise Violation("a Status: 404 header (status=404)", f"Status: {cgi.header('Status')}")
@@ -95,22 +96,23 @@ DUPLEX_STDIN = 8 * 1024 * 1024
     timeout=20.0,
 )
 def full_duplex(ctx: CaseContext) -> str | None:
+    """8 MiB of STDIN sent while STDOUT is read: the app must read and write at once; probe: the echo is intact."""
     body = pattern_bytes(DUPLEX_STDIN + 7)[7:]
     query = probe_query(echo=1) if ctx.has_probe_app else ""
-    params = probe_params(query, "POST", content_length=len(body))
+    params = ctx.probe_params(query, "POST", content_length=len(body))
     records = request_records(1, params, body)
     conn = ctx.connect()
     try:
         # The client reads whatever arrives while it sends: a target echoing as it reads never blocks on us.
         conn.send_raw(
-            b"".join(records), timeout=ctx.seconds(5.0), trace_items=[r for p in records for r in RecordReader().feed(p)]
+            b"".join(records), timeout=ctx.answer_wait, trace_items=[r for p in records for r in RecordReader().feed(p)]
         )
     except WriteTimeout:
         raise Violation(
             f"the target to read all {len(body)} bytes of STDIN", f"it stopped reading after {conn.bytes_sent} bytes"
         ) from None
     output_before_end = sum(len(r.content) for r in conn.unread_records() if r.type == RecordType.STDOUT)
-    response = read_response(conn, 1, ctx.seconds(5.0))
+    response = read_response(conn, 1, ctx.answer_wait)
     expect_end_request(response)
     expect_stream_terminated(response.records, RecordType.STDOUT)
     if not ctx.has_probe_app:
@@ -139,8 +141,8 @@ def app_status_passed(ctx: CaseContext) -> None:
     ctx.require_probe_feature("app_status")
     conn = ctx.connect()
     for request_id, status in ((1, 938), (2, 0)):
-        conn.send_records(request_records(request_id, probe_params(probe_query(app_status=status))))
-        expect_end_request(read_response(conn, request_id, ctx.seconds(5.0)), app_status=status)
+        conn.send_records(request_records(request_id, ctx.probe_params(probe_query(app_status=status))))
+        expect_end_request(read_response(conn, request_id, ctx.answer_wait), app_status=status)
 
 
 AUTHORIZER_OMITS = ("CONTENT_LENGTH", "PATH_INFO", "PATH_TRANSLATED", "SCRIPT_NAME")
@@ -148,7 +150,7 @@ AUTHORIZER_OMITS = ("CONTENT_LENGTH", "PATH_INFO", "PATH_TRANSLATED", "SCRIPT_NA
 
 def _role_request(ctx: CaseContext, conn: FcgiConnection, request_id: int, role: int, params: list) -> Response:
     conn.send_records(request_records(request_id, params, role=role))
-    return read_response(conn, request_id, ctx.seconds(5.0))
+    return read_response(conn, request_id, ctx.answer_wait)
 
 
 def _unsupported_if_unknown_role(response: Response, role_name: str) -> None:
@@ -165,7 +167,7 @@ def _unsupported_if_unknown_role(response: Response, role_name: str) -> None:
     catches=("authorizer-variables-dropped",),
 )
 def authorizer_role(ctx: CaseContext) -> str | None:
-    base = [(n, v) for n, v in probe_params() if n not in AUTHORIZER_OMITS]
+    base = [(n, v) for n, v in ctx.probe_params() if n not in AUTHORIZER_OMITS]
     conn = ctx.connect()
     response = _role_request(ctx, conn, 1, Role.AUTHORIZER, base + [("HTTP_AUTHORIZATION", "Bearer fcgispec")])
     _unsupported_if_unknown_role(response, "Authorizer")
@@ -185,9 +187,6 @@ def authorizer_role(ctx: CaseContext) -> str | None:
     return None
 
 
-FILTER_QUIET_SECONDS = 0.25
-
-
 @case(
     "FCGI-6.4-1",
     title="Filter: nothing before STDIN ends, then the FCGI_DATA stream is read and answered (probe: DATA echoed)",
@@ -197,9 +196,10 @@ FILTER_QUIET_SECONDS = 0.25
     catches=("filter-data-ignored",),
 )
 def filter_role(ctx: CaseContext) -> None:
+    """Filter: nothing before STDIN ends, then the FCGI_DATA stream is read and answered (probe: echoed)."""
     data = pattern_bytes(100003)
     form = b"form=fcgispec"
-    params = probe_params(
+    params = ctx.probe_params(
         "",
         "POST",
         [("FCGI_DATA_LAST_MOD", "1700000000"), ("FCGI_DATA_LENGTH", str(len(data)))],
@@ -208,7 +208,7 @@ def filter_role(ctx: CaseContext) -> None:
     conn = ctx.connect()
     conn.send_records(request_records(1, params, form[:4], role=Role.FILTER, terminate_stdin=False))
     conn.note("STDIN not ended yet: a Filter may not write")
-    event = next_event(conn, ctx.seconds(FILTER_QUIET_SECONDS))
+    event = next_event(conn, ctx.quiet_wait)
     if isinstance(event, Record) and event.type == RecordType.END_REQUEST and len(event.content) == 8:
         if event.content[4] == ProtocolStatus.UNKNOWN_ROLE:
             raise Unsupported("the target does not play the Filter role (END_REQUEST UNKNOWN_ROLE)")
@@ -217,7 +217,7 @@ def filter_role(ctx: CaseContext) -> None:
     conn.send_records(
         stream_records(RecordType.STDIN, 1, form[4:]) + stream_records(RecordType.DATA, 1, data, chunk_sizes=32768)
     )
-    response = read_response(conn, 1, ctx.seconds(5.0))
+    response = read_response(conn, 1, ctx.answer_wait)
     cgi = _cgi_headers_of(response, "a Filter answer")
     if not ctx.has_probe_app:
         return

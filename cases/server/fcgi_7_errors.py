@@ -23,19 +23,20 @@ import time
 
 from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import plain_request
-from harness.targets.base import SpawnedTarget, _process_group_members
+from harness.targets.base import Target
+from harness.targets.process import group_members
 from harness.verdicts import Level, Unsupported, Violation
 
 EXIT_WAIT = 3.0
 
 
-def _group_gone(target: SpawnedTarget) -> bool:
+def _group_gone(target: Target) -> bool:
     """True once no process of the target's group is left (the leader reaped, no stragglers)."""
     process = target.process
     if process is None:
         return True
     process.poll()  # reaps the leader once it has exited
-    return process.returncode is not None and not _process_group_members(process.pid)
+    return process.returncode is not None and not group_members(process.pid)
 
 
 @case(
@@ -49,8 +50,9 @@ def _group_gone(target: SpawnedTarget) -> bool:
     catches=("sigterm-ignored",),
 )
 def exits_on_sigterm(ctx: CaseContext) -> str:
+    """SIGTERM to a variant with an idle KEEP_CONN connection: its whole process group is gone in time."""
     variant = ctx.spawn_variant()
-    if not isinstance(variant, SpawnedTarget) or variant.process is None:
+    if variant.process is None:
         raise Unsupported("the variant has no process the harness can signal")
     conn = ctx.connect("idle KEEP_CONN connection", target=variant)
     plain_request(ctx, conn, 1, wait=3.0)
@@ -60,7 +62,7 @@ def exits_on_sigterm(ctx: CaseContext) -> str:
     wait = ctx.seconds(EXIT_WAIT)
     while not _group_gone(variant):
         if time.monotonic() - sent > wait:
-            left = _process_group_members(variant.process.pid)
+            left = group_members(variant.process.pid)
             os.killpg(variant.process.pid, signal.SIGKILL)  # what the web server resorts to; saves the harness's grace
             raise Violation(
                 f"the application exits within {wait:g}s of SIGTERM",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import request_records
 from harness.wire.codec import MANAGEMENT_REQUEST_ID, Record, RecordType, Role, encode_record, type_name
-from harness.wire.probe_app import probe_params, probe_query
+from harness.wire.probe_app import probe_query
 from harness.verdicts import Level, Violation
 from harness.suite.checks import describe_event, next_event
 
@@ -36,6 +36,7 @@ def _check(record: Record) -> None:
     catches=("stdout-as-data", "reply-id-zero", "get-values-id-1"),
 )
 def only_application_types(ctx: CaseContext) -> None:
+    """Everything the app sends back is an application record type, with ids per its kind."""
     conn = ctx.connect()
     query = probe_query(out=100000, err="fcgispec") if ctx.has_probe_app else ""
     conn.get_values([b"FCGI_MPXS_CONNS"])
@@ -44,7 +45,7 @@ def only_application_types(ctx: CaseContext) -> None:
     awaited: set[tuple[str, int]] = set()
     # A completed request (probe: with STDOUT and STDERR), a rejected role, an aborted request.
     for request_id, role, abort in ((1, Role.RESPONDER, False), (2, 0xFFFF, False), (3, Role.RESPONDER, True)):
-        params = probe_params(query if request_id == 1 else "")
+        params = ctx.probe_params(query if request_id == 1 else "")
         pieces = request_records(request_id, params, b"partial" if abort else b"", role=role, terminate_stdin=not abort)
         if abort:
             pieces.append(encode_record(RecordType.ABORT_REQUEST, request_id))
@@ -52,7 +53,7 @@ def only_application_types(ctx: CaseContext) -> None:
         awaited.add(("END_REQUEST", request_id))
     pending = set(awaited)
     while pending:
-        event = next_event(conn, ctx.seconds(5.0))
+        event = next_event(conn, ctx.answer_wait)
         if not isinstance(event, Record):
             waiting = ", ".join(f"{name} id={rid}" for name, rid in sorted(pending))
             raise Violation(f"{waiting} (every record of an allowed type)", describe_event(event))

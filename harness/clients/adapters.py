@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from harness.targets.process import GroupProcess, descendants
-from harness.verdicts import HarnessError, Unsupported
+from harness.verdicts import AdapterDied, AdapterTimeout, HarnessError, Unsupported
 
 REFERENCE_CLIENT = Path("build/http-client/fcgispec-http-client")
 STDERR_LIMIT = 1 << 20
@@ -90,14 +90,6 @@ class ClientResult:
         if self.reused is not None:
             text += ", reused" if self.reused else ", new connection"
         return text
-
-
-class AdapterTimeout(Exception):
-    """The adapter wrote no result line in time: the client hung."""
-
-
-class AdapterDied(Exception):
-    """The adapter process exited while results were still due."""
 
 
 def _result_from_json(line: str) -> ClientResult:

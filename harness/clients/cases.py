@@ -3,9 +3,10 @@
 A case is a short function over a ClientContext: it starts scenario servers (the misbehaving
 HTTP servers, harness/clients/scenario_server.py), drives the client adapter (harness/clients/adapters.py) with
 request lines, and judges with the servers' ledgers first and the adapter's JSON lines second,
-raising the verdict exceptions of harness/verdicts.py. Verdicts follow the server suite, plus:
-a client that hangs (no result line within its own --timeout and some slack), crashes, or prints
-a sanitizer report fails whatever the case's level.
+raising the verdict exceptions of harness/verdicts.py. The verdict is the judge's
+(harness/suite/judge.py), as in the server suite: there a client that hangs (no result line
+within its own --timeout and some slack), crashes, or prints a sanitizer report fails whatever
+the case's level.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from harness.clients.adapters import AdapterDied, AdapterTimeout, ClientProcess, ClientResult, ClientSpec
-from harness.suite.judge import VERDICT_EXCEPTIONS, harness_error, passed, raised_verdict
+from harness.clients.adapters import ClientProcess, ClientResult, ClientSpec
+from harness.suite.judge import AdapterEnd, Adapters, Facts, judge
 from harness.clients.scenario_server import Handler, ScenarioServer, Step, steps_handler
-from harness.verdicts import HarnessError, Level, Outcome, RecommendationMissed, Unsupported, Verdict, Violation
+from harness.verdicts import Level, Outcome, RecommendationMissed, Unsupported, Verdict, Violation
 
 _ID = re.compile(r"^CLI-REUSE-(?P<number>[0-9]+)(?P<variant>[a-z]?)$")
 CLIENT_TIMEOUT = 3.0
@@ -61,7 +62,7 @@ class ClientCase:
 
     @property
     def catches(self) -> tuple[str, ...]:
-        """'name: description' for report.py's 'Looks like' lines."""
+        """'name: description' for the report's 'Looks like' lines (harness/reports/results.py)."""
         return tuple(f"{m}: {MISTAKES.get(m, '')}".rstrip(": ") for m in self.mistakes)
 
     @property
@@ -191,56 +192,51 @@ class ClientContext:
     def client_log(self) -> str:
         return "\n".join(p.stderr_text()[-4000:] for p in self.clients if p.stderr_text())
 
+    # ---- facts for the judge -----------------------------------------------------------------
+    def adapters(self) -> Adapters:
+        """The adapter processes now: whether any answered, their exit statuses, their last stderr line."""
+        return Adapters(
+            answered=any(p.results for p in self.clients),
+            exit_statuses=tuple(p.exit_status() for p in self.clients),
+            log_tail=(self.client_log().strip().splitlines() or [""])[-1],
+        )
+
+    def adapter_ends(self) -> tuple[AdapterEnd, ...]:
+        """How each adapter process ended (after close_all)."""
+        return tuple(AdapterEnd(p.exit_status(), p.exit_text(), bool(p.sanitizer_report())) for p in self.clients)
+
+    def scenario_errors(self) -> tuple[str, ...]:
+        """The scenario servers' script errors (the harness's problems, not the client's)."""
+        return tuple(e for s in self.servers for e in s.errors)
+
 
 def run_client_case(case: ClientCase, spec: ClientSpec, *, client_timeout: float = CLIENT_TIMEOUT,
                     scale: float = 1.0) -> Outcome:
-    """Run one client case against a fresh adapter process and judge it."""
+    """Run one client case against a fresh adapter process; the judge (harness/suite/judge.py) gives the verdict."""
     ctx = ClientContext(case, spec, client_timeout=client_timeout, scale=scale)
+    returned: str | None = None
+    raised: Exception | None = None
+    adapters: Adapters | None = None
     try:
-        outcome = passed(case.level, case.run(ctx))
-    except VERDICT_EXCEPTIONS as raised:
-        outcome = raised_verdict(case.level, raised)
-    except AdapterTimeout as hang:
-        outcome = Outcome(Verdict.FAIL, expected=["a result line within the client's own --timeout"],
-                          actual=f"the client hung: {hang}")
-    except AdapterDied as died:
-        unusable = not any(p.results for p in ctx.clients) and all((p.exit_status() or 0) > 0 for p in ctx.clients)
-        if unusable:  # it never answered and exited with an error: a usage problem, not a verdict
-            tail = (ctx.client_log().strip().splitlines() or [""])[-1]
-            outcome = Outcome(Verdict.ERROR, actual=f"the client adapter is unusable: {died} {tail}".rstrip())
-        else:
-            outcome = Outcome(Verdict.FAIL, expected=["the client answers every request line"], actual=str(died))
-    except HarnessError as error:
-        outcome = Outcome(Verdict.ERROR, actual=str(error))
-    except Exception:  # a bug in the case or the harness: never the client's verdict
-        outcome = harness_error()
+        returned = case.run(ctx)
+    except Exception as error:  # whatever it is, the judge weighs it (a bug in the case too)
+        raised = error
+        adapters = ctx.adapters()  # before they are stopped: an adapter that never worked is unusable
     finally:
         ctx.close_all()
-    outcome.duration = time.monotonic() - ctx.started
-    _judge_process(ctx, outcome)
+    duration = time.monotonic() - ctx.started
+    outcome = judge(Facts(
+        level=case.level, returned=returned, raised=raised, adapters=adapters,
+        adapter_ends=ctx.adapter_ends(), scenario_errors=ctx.scenario_errors(),
+    ))
+    outcome.duration = duration
     if outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         outcome.trace = ctx.trace()
         outcome.target_log = ctx.client_log()
     return outcome
 
 
-def _judge_process(ctx: ClientContext, outcome: Outcome) -> None:
-    """Script errors are the harness's; crashes and sanitizer reports are the client's."""
-    script_errors = [e for s in ctx.servers for e in s.errors]
-    if script_errors and outcome.verdict in (Verdict.PASS, Verdict.INFO, Verdict.WARN):
-        outcome.verdict = Verdict.ERROR
-        outcome.actual = "scenario server error: " + script_errors[0]
-    for process in ctx.clients:
-        report = process.sanitizer_report()
-        status = process.exit_status()
-        crashed = status is not None and status < 0 and status != -9
-        if (report or crashed) and outcome.verdict is not Verdict.FAIL:
-            outcome.verdict = Verdict.FAIL
-            outcome.expected = ["the client exits cleanly, with no sanitizer report"]
-            outcome.actual = f"client {process.exit_text()}" + (": sanitizer report on stderr" if report else "")
-
-
-# ---- shared verifiers (the client suite's verify.py) -------------------------------------------
+# ---- shared verifiers -------------------------------------------------------------------------
 def sha256_hex(data: bytes) -> str:
     import hashlib
 

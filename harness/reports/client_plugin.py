@@ -1,10 +1,10 @@
 """fcgispec's pytest plugin for the HTTP client connection-reuse suite (cases/client/).
 
 Collects the ClientCase objects of cases/client/*.py as items, runs each against a fresh process
-of the client adapter chosen with --client, maps verdicts onto pytest outcomes the way the server
-plugin does (PASS/INFO pass, FAIL fails, WARN passes unless --strict, UNSUPPORTED skips, ERROR is
-a setup error), and prints the client report (harness/reports/results.py) last. The item and report
-machinery is the server plugin's (harness/reports/pytest_items.py).
+of the client adapter chosen with --client (run_client_case, which has the judge give the verdict:
+harness/suite/judge.py), and prints the client report (harness/reports/results.py) last. The item
+and report machinery, and so how a verdict becomes a pytest outcome, is the server plugin's:
+harness/reports/pytest_items.py.
 
 Load it with `-p harness.reports.client_plugin` or `pytest_plugins` in conftest.py. It reads the
 server plugin's --case, --strict/--fcgi-strict and --report-json when they exist.

@@ -41,8 +41,10 @@ from typing import Any, Callable, Mapping, Sequence
 from harness.wire.capabilities import DISCOVERY_TIMEOUT, discover
 from harness.suite.case import Case, case_id_sort_key, load_cases, run_case, scale_for
 from harness.targets.named import NAMED_TARGETS
-from harness.targets.base import Target, TargetError, parse_target
-from harness.verdicts import Outcome, Verdict
+from harness.targets.base import Target, TargetError
+from harness.targets.selection import parse_target
+from harness.suite.judge import Facts, judge
+from harness.verdicts import Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = ROOT / "cases" / "server"
@@ -190,12 +192,11 @@ def run_target(
     notice = ""
     for case in selected:
         if run.start_error or target is None:
-            run.cases.append(CaseRun.of(case, Outcome(Verdict.ERROR, actual=f"target could not be started: {run.start_error}")))
+            not_run = judge(Facts(case.level, not_run=f"target could not be started: {run.start_error}"))
+            run.cases.append(CaseRun.of(case, not_run))
             continue
-        outcome = run_case(case, target, scale=scale, keep_trace=True)
-        if notice:
-            outcome.note = (outcome.note + "; " if outcome.note else "") + notice
-            notice = ""
+        outcome = run_case(case, target, scale=scale, keep_trace=True, notice=notice)
+        notice = ""
         run.cases.append(CaseRun.of(case, outcome))
         if progress:
             progress(f"{name} {case.id} {outcome.verdict.value}")
@@ -573,6 +574,7 @@ def format_summary(runs: Sequence[TargetRun]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: runs (or reads) the targets' runs, writes the matrix and evidence, checks expectations."""
     parser = argparse.ArgumentParser(
         prog="fcgispec matrix", description="Run the server suite against every named target and write the matrix."
     )

@@ -1,12 +1,24 @@
 """What the two pytest plugins share: the server suite's (conftest.py) and the client suite's
 (harness/reports/client_plugin.py).
 
-Each collects its cases as items and runs a case in setup, so that a harness ERROR is a pytest
-setup error (JUnit XML says <error>); the result rides on the setup report (serialisable, so xdist
-carries it) to where the report is printed, after pytest's own summary, with the one-line summary
-last. Verdict -> pytest: PASS/INFO pass, FAIL fails, WARN passes (fails with --strict),
-UNSUPPORTED skips, ERROR is an error in setup; an excluded case that does not pass is skipped
-with its reason.
+Each collects its cases as items and runs a case in setup; the judge (harness/suite/judge.py)
+has given its verdict by then. The result rides on the setup report (serialisable, so xdist
+carries it) to where the report is printed, after pytest's own summary, with the one-line
+summary last.
+
+Verdict -> pytest, for both suites (the one place this is written down):
+
+  verdict                   pytest outcome                          JUnit XML   the run
+  PASS, INFO                passed                                  -           passes
+  WARN                      passed                                  -           passes
+  WARN with --strict        failed (in the call)                    <failure>   fails
+  FAIL                      failed (in the call)                    <failure>   fails
+  UNSUPPORTED               skipped: "unsupported: WHY"             <skipped>   passes
+  ERROR                     error (in setup)                        <error>     fails
+  excused: a FAIL, WARN or  skipped (in setup):                     <skipped>   passes
+  ERROR in --exclude-file   "excluded (VERDICT): REASON"
+
+fails_run() is the last column; VerdictItem.judged() and tell_verdict() do the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +30,15 @@ from typing import Any, Iterable, Iterator
 import pytest
 
 from harness.reports.results import CaseResult, format_details, format_summary
+from harness.suite.judge import Facts, judge
 from harness.verdicts import Level, Outcome, Verdict
+
+
+def fails_run(outcome: Outcome, strict: bool) -> bool:
+    """Whether this outcome makes the whole run exit non-zero (excluded deviations do not)."""
+    if outcome.excused:
+        return False
+    return outcome.verdict in (Verdict.FAIL, Verdict.ERROR) or (strict and outcome.verdict is Verdict.WARN)
 
 
 def option(config: pytest.Config, name: str, default: Any) -> Any:
@@ -86,12 +106,13 @@ class VerdictItem(pytest.Item):
         return CaseResult(cls.case_type(run=_not_runnable, **fields), _outcome_from_dict(data))
 
     def not_run(self, why: str) -> CaseFailed:
-        """The case could not run at all: an ERROR outcome, and the exception that says so."""
-        self.outcome = Outcome(Verdict.ERROR, actual=why)
+        """The case could not run at all: the judge's outcome (ERROR), and the exception that says so."""
+        self.outcome = judge(Facts(self.case.level, not_run=why))
         return CaseFailed(self._details())
 
     def judged(self) -> None:
-        """The end of setup, once the case ran: record the verdict; an ERROR is a setup error."""
+        """The end of setup, once the case ran: record the verdict; an excused one skips, an ERROR
+        is a setup error (the table above)."""
         __tracebackhide__ = True
         assert self.outcome is not None
         self.user_properties.append(("fcgispec_verdict", self.outcome.verdict.value))
@@ -102,13 +123,12 @@ class VerdictItem(pytest.Item):
             raise CaseFailed(self._details())
 
     def tell_verdict(self) -> None:
-        """runtest: FAIL (and WARN with --strict) fails, UNSUPPORTED skips, the rest pass."""
+        """runtest: FAIL (and WARN with --strict) fails, UNSUPPORTED skips, the rest pass (the table above)."""
         __tracebackhide__ = True
         assert self.outcome is not None
-        verdict = self.outcome.verdict
-        if verdict is Verdict.FAIL or (verdict is Verdict.WARN and is_strict(self.config)):
+        if fails_run(self.outcome, is_strict(self.config)):
             raise CaseFailed(self._details())
-        if verdict is Verdict.UNSUPPORTED:
+        if self.outcome.verdict is Verdict.UNSUPPORTED:
             pytest.skip(f"unsupported: {self.outcome.note}")
 
     def _details(self) -> str:

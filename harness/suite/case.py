@@ -1,4 +1,8 @@
-"""Cases: what one conformance check is, the context it runs in, and how it is judged."""
+"""Cases: what one conformance check is, the context it runs in, and how it runs.
+
+run_case runs a case and the liveness probe after it and hands what happened to the judge
+(harness/suite/judge.py), which alone decides the verdict.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
-from harness.wire.connection import ConnectionClosed, FcgiConnection, FcgiTimeout, Response, request
-from harness.suite.judge import VERDICT_EXCEPTIONS, harness_error, passed, raised_verdict
+from harness.wire.connection import FcgiConnection, Response, request
+from harness.suite.judge import Facts, Liveness, judge
 from harness.targets.liveness import detect_probe_app, liveness_probe
-from harness.wire.probe_app import probing
-from harness.targets.base import SpawnedTarget, Target, TargetError, TargetUnreachable
-from harness.verdicts import HarnessError, Level, Outcome, Unsupported, Verdict, violation_verdict
+from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params
+from harness.suite.case_requests import post_params
+from harness.targets.base import Target, TargetUnreachable
+from harness.verdicts import HarnessError, Level, Outcome, Unsupported, Verdict
 
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
 SECTION_TITLES = {
@@ -50,7 +55,6 @@ _CASE_ID = re.compile(r"^FCGI-(?P<section>[0-9A-Z]+(?:\.[0-9]+)*)-(?P<number>[0-
 _NAMED_ID = re.compile(r"^(?P<section>REPLAY|REG|ROBUST)-(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)$")
 _NAMED_ORDER = {"REPLAY": 2, "REG": 3, "ROBUST": 4}  # after the spec sections
 LIVENESS_TIMEOUT = 5.0
-SHELL_SIGNAL_BASE = 128
 # How long a target that stopped answering gets to show its exit status.
 EXIT_GRACE = 1.0
 # The base wait every case timeout is written against (--fcgi-timeout's default).
@@ -203,7 +207,7 @@ class CaseContext:
         if isinstance(cached, Capabilities):
             return cached
         found = discover(self.target, self.seconds(DISCOVERY_TIMEOUT))
-        if found.answered or not isinstance(self.target, SpawnedTarget) or self.target.exit_status() is None:
+        if found.answered or not self.target.spawned or self.target.exit_status() is None:
             # A dead spawned target's silence says nothing: ask again after its restart.
             self.target.discovered_capabilities = found
         return found
@@ -232,6 +236,28 @@ class CaseContext:
     def has_probe_app(self) -> bool:
         return bool(self.target.has_probe_app)
 
+    @property
+    def script_filename(self) -> str:
+        """The SCRIPT_FILENAME the target's probe app needs (the default path when any will do)."""
+        return self.target.script_filename or PROBE_SCRIPT_FILENAME
+
+    def probe_params(
+        self,
+        query: str = "",
+        method: str = "GET",
+        extra: Iterable[tuple[bytes | str, bytes | str]] = (),
+        *,
+        content_length: int | None = None,
+    ) -> list[tuple[bytes | str, bytes | str]]:
+        """The CGI params of a request to the target's probe app (harness/wire/probe_app.py probe_params)."""
+        return probe_params(query, method, extra, content_length=content_length, script_filename=self.script_filename)
+
+    def post_params(
+        self, content_length: int, extra: Iterable[tuple[bytes | str, bytes | str]] = ()
+    ) -> list[tuple[bytes | str, bytes | str]]:
+        """The probe params of a POST with a body of content_length bytes (harness/suite/case_requests.py)."""
+        return post_params(content_length, extra, script_filename=self.script_filename)
+
     def require_probe_app(self) -> None:
         if self.target.has_probe_app is False:
             raise Unsupported("the target does not implement the probe app")
@@ -244,13 +270,13 @@ class CaseContext:
         unsupported with that reason instead of failing the server for its platform.
         """
         self.require_probe_app()
-        reason = (getattr(self.target, "probe_limitations", None) or {}).get(feature)
+        reason = self.target.probe_limitations.get(feature)
         if reason:
             raise Unsupported(f"the probe app on this target cannot do {feature}: {reason}")
 
     def probe_can(self, feature: str) -> bool:
         """Whether the target's probe app offers this part of the probe contract (see require_probe_feature)."""
-        return self.has_probe_app and feature not in (getattr(self.target, "probe_limitations", None) or {})
+        return self.has_probe_app and feature not in self.target.probe_limitations
 
     def params_match(
         self, reported: Sequence[tuple[bytes, bytes]], sent: Sequence[tuple[bytes, bytes]]
@@ -263,14 +289,13 @@ class CaseContext:
         (target.param_unreported(name)) and those it adds itself. Bytes are always compared
         exactly.
         """
-        limits = getattr(self.target, "probe_limitations", None) or {}
-        hidden = getattr(self.target, "param_unreported", None) if "params-all" in limits else None
+        limits = self.target.probe_limitations
         sent_names = {name for name, _ in sent}
 
         def view(params: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-            pairs = [(name, value) for name, value in params if not (hidden and hidden(name))]
-            if "params-all" in limits:  # the platform may also add params of its own: those are not judged
-                pairs = [(name, value) for name, value in pairs if name in sent_names]
+            pairs = list(params)
+            if "params-all" in limits:  # params the platform hides from the app, or adds itself, are not judged
+                pairs = [(n, v) for n, v in pairs if n in sent_names and not self.target.param_unreported(n)]
             if "params-duplicates" in limits:
                 pairs = list(dict(pairs).items())  # first position, last value
             return sorted(pairs) if "params-order" in limits else pairs
@@ -291,55 +316,48 @@ class CaseContext:
 
 
 def run_case(
-    case: Case, target: Target, *, scale: float = 1.0, check_liveness: bool = True, keep_trace: bool = False
+    case: Case,
+    target: Target,
+    *,
+    scale: float = 1.0,
+    check_liveness: bool = True,
+    keep_trace: bool = False,
+    notice: str = "",
+    excluded: str | None = None,
 ) -> Outcome:
-    """Run one case against a started target and judge it.
+    """Run one case against a started target, probe the target's liveness after it, and have the
+    judge (harness/suite/judge.py) give the verdict.
 
-    The records exchanged are kept in the outcome for a verdict other than pass or
-    unsupported, and for every verdict with keep_trace (the compatibility matrix's evidence).
+    notice is told in the outcome's note (e.g. the target was restarted before the case),
+    excluded is the case's --exclude-file reason. The records exchanged are kept in the outcome
+    for a verdict other than pass or unsupported, and for every verdict with keep_trace (the
+    compatibility matrix's evidence).
     """
-    with probing(target):  # probe_params sends the SCRIPT_FILENAME this target's probe app needs
-        return _run_case(case, target, scale, check_liveness, keep_trace)
-
-
-def _run_case(case: Case, target: Target, scale: float, check_liveness: bool, keep_trace: bool) -> Outcome:
     if target.has_probe_app is None:
         # Found out once per target, as the pytest plugin does: cases branch on it.
         target.has_probe_app = detect_probe_app(target, LIVENESS_TIMEOUT * scale)
     ctx = CaseContext(target, case, scale=scale)
-    outcome = Outcome(Verdict.PASS)
-    target_unreachable = False
-    variant_logs = ""
+    returned: str | None = None
+    raised: Exception | None = None
     try:
         if case.needs_probe_app:
             ctx.require_probe_app()
-        outcome = passed(case.level, case.run(ctx))
-    except VERDICT_EXCEPTIONS as raised:
-        outcome = raised_verdict(case.level, raised)
-    except FcgiTimeout as timeout:
-        awaited = getattr(timeout, "awaited", "") or str(timeout)
-        outcome = Outcome(violation_verdict(case.level), expected=[awaited], actual="Timeout")
-    except ConnectionClosed as closed:
-        outcome = Outcome(
-            violation_verdict(case.level),
-            expected=["the exchange to complete on an open connection"],
-            actual=f"connection closed by the target ({'EOF' if closed.how == 'eof' else 'RST'})",
-        )
-    except TargetUnreachable as error:
-        # Reaching the target before anything was sent is the harness's problem;
-        # failing to reconnect mid-case is judged by the liveness probe below.
-        target_unreachable = not ctx.connections
-        outcome = Outcome(Verdict.ERROR, actual=str(error))
-    except (TargetError, HarnessError) as error:
-        outcome = Outcome(Verdict.ERROR, actual=str(error))
-    except Exception:  # a bug in the case or the harness: never the target's verdict
-        outcome = harness_error()
+        returned = case.run(ctx)
+    except Exception as error:  # whatever it is, the judge weighs it (a bug in the case too)
+        raised = error
     finally:
         variant_logs = ctx.variant_logs()  # read before the variants are stopped and their logs go
         ctx.close_all()
-    outcome.duration = time.monotonic() - ctx.started
-    if check_liveness and not target_unreachable:
-        _apply_liveness(outcome, target, scale, case.protocol_error)
+    duration = time.monotonic() - ctx.started
+    # A case that could not reach the target before it sent anything says nothing about the
+    # target: it is not probed (the judge makes it an ERROR, the harness's problem).
+    never_reached = isinstance(raised, TargetUnreachable) and not ctx.connections
+    liveness = _liveness(target, scale, case.protocol_error) if check_liveness and not never_reached else None
+    outcome = judge(Facts(
+        level=case.level, returned=returned, raised=raised, protocol_error=case.protocol_error,
+        liveness=liveness, notice=notice, excluded=excluded,
+    ))
+    outcome.duration = duration
     if keep_trace or outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         outcome.trace = ctx.traces()
         outcome.target_log = target.log_tail()
@@ -348,59 +366,20 @@ def _run_case(case: Case, target: Target, scale: float, check_liveness: bool, ke
     return outcome
 
 
-def _apply_liveness(outcome: Outcome, target: Target, scale: float, protocol_error: bool = False) -> None:
-    """A target that no longer answers after a case fails it, whatever the case said,
-    except that after a protocol error an exit with nonzero status is only warned."""
+def _liveness(target: Target, scale: float, protocol_error: bool) -> Liveness:
+    """The liveness probe's finding after a case, with how a dead target went away."""
     problem = liveness_probe(target, LIVENESS_TIMEOUT * scale)
     if problem is None:
-        if outcome.verdict is Verdict.ERROR and "cannot connect" in outcome.actual:
-            # The target answers again: the mid-case refusal was the target's doing.
-            outcome.verdict = Verdict.FAIL
-        return
-    outcome.target_alive = False
-    dead = f"target did not answer after the case: {problem}"
-    if protocol_error and outcome.verdict is not Verdict.UNSUPPORTED:
-        exited = _exited_after_protocol_error(target, problem)
-        if exited:
-            if outcome.verdict in (Verdict.FAIL, Verdict.ERROR):
-                # What the case saw was most likely the exit itself (a closed connection).
-                seen = f"the case saw: {outcome.actual}"
-                outcome.note = (outcome.note + "; " if outcome.note else "") + seen
-            outcome.verdict = Verdict.WARN
-            outcome.expected = [
-                "the application goes on serving after a protocol error (spec §7 also allows an exit with "
-                "nonzero status; then one bad peer takes the service down for every client)"
-            ]
-            outcome.actual = exited
-            return
-    if outcome.verdict in (Verdict.FAIL, Verdict.ERROR):
-        outcome.note = (outcome.note + "; " if outcome.note else "") + dead
-        if outcome.verdict is Verdict.ERROR and "cannot connect" in outcome.actual:
-            outcome.verdict = Verdict.FAIL
-        return
-    outcome.verdict = Verdict.FAIL
-    outcome.expected = ["the target still answers a simple request after the case"]
-    outcome.actual = dead
-    outcome.note = ""
-
-
-def _exited_after_protocol_error(target: Target, problem: str) -> str | None:
-    """How the target went away, if that is the nonzero exit spec §7 allows; None
-    for a crash (killed by a signal), an exit with status 0, or a target that still
-    accepts connections but no longer answers."""
-    status = None
-    if isinstance(target, SpawnedTarget):
-        # The probe may have caught the process while it was exiting: give it a moment.
+        return Liveness()
+    status = target.exit_status()
+    if protocol_error and target.spawned:
+        # Only then does the verdict depend on how the target went away (spec §7): the probe
+        # may have caught the process while it was exiting, so it gets a moment.
         deadline = time.monotonic() + EXIT_GRACE
-        while (status := target.exit_status()) is None and time.monotonic() < deadline:
+        while status is None and time.monotonic() < deadline:
             time.sleep(0.02)
-    if status is not None and status > SHELL_SIGNAL_BASE and getattr(target, "through_shell", False):
-        status = -(status - SHELL_SIGNAL_BASE)  # /bin/sh reports a child killed by signal N as 128+N
-    if status is not None:
-        return f"the application exited with status {status}" if status > 0 else None
-    if isinstance(target, SpawnedTarget) or "cannot connect" not in problem:
-        return None
-    return f"the target stopped accepting connections (exit status unknown): {problem}"
+            status = target.exit_status()
+    return Liveness(problem, spawned=target.spawned, exit_status=status, through_shell=target.through_shell)
 
 
 def load_cases(paths: Sequence[Path | str]) -> list[Case]:

@@ -52,9 +52,15 @@ def request_records(
     )
 
 
-def post_params(content_length: int, extra: Params = ()) -> list[tuple[bytes | str, bytes | str]]:
-    """The probe params of a POST with a body of content_length bytes (status=200: a plain answer)."""
-    return probe_params(probe_query(status=200), "POST", extra, content_length=content_length)
+def post_params(
+    content_length: int, extra: Params = (), *, script_filename: str | None = None
+) -> list[tuple[bytes | str, bytes | str]]:
+    """The probe params of a POST with a body of content_length bytes (status=200: a plain answer).
+
+    A case calls ctx.post_params, which passes the target's SCRIPT_FILENAME on.
+    """
+    return probe_params(probe_query(status=200), "POST", extra, content_length=content_length,
+                        script_filename=script_filename)
 
 
 def start_open_stdin(
@@ -87,10 +93,12 @@ def plain_request(
     expected: str | None = None,
     *,
     keep_conn: bool = True,
-    wait: float = 5.0,
+    wait: float | None = None,
 ) -> Response:
     """A plain probe request on conn that must end with END_REQUEST{REQUEST_COMPLETE} within wait
-    (scaled) seconds; expected says what that shows (e.g. the connection is still in step)."""
+    (scaled) seconds, ctx.answer_wait by default; expected says what that shows (e.g. the
+    connection is still in step)."""
+    timeout = ctx.answer_wait if wait is None else ctx.seconds(wait)
     return complete_request(
-        conn, request_id, probe_params(), keep_conn=keep_conn, timeout=ctx.seconds(wait), expected=expected
+        conn, request_id, ctx.probe_params(), keep_conn=keep_conn, timeout=timeout, expected=expected
     )

@@ -16,7 +16,7 @@ from harness.wire.codec import (
     encode_record,
     stream_records,
 )
-from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, probe_params, probe_query, target_script_filename
+from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, probe_params, probe_query
 from harness.targets.base import Target, TargetUnreachable
 
 LIVENESS_REQUEST_ID = 1
@@ -33,7 +33,7 @@ def liveness_probe(target: Target, timeout: float) -> str | None:
     try:
         conn.send_records(
             [encode_record(RecordType.BEGIN_REQUEST, LIVENESS_REQUEST_ID, begin_request_body(Role.RESPONDER, 0))]
-            + stream_records(RecordType.PARAMS, LIVENESS_REQUEST_ID, encode_params(probe_params(script_filename=target_script_filename(target))))
+            + stream_records(RecordType.PARAMS, LIVENESS_REQUEST_ID, encode_params(probe_params(script_filename=target.script_filename)))
             + stream_records(RecordType.STDIN, LIVENESS_REQUEST_ID, b"")
         )
         # Any END_REQUEST shows the target is alive: judging its id or shape is the cases' job.
@@ -59,7 +59,7 @@ def detect_probe_app(target: Target, timeout: float = 5.0) -> bool:
     Only for targets that do not say (has_probe_app None: cmd: targets); named targets and
     the reference know they have it, tcp: and unix: targets are taken not to (has_probe_app False).
     """
-    params = probe_params(probe_query(status=200), script_filename=target_script_filename(target))
+    params = probe_params(probe_query(status=200), script_filename=target.script_filename)
     try:
         conn = target.connect(timeout=timeout, label="probe-app detection")
     except TargetUnreachable:

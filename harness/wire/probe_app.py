@@ -8,9 +8,8 @@ arrives). Its default body is a JSON report of what it received.
 
 Some probe apps live at a path of their own (php-fpm runs the PHP file named by
 SCRIPT_FILENAME, fcgiwrap the CGI): such a target says which in
-`target.script_filename`, and probe_params sends it while `probing(target)` is in
-effect (run_case does this for the whole case, the liveness probe and capability
-discovery for theirs), so that cases need not know.
+`target.script_filename`, and whoever builds probe params passes it on as probe_params'
+script_filename (a case calls ctx.probe_params, which does so; None: the default path).
 """
 
 from __future__ import annotations
@@ -18,38 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Mapping
 
 from harness.wire.codec import CodecError
 
 PROBE_SCRIPT_NAME = "/probe"
 PROBE_SCRIPT_FILENAME = "/fcgispec/probe"
-
-# The SCRIPT_FILENAME probe_params sends by default: the target's while probing(target).
-_script_filename: ContextVar[str] = ContextVar("fcgispec_probe_script_filename", default=PROBE_SCRIPT_FILENAME)
-
-
-def target_script_filename(target: object) -> str:
-    """The SCRIPT_FILENAME a target's probe app needs (the suite's default when any will do)."""
-    return getattr(target, "script_filename", None) or PROBE_SCRIPT_FILENAME
-
-
-def probe_script_filename() -> str:
-    """The SCRIPT_FILENAME probe_params sends now (for params a case builds by hand)."""
-    return _script_filename.get()
-
-
-@contextmanager
-def probing(target: object) -> Iterator[str]:
-    """Within the block, probe_params sends the SCRIPT_FILENAME this target's probe app needs."""
-    token = _script_filename.set(target_script_filename(target))
-    try:
-        yield _script_filename.get()
-    finally:
-        _script_filename.reset(token)
 
 
 class ProbeError(CodecError):
@@ -73,7 +47,7 @@ def probe_params(
 
     CONTENT_LENGTH is included when there is a body (content_length given);
     extra pairs are appended after the standard ones, in order. SCRIPT_FILENAME is
-    script_filename, else the target's inside probing(target), else /fcgispec/probe.
+    script_filename (the target's, see target.script_filename), else /fcgispec/probe.
     """
     params: list[tuple[bytes | str, bytes | str]] = [
         ("GATEWAY_INTERFACE", "CGI/1.1"),
@@ -86,7 +60,7 @@ def probe_params(
         ("REQUEST_METHOD", method),
         ("REQUEST_URI", PROBE_SCRIPT_NAME + (f"?{query}" if query else "")),
         ("SCRIPT_NAME", PROBE_SCRIPT_NAME),
-        ("SCRIPT_FILENAME", script_filename or _script_filename.get()),
+        ("SCRIPT_FILENAME", script_filename or PROBE_SCRIPT_FILENAME),
         ("DOCUMENT_ROOT", "/fcgispec"),
         ("QUERY_STRING", query),
     ]

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Benchmark (issue 4): N sequential keep-alive GETs to one local server, over HTTP and over HTTPS, the reference C
+"""Benchmark: N sequential keep-alive GETs to one local server, over HTTP and over HTTPS, the reference C
 client against libcurl in one run. Prints requests per second, their ratio, and connections opened (the goal: one
 connection; the reference at least as fast as libcurl). A script that prints numbers, not a test.
 
-Both clients are driven the same way, through their adapters (DESIGN.md "Client adapters"): N `GET URL` lines on
+Both clients are driven the same way, through their adapters (client-adapters/adapter_protocol.py): N `GET URL` lines on
 stdin, one JSON line (status, body length, SHA-256) per response on stdout, so both pay the same per-request
 protocol cost. The clock runs from the first line written to the last result read, after one warm-up request that
 opened the connection (and did the TLS handshake). The server is nginx (`return 200 "foo"`, keepalive_requests

@@ -1,4 +1,4 @@
-"""The client adapter protocol (DESIGN.md "Client adapters"), shared by the Python adapters.
+"""The client adapter protocol, shared by the Python adapters (the C adapters have it in http-client/adapter-protocol/).
 
 An adapter is a long-lived process holding ONE client object / pool. It reads request lines on stdin, performs them
 in order and writes one JSON line per request line (flushed), then exits 0 at EOF:

@@ -1,4 +1,4 @@
-// fcgispec-go-adapter: the client adapter protocol (DESIGN.md "Client adapters") on Go's net/http.
+// fcgispec-go-adapter: the client adapter protocol (client-adapters/adapter_protocol.py) on Go's net/http.
 //
 // ONE *http.Transport for the adapter's life: a clone of http.DefaultTransport (what most Go programs use), with
 // Proxy off (the suite's servers are local), TLSClientConfig.RootCAs from --cacert, and MaxIdleConnsPerHost from

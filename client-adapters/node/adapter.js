@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// fcgispec node adapter: the client adapter protocol (DESIGN.md "Client adapters") on Node's http/https modules.
+// fcgispec node adapter: the client adapter protocol (client-adapters/adapter_protocol.py) on Node's http/https modules.
 //
 // ONE keep-alive Agent per scheme for the adapter's life: new http.Agent({keepAlive: true}) and
 // new https.Agent({keepAlive: true, ca}) with --cacert's PEM as `ca`. --max-idle-per-host N is the Agents'

@@ -250,6 +250,7 @@ class Reassembler:
         return max(0, (time_ns - self._origin) // 1000)
 
     def feed(self, segment: Segment) -> None:
+        """One TCP segment into its connection: SYN, FIN and RST tracked, the payload placed by sequence number."""
         if segment.dport == self.app_port:
             key, direction = (segment.src, segment.sport, segment.dst, segment.dport), WS_TO_APP
         elif segment.sport == self.app_port:

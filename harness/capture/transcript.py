@@ -442,6 +442,7 @@ class _Parser:
         self.index = 0
 
     def parse(self) -> Transcript:
+        """The whole transcript: header, then connections and their records (TranscriptError with a line number)."""
         transcript = Transcript()
         if not self.lines or self.lines[0] != MAGIC:
             raise TranscriptError(1, f"expected {MAGIC!r} as the first line")

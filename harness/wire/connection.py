@@ -387,6 +387,7 @@ class FcgiConnection:
         content_length: int | None = None,
         write_size: int | None = None,
     ) -> None:
+        """Send one record, any field of it (version, padding, a declared length) as the case wants it."""
         data = encode_record(
             type,
             request_id,

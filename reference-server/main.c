@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include "faults.h"
+#include "fcgi_request.h"
 #include "listener.h"
 #include "server.h"
 #include "workers.h"
@@ -25,6 +26,9 @@ static void usage(FILE *out)
           "  --max-reqs N            concurrent requests; more get OVERLOADED (default 4096)\n"
           "  --max-params-bytes N    limit of one request's PARAMS stream (default 1048576)\n"
           "  --roles LIST            roles served, of responder,authorizer,filter (default all)\n"
+          "  --app NAME              the Responder's application: probe (default: reports what it\n"
+          "                          received, steered by QUERY_STRING) or hello (an ordinary page,\n"
+          "                          no probe report, with a Date header, a cookie and a visit counter)\n"
           "  --quiet                 no per-connection log lines\n"
           "  --workers N             N event-loop processes sharing the listeners and the limits\n"
           "                          (default 1)\n"
@@ -90,7 +94,7 @@ int main(int argc, char **argv)
     const char *listen_specs[MAX_LISTENERS];
     size_t listen_count = 0;
     bool quiet = false;
-    enum { OPT_LISTEN = 1, OPT_FAULT, OPT_NO_MPX, OPT_MAX_CONNS, OPT_MAX_REQS, OPT_MAX_PARAMS, OPT_ROLES, OPT_QUIET, OPT_WORKERS, OPT_HELP };
+    enum { OPT_LISTEN = 1, OPT_FAULT, OPT_NO_MPX, OPT_MAX_CONNS, OPT_MAX_REQS, OPT_MAX_PARAMS, OPT_ROLES, OPT_APP, OPT_QUIET, OPT_WORKERS, OPT_HELP };
     static const struct option options[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"fault", required_argument, NULL, OPT_FAULT},
@@ -99,6 +103,7 @@ int main(int argc, char **argv)
         {"max-reqs", required_argument, NULL, OPT_MAX_REQS},
         {"max-params-bytes", required_argument, NULL, OPT_MAX_PARAMS},
         {"roles", required_argument, NULL, OPT_ROLES},
+        {"app", required_argument, NULL, OPT_APP},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"help", no_argument, NULL, OPT_HELP},
@@ -148,6 +153,16 @@ int main(int argc, char **argv)
         case OPT_ROLES:
             if (!parse_roles(optarg, &config.limits.roles)) {
                 fprintf(stderr, "fcgispec-responder: roles are responder,authorizer,filter\n");
+                return 2;
+            }
+            break;
+        case OPT_APP:
+            if (strcmp(optarg, "hello") == 0) {
+                config.limits.responder_app = &app_hello;
+            } else if (strcmp(optarg, "probe") == 0) {
+                config.limits.responder_app = NULL;
+            } else {
+                fprintf(stderr, "fcgispec-responder: --app is probe or hello\n");
                 return 2;
             }
             break;

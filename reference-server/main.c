@@ -68,6 +68,18 @@ static bool parse_roles(const char *list, unsigned *mask)
     return true;
 }
 
+/* The Responder role's application: NULL is the probe app (the default). */
+static bool parse_app(const char *name, const struct fcgi_app **app)
+{
+    if (strcmp(name, "probe") == 0)
+        *app = NULL;
+    else if (strcmp(name, "hello") == 0)
+        *app = &app_hello;
+    else
+        return false;
+    return true;
+}
+
 /* Each connection is a descriptor: raise the soft limit to the hard one (capped),
  * so that --max-conns, not a default of 1024 descriptors, is what limits us. */
 static void raise_fd_limit(void)
@@ -157,11 +169,7 @@ int main(int argc, char **argv)
             }
             break;
         case OPT_APP:
-            if (strcmp(optarg, "hello") == 0) {
-                config.limits.responder_app = &app_hello;
-            } else if (strcmp(optarg, "probe") == 0) {
-                config.limits.responder_app = NULL;
-            } else {
+            if (!parse_app(optarg, &config.limits.responder_app)) {
                 fprintf(stderr, "fcgispec-responder: --app is probe or hello\n");
                 return 2;
             }

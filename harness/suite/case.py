@@ -279,6 +279,18 @@ class CaseContext:
         sent = self.probe_params() if params is None else params
         return comparison.expect_same_answer(self, response, variation, sent, stdin, role=role)
 
+    def prepare_same_answer(
+        self,
+        params: Iterable[tuple[bytes | str, bytes | str]] | None = None,
+        stdin: bytes = b"",
+        *,
+        role: int = Role.RESPONDER,
+    ) -> None:
+        """Without a probe app: get the plain answer expect_same_answer will need now, before the case
+        holds the target busy (connections at FCGI_MAX_CONNS, requests at FCGI_MAX_REQS)."""
+        if not self.has_probe_app:
+            comparison.prepare(self, self.probe_params() if params is None else params, stdin, role=role)
+
     @property
     def script_filename(self) -> str:
         """The SCRIPT_FILENAME the target's probe app needs (the default path when any will do)."""

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from harness.wire.codec import Role, preview_bytes
+from harness.wire.codec import ProtocolStatus, Role, preview_bytes
 from harness.wire.connection import ConnectionClosed, FcgiTimeout, Response, request
 from harness.verdicts import Violation
 
@@ -244,6 +244,9 @@ class ComparisonOracle:
         mask = self.canonical_mask.copy()
         if isinstance(first, str) or isinstance(second, str):
             return Baseline(None, mask, f"the plain {label} got no answer: {first if isinstance(first, str) else second}")
+        if not first.end.endswith(f"protocolStatus={ProtocolStatus.REQUEST_COMPLETE}"):
+            # Refused (OVERLOADED, ...): no answer of the application's to compare with.
+            return Baseline(None, mask, f"the plain {label} was not completed ({first.end})")
         problem = learn(first, second, mask)
         return Baseline(first, mask, f"two answers to the plain {label} differ: {problem}" if problem else None)
 
@@ -322,6 +325,14 @@ def oracle_of(ctx: CaseContext) -> ComparisonOracle:
         oracle = ComparisonOracle()
         ctx.target.comparison_oracle = oracle
     return oracle
+
+
+def prepare(ctx: CaseContext, params: Iterable[tuple[bytes | str, bytes | str]], stdin: bytes = b"",
+            *, role: int = Role.RESPONDER) -> None:
+    """Ask for the plain answer now, before a case holds the target busy (ctx.prepare_same_answer)."""
+    oracle = oracle_of(ctx)
+    if oracle.establish(ctx).deterministic:
+        oracle.baseline(ctx, list(params), stdin, role, "request")
 
 
 def expect_same_answer(

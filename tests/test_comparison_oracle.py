@@ -10,6 +10,8 @@ volatile headers change with every answer (--page volatile-headers) is still com
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -173,3 +175,24 @@ def test_report_shows_depth() -> None:
 def test_comparing_cases_exist() -> None:
     assert set(COMPARING) <= set(CASES)
     assert select_cases(CASES.values(), list(CONTENT_FAULTS.values()))
+
+
+def test_report_of_a_run_without_probe_app(tmp_path: Path) -> None:
+    """End to end, as a user runs it: header, depth tags, depth counts, JSON and JUnit."""
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = subprocess.run(
+        [PYTHON, "-m", "pytest", "cases", "-p", "no:cacheprovider", "--target", "reference --app hello",
+         "--case", "FCGI-3.3-1", "--case", "FCGI-3.3-3", "--report-json", str(report), "--junitxml", str(junit)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Probe app: none (the answer to a probe question is not a probe report" in out, out
+    assert "Deterministic answers: yes; masked: the value of CGI header Date" in out, out
+    assert "FCGI-3.3-3 " in out and "changes nothing [compared]" in out, out
+    assert "[protocol only]" in out.split("FCGI-3.3-1 ")[1].splitlines()[0]
+    assert "2 passed: 0 probe, 1 comparison, 1 protocol only" in out, out
+    document = json.loads(report.read_text())
+    assert document["probe_app"]["found"] is False and document["determinism"]["deterministic"] is True
+    assert {c["id"]: c["depth"] for c in document["cases"]} == {"FCGI-3.3-1": "protocol", "FCGI-3.3-3": "comparison"}
+    assert 'name="fcgispec_depth" value="comparison"' in junit.read_text()

@@ -68,6 +68,7 @@ static void shown(char *out, const uint8_t *data, size_t len)
     out[n] = '\0';
 }
 
+/* Writes the page once STDIN has ended: headers, then what the request carried and what varies. */
 static void respond(struct fcgi_request *req)
 {
     struct hello *h = req->app_state;

@@ -18,11 +18,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 
 from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
+from harness.suite.comparison import ComparisonOracle
 from harness.suite.case import BASE_WAIT, Case, import_case_module, cases_in_module, run_case, select_cases
 from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusions
-from harness.targets.liveness import detect_probe_app
+from harness.targets.liveness import settle_probe_app
 from harness.reports.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker
-from harness.reports.results import format_report, write_json_report
+from harness.reports.results import format_depth_summary, format_report, write_json_report
 from harness.targets.base import Target, TargetError
 from harness.targets.selection import parse_target
 from harness.verdicts import Outcome
@@ -73,8 +74,7 @@ class TargetSession:
             except TargetError as error:
                 self.start_error = str(error)
                 raise
-            if target.has_probe_app is None:
-                target.has_probe_app = detect_probe_app(target)
+            settle_probe_app(target)
             # Capability discovery first: every case (and the report) sees the same answer.
             scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
             target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
@@ -118,7 +118,10 @@ class CaseItem(VerdictItem):
                    "reference_args")
     report_attribute = REPORT_ATTRIBUTE
     marker = "fcgispec"
+    reports_depth = True
     capabilities: object | None = None  # what GET_VALUES said, once the case ran
+    probe_app: dict[str, Any] | None = None  # whether the target has the probe app, and why
+    determinism: dict[str, Any] | None = None  # whether its answers can be compared (once a case asked)
 
     def setup(self) -> None:
         # The case runs here so that a harness ERROR is a pytest setup error.
@@ -132,6 +135,10 @@ class CaseItem(VerdictItem):
         excluded = exclusion_for(self.case.id, self.config.stash[_EXCLUSIONS_KEY])
         self.outcome = run_case(self.case, target, scale=scale, notice=notice or "", excluded=excluded)
         self.capabilities = target.discovered_capabilities
+        self.probe_app = {"found": bool(target.has_probe_app), "reason": target.probe_app_reason}
+        oracle = target.comparison_oracle
+        if isinstance(oracle, ComparisonOracle) and oracle.determinism is not None:
+            self.determinism = oracle.determinism.to_dict()
         session.after_case(self.outcome)
         self.judged()
 
@@ -139,7 +146,12 @@ class CaseItem(VerdictItem):
         self.tell_verdict()
 
     def result_data(self) -> dict[str, Any]:
-        return {**super().result_data(), "capabilities": _capabilities_to_dict(self.capabilities)}
+        return {
+            **super().result_data(),
+            "capabilities": _capabilities_to_dict(self.capabilities),
+            "probe_app": self.probe_app,
+            "determinism": self.determinism,
+        }
 
 
 _SESSION_KEY = pytest.StashKey[TargetSession]()
@@ -156,6 +168,8 @@ class ResultCollector(ResultsReport):
         super().__init__(config)
         self.started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         self.capabilities: dict[str, Any] | None = None
+        self.probe_app: dict[str, Any] | None = None
+        self.determinism: dict[str, Any] | None = None
         self.other_tests = False  # reports of items that are not cases (self-tests)
 
     def received(self, data: dict[str, Any] | None) -> None:
@@ -165,6 +179,10 @@ class ResultCollector(ResultsReport):
         super().received(data)
         if self.capabilities is None and data.get("capabilities") is not None:
             self.capabilities = data["capabilities"]
+        if self.probe_app is None and data.get("probe_app") is not None:
+            self.probe_app = data["probe_app"]
+        if self.determinism is None and data.get("determinism") is not None:
+            self.determinism = data["determinism"]
 
     def before_summary(self) -> None:
         # A case run's failures are told once, in the fcgispec report with the records
@@ -177,7 +195,12 @@ class ResultCollector(ResultsReport):
         return [
             f"Target: {self.config.getoption('--target')}",
             f"Capabilities: {_describe_capabilities(self.capabilities)}",
+            f"Probe app: {_describe_probe_app(self.probe_app)}",
+            f"Deterministic answers: {_describe_determinism(self.determinism, self.probe_app)}",
         ]
+
+    def summary_lines(self) -> list[str]:
+        return [format_depth_summary(self.results)]
 
     def format_results(self, colour: bool) -> str:
         # The records exchanged are shown here, under each failure.
@@ -186,6 +209,8 @@ class ResultCollector(ResultsReport):
     def write_json(self, path: str) -> list[str]:
         meta = {
             "capabilities": self.capabilities,
+            "probe_app": self.probe_app,
+            "determinism": self.determinism,
             "started": self.started_at,
             "wall_time": round(time.monotonic() - self.started, 3),
             "exclude_file": self.config.getoption("--exclude-file"),
@@ -245,6 +270,22 @@ def _describe_capabilities(data: dict[str, Any] | None) -> str:
     if not data["answered"]:
         return f"no GET_VALUES_RESULT ({data['problem']})"
     return ", ".join(f"{name}={value}" for name, value in data["pairs"].items()) or "an empty GET_VALUES_RESULT"
+
+
+def _describe_probe_app(data: dict[str, Any] | None) -> str:
+    if data is None:
+        return "not known (no case ran)"
+    if data["found"]:
+        return f"found ({data['reason']}): content is checked by its reports"
+    return f"none ({data['reason']}): content is checked only by comparison, where a case can"
+
+
+def _describe_determinism(data: dict[str, Any] | None, probe_app: dict[str, Any] | None) -> str:
+    if data is None:
+        return "not checked" + (" (the probe app's reports are checked instead)" if probe_app and probe_app["found"] else "")
+    if not data["deterministic"]:
+        return f"no: {data['problem']}; the comparing cases fall back to protocol checks"
+    return "yes; masked: " + ("; ".join(data["masked"]) or "nothing")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

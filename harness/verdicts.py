@@ -21,6 +21,14 @@ class Verdict(str, enum.Enum):
     ERROR = "error"
 
 
+class Depth(str, enum.Enum):
+    """How deep a case looked: what its verdict rests on."""
+
+    PROBE = "probe"  # content checked by the probe app's report of what it received
+    COMPARISON = "comparison"  # content compared with the answer to the same request sent plainly
+    PROTOCOL = "protocol"  # framing and protocol only: the content was not looked at
+
+
 class Level(str, enum.Enum):
     REQUIRED = "required"
     RECOMMENDED = "recommended"
@@ -82,6 +90,8 @@ class Outcome:
     target_alive: bool = True
     # The reason from --exclude-file when the case is a known deviation of this target.
     excluded: str | None = None
+    # How deep the case looked (set by run_case from the case's context).
+    depth: Depth = Depth.PROTOCOL
 
     @property
     def excused(self) -> bool:

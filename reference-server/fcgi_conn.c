@@ -218,7 +218,10 @@ static struct fcgi_request *add_request(struct fcgi_conn *c, uint16_t id, uint16
     req->role = role;
     req->keep_conn = keep_conn;
     req->faults = c->limits->faults;
-    req->app = role == FCGI_AUTHORIZER ? &app_authorizer : role == FCGI_FILTER ? &app_filter : &app_probe;
+    req->app = role == FCGI_AUTHORIZER        ? &app_authorizer
+               : role == FCGI_FILTER          ? &app_filter
+               : c->limits->responder_app     ? c->limits->responder_app
+                                              : &app_probe;
     c->reqs[c->reqs_count++] = req; /* its slot in load->active_requests was taken by the caller */
     return req;
 }
@@ -676,7 +679,7 @@ static void handle_params(struct fcgi_conn *c, struct fcgi_request *req, const u
 }
 
 static void handle_input_stream(struct fcgi_conn *c, struct fcgi_request *req, uint8_t type,
-                                const uint8_t *content, size_t len)
+                                const uint8_t *content, size_t len, uint8_t padding_length)
 {
     unsigned done_flag = type == FCGI_STDIN ? REQ_STDIN_DONE : REQ_DATA_DONE;
     if (req->flags & done_flag)
@@ -693,7 +696,8 @@ static void handle_input_stream(struct fcgi_conn *c, struct fcgi_request *req, u
         req->stdin_bytes += len;
         if (fault(c, FAULT_STDIN_STALL_40K) && req->stdin_bytes > STDIN_STALL_AT)
             c->input_stalled = true;
-        bool dropped = fault(c, FAULT_STDIN_FIRST_RECORD_ONLY) && (req->flags & REQ_STDIN_SEEN);
+        bool dropped = (fault(c, FAULT_STDIN_FIRST_RECORD_ONLY) && (req->flags & REQ_STDIN_SEEN)) ||
+                       (fault(c, FAULT_PADDED_STDIN_LOST) && padding_length > 0);
         req->flags |= REQ_STDIN_SEEN;
         if (dropped)
             return;
@@ -761,7 +765,7 @@ static void handle_record(struct fcgi_conn *c, const struct fcgi_header *h, cons
         break;
     case FCGI_STDIN:
     case FCGI_DATA:
-        handle_input_stream(c, req, h->type, content, h->content_length);
+        handle_input_stream(c, req, h->type, content, h->content_length, h->padding_length);
         break;
     default:
         conn_log(c, "ignoring a record of type %u for request %u", h->type, h->request_id);

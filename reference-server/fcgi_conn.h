@@ -18,6 +18,8 @@ enum fcgi_role_mask {
     ROLE_MASK_ALL = ROLE_MASK_RESPONDER | ROLE_MASK_AUTHORIZER | ROLE_MASK_FILTER,
 };
 
+struct fcgi_app;
+
 /* Settings shared by every connection of a server; read-only for connections. */
 struct fcgi_limits {
     unsigned max_conns;       /* advertised as FCGI_MAX_CONNS */
@@ -28,6 +30,8 @@ struct fcgi_limits {
     size_t max_spool_bytes;   /* one request's queued output */
     size_t out_high_water;    /* stop reading input while this much output waits */
     fault_set faults;
+    /* The Responder role's application; NULL: the probe app (--app). */
+    const struct fcgi_app *responder_app;
     /* Where the connection reports protocol errors and odd input; NULL: silent. */
     void (*log)(unsigned long conn_id, const char *message);
 };

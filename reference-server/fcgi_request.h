@@ -90,5 +90,6 @@ void fcgi_request_finish(struct fcgi_request *req, uint32_t app_status);
 extern const struct fcgi_app app_probe;
 extern const struct fcgi_app app_authorizer;
 extern const struct fcgi_app app_filter;
+extern const struct fcgi_app app_hello;
 
 #endif

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include "faults.h"
+#include "fcgi_request.h"
 #include "listener.h"
 #include "server.h"
 #include "workers.h"
@@ -25,6 +26,9 @@ static void usage(FILE *out)
           "  --max-reqs N            concurrent requests; more get OVERLOADED (default 4096)\n"
           "  --max-params-bytes N    limit of one request's PARAMS stream (default 1048576)\n"
           "  --roles LIST            roles served, of responder,authorizer,filter (default all)\n"
+          "  --app NAME              the Responder's application: probe (default: reports what it\n"
+          "                          received, steered by QUERY_STRING) or hello (an ordinary page,\n"
+          "                          no probe report, with a Date header, a cookie and a visit counter)\n"
           "  --quiet                 no per-connection log lines\n"
           "  --workers N             N event-loop processes sharing the listeners and the limits\n"
           "                          (default 1)\n"
@@ -64,6 +68,18 @@ static bool parse_roles(const char *list, unsigned *mask)
     return true;
 }
 
+/* The Responder role's application: NULL is the probe app (the default). */
+static bool parse_app(const char *name, const struct fcgi_app **app)
+{
+    if (strcmp(name, "probe") == 0)
+        *app = NULL;
+    else if (strcmp(name, "hello") == 0)
+        *app = &app_hello;
+    else
+        return false;
+    return true;
+}
+
 /* Each connection is a descriptor: raise the soft limit to the hard one (capped),
  * so that --max-conns, not a default of 1024 descriptors, is what limits us. */
 static void raise_fd_limit(void)
@@ -90,7 +106,7 @@ int main(int argc, char **argv)
     const char *listen_specs[MAX_LISTENERS];
     size_t listen_count = 0;
     bool quiet = false;
-    enum { OPT_LISTEN = 1, OPT_FAULT, OPT_NO_MPX, OPT_MAX_CONNS, OPT_MAX_REQS, OPT_MAX_PARAMS, OPT_ROLES, OPT_QUIET, OPT_WORKERS, OPT_HELP };
+    enum { OPT_LISTEN = 1, OPT_FAULT, OPT_NO_MPX, OPT_MAX_CONNS, OPT_MAX_REQS, OPT_MAX_PARAMS, OPT_ROLES, OPT_APP, OPT_QUIET, OPT_WORKERS, OPT_HELP };
     static const struct option options[] = {
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"fault", required_argument, NULL, OPT_FAULT},
@@ -99,6 +115,7 @@ int main(int argc, char **argv)
         {"max-reqs", required_argument, NULL, OPT_MAX_REQS},
         {"max-params-bytes", required_argument, NULL, OPT_MAX_PARAMS},
         {"roles", required_argument, NULL, OPT_ROLES},
+        {"app", required_argument, NULL, OPT_APP},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"help", no_argument, NULL, OPT_HELP},
@@ -148,6 +165,12 @@ int main(int argc, char **argv)
         case OPT_ROLES:
             if (!parse_roles(optarg, &config.limits.roles)) {
                 fprintf(stderr, "fcgispec-responder: roles are responder,authorizer,filter\n");
+                return 2;
+            }
+            break;
+        case OPT_APP:
+            if (!parse_app(optarg, &config.limits.responder_app)) {
+                fprintf(stderr, "fcgispec-responder: --app is probe or hello\n");
                 return 2;
             }
             break;

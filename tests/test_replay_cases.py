@@ -120,3 +120,7 @@ def test_content_is_compared_for_the_reference_or_when_asked() -> None:
     assert not content_wanted(nginx, TcpTarget("127.0.0.1:9000"), {})
     assert content_wanted(nginx, TcpTarget("127.0.0.1:9000"), {CONTENT_ENV: "1"})
     assert not content_wanted(nginx, ReferenceTarget(ROOT), {CONTENT_ENV: "0"})
+    without_probe_app = ReferenceTarget(ROOT, ["--app", "hello"])
+    assert without_probe_app.has_probe_app is None  # found out by asking, as for cmd: targets
+    without_probe_app.has_probe_app = False
+    assert not content_wanted(nginx, without_probe_app, {})

@@ -13,7 +13,7 @@ import time
 
 from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import plain_request, request_records
-from harness.wire.connection import ConnectionClosed, FcgiConnection
+from harness.wire.connection import ConnectionClosed, FcgiConnection, Response
 from harness.wire.codec import EndRequest, ProtocolStatus
 from harness.targets.base import TargetUnreachable
 from harness.verdicts import Level, Unsupported, Violation
@@ -92,6 +92,7 @@ def advertised_connections_served(ctx: CaseContext) -> str:
     if caps.max_conns < 1:
         raise Unsupported(f"FCGI_MAX_CONNS={caps.max_conns}: no concurrent connections to check")
     count = min(caps.max_conns, CONNECTIONS_CHECKED_MAX)
+    ctx.prepare_same_answer()  # while the target is not yet held at its limit
     conns = [ctx.connect(f"connection {index + 1} of {count}") for index in range(count)]
     for conn in conns:
         _send_request(ctx, conn)
@@ -101,27 +102,29 @@ def advertised_connections_served(ctx: CaseContext) -> str:
             f"END_REQUEST id=1 REQUEST_COMPLETE on connection {index + 1} of {count} "
             f"held open at once (FCGI_MAX_CONNS={caps.max_conns})"
         )
-        end = _end_request(ctx, conn, wanted)
+        response, end = _response(ctx, conn, wanted)
         if end.protocol_status == ProtocolStatus.OVERLOADED:
             # Once more, in case the target had not yet seen the close of an earlier case's connection.
             conn.close()
             time.sleep(ctx.seconds(0.05))
             conn = ctx.connect(f"connection {index + 1} of {count}, second try")
             _send_request(ctx, conn)
-            end = _end_request(ctx, conn, wanted)
+            response, end = _response(ctx, conn, wanted)
         if end.protocol_status != ProtocolStatus.REQUEST_COMPLETE:
             raise Violation(wanted, f"END_REQUEST id=1 {_status_name(end.protocol_status)}" + (
                 " (also on a second try)" if end.protocol_status == ProtocolStatus.OVERLOADED else ""))
+        # Without a probe app: what a connection held among others gets is what a request alone gets.
+        ctx.expect_same_answer(response, f"serving it on connection {index + 1} of {count} held open at once")
     shown = "" if count == caps.max_conns else f" (of the {caps.max_conns} advertised)"
     return f"{count} concurrent connection{'s' if count > 1 else ''} served{shown}"
 
 
-def _end_request(ctx: CaseContext, conn: FcgiConnection, wanted: str) -> EndRequest:
-    """Request 1's END_REQUEST body (a Violation when none comes)."""
+def _response(ctx: CaseContext, conn: FcgiConnection, wanted: str) -> tuple[Response, EndRequest]:
+    """Request 1's answer and its END_REQUEST body (a Violation when none comes)."""
     response = read_response(conn, 1, ctx.seconds(3.0), expected=wanted)
     if response.end is None:
         raise Violation([wanted, "an 8-byte END_REQUEST body"], response.records[-1].describe())
-    return response.end
+    return response, response.end
 
 
 def _status_name(status: int) -> str:

@@ -1,7 +1,9 @@
 """§3.3 Records, "Padding", and the largest record there is.
 
 Receivers skip paddingData, whatever its length and bytes (FCGI-3.3-3): each scenario runs
-unpadded first, then with every record padded; the case compares what the target did. So a
+unpadded first, then with every record padded; the case compares what the target did (without a
+probe app, the full answers to the requests are also compared with the plain request's:
+harness/suite/comparison.py). So a
 target that mishandles, say, ABORT_REQUEST fails that in §5.4, not here: only a difference
 caused by padding counts. A record may carry 65535 content bytes and 255 padding bytes at once
 (FCGI-3.3-4). Senders are recommended to keep records 8-byte aligned (FCGI-3.3-5).
@@ -124,8 +126,19 @@ def _request_records(
     return records
 
 
-def _answer(ctx: CaseContext, conn: FcgiConnection, request_id: int, *, whole_stdout: bool = False) -> str:
-    """What the target answered to one request, in words comparable across runs."""
+def _answer(
+    ctx: CaseContext,
+    conn: FcgiConnection,
+    request_id: int,
+    *,
+    whole_stdout: bool = False,
+    same_as_plain: tuple[str, list[tuple[bytes | str, bytes | str]], bytes] | None = None,
+) -> str:
+    """What the target answered to one request, in words comparable across runs.
+
+    same_as_plain (variation, params, stdin): without a probe app, the full answer must also be
+    the one to the same request sent plainly (ctx.expect_same_answer), or the case fails.
+    """
     try:
         response = conn.read_response(request_id, ctx.seconds(3.0))
     except ReadTimeout:
@@ -134,6 +147,8 @@ def _answer(ctx: CaseContext, conn: FcgiConnection, request_id: int, *, whole_st
         return f"connection closed ({closed.how}) before END_REQUEST id={request_id}"
     if response.end is None:
         return "a malformed END_REQUEST"
+    if same_as_plain is not None:
+        ctx.expect_same_answer(response, *same_as_plain)
     words = f"END_REQUEST protocolStatus={response.end.protocol_status}"
     try:
         cgi = parse_cgi(response.stdout)
@@ -151,9 +166,15 @@ def _answer(ctx: CaseContext, conn: FcgiConnection, request_id: int, *, whole_st
     return words
 
 
+def _variation(padding: Padding, records: str) -> str:
+    padded = "unpadded" if not padding.lengths else f"with {padding.label}"
+    return f"sending the request as {records}, {padded},"
+
+
 def request_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
     conn.send_records(_request_records(ctx, 1, padding))
-    return "request: " + _answer(ctx, conn, 1)
+    plain = (_variation(padding, "records of about 100 bytes"), ctx.post_params(len(BODY)), BODY)
+    return "request: " + _answer(ctx, conn, 1, same_as_plain=plain)
 
 
 MANY_RECORDS_BODY = pattern_bytes(4 * len(ALL_PADDING_LENGTHS))
@@ -162,7 +183,10 @@ MANY_RECORDS_BODY = pattern_bytes(4 * len(ALL_PADDING_LENGTHS))
 def many_records_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
     """STDIN in 255 4-byte records: in the every-length run, each has its own padding length."""
     conn.send_records(_request_records(ctx, 1, padding, body=MANY_RECORDS_BODY, stdin_record_size=4))
-    return "request with 255 STDIN records: " + _answer(ctx, conn, 1)
+    plain = (
+        _variation(padding, "255 STDIN records of 4 bytes"), ctx.post_params(len(MANY_RECORDS_BODY)), MANY_RECORDS_BODY
+    )
+    return "request with 255 STDIN records: " + _answer(ctx, conn, 1, same_as_plain=plain)
 
 
 def get_values_scenario(ctx: CaseContext, conn: FcgiConnection, padding: Padding) -> str:
@@ -242,7 +266,7 @@ SCENARIOS: tuple[tuple[str, Callable[[CaseContext, FcgiConnection, Padding], str
     requirement="The protocol allows senders to pad the records they send, and requires receivers to interpret "
     "the paddingLength and skip the paddingData.",
     level=Level.REQUIRED,
-    catches=("padding-not-skipped",),
+    catches=("padding-not-skipped", "padded-stdin-lost"),
     timeout=60.0,
 )
 def padding_is_skipped(ctx: CaseContext) -> None:

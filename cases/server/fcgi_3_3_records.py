@@ -4,8 +4,10 @@ ids: fcgi_3_3_request_ids.py).
 
 Every case works against any responder: the probe app, when the target has it, only adds checks
 of the content the application received. Without it, a target that loses part of a stream
-split across records (HHVM kept only the first STDIN record) still answers, so FCGI-3.3-10 and
-FCGI-3.3-11 can then only show a target that stalls, closes or misparses the records.
+split across records (HHVM kept only the first STDIN record) still answers: FCGI-3.3-10 and
+FCGI-3.3-11 then compare each answer with the answer to the same request sent plainly
+(harness/suite/comparison.py), and only for a target whose plain answers differ from one time to
+the next can they show no more than a target that stalls, closes or misparses the records.
 """
 
 from __future__ import annotations
@@ -59,9 +61,13 @@ def _expect_received(
     stdin: bytes,
     how: str,
 ) -> None:
-    """The request was answered; with the probe app, it received exactly these params and stdin."""
+    """The request was answered; with the probe app, it received exactly these params and stdin; without
+    it, the answer is the one to the same params and stdin sent plainly (when the target's answers
+    can be compared)."""
     expect_end_request(response)
     if not ctx.has_probe_app:
+        sent = decode_params(params) if isinstance(params, bytes) else params
+        ctx.expect_same_answer(response, how, sent, stdin)
         return
     report = expect_probe_report(response)
     sent = decode_params(params if isinstance(params, bytes) else encode_params(params))

@@ -37,10 +37,13 @@ INACTIVE_REQUIREMENT = (
 )
 
 
-def _check_body(ctx: CaseContext, response: Response, body: bytes, how: str) -> None:
-    """With the probe app: the request's STDIN was exactly body."""
+def _check_body(ctx: CaseContext, response: Response, body: bytes, how: str, variation: str) -> None:
+    """With the probe app: the request's STDIN was exactly body. Without it: the answer is the one to
+    the same POST sent plainly, alone on a connection of its own (variation: what differed)."""
     if ctx.has_probe_app:
         expect_stdin_received(expect_probe_report(response), body, how)
+    else:
+        ctx.expect_same_answer(response, variation, ctx.post_params(len(body)), body)
 
 
 def _response_after(ctx: CaseContext, conn: FcgiConnection, request_id: int, early: list[Record]) -> Response:
@@ -89,6 +92,7 @@ def replies_carry_request_id(ctx: CaseContext) -> None:
     # 256 has a zero low byte and 65535 fills both bytes: the ids byte-order bugs show on.
     for request_id in (1, 256, 65535):
         conn.send_records(request_records(request_id, ctx.probe_params()))
+        response = Response(request_id)
         while True:
             event = next_event(conn, ctx.answer_wait)
             wanted = f"STDOUT, STDERR or END_REQUEST records with id={request_id}"
@@ -96,8 +100,13 @@ def replies_carry_request_id(ctx: CaseContext) -> None:
                 raise Violation(wanted, describe_event(event))
             if event.request_id != request_id:
                 raise Violation(wanted, event.describe())
+            response.records.append(event)
             if event.type == RecordType.END_REQUEST:
+                response.end = decode_end_request(event.content) if len(event.content) == 8 else None
                 break
+        # The id must not change the answer either (without a probe app: compared with id 1 on a
+        # connection of its own).
+        ctx.expect_same_answer(response, f"request id {request_id} on a kept connection")
 
 
 REUSE_COUNT = 1000
@@ -169,7 +178,10 @@ def inactive_id_records_ignored(ctx: CaseContext) -> None:
     if strays:
         raise Violation("nothing sent for the never-begun ids 5, 7 and 2", strays[0].describe())
     expect_end_request(response)
-    _check_body(ctx, response, body, "(its own STDIN only, not the STDIN records of ids 7 and 2)")
+    _check_body(
+        ctx, response, body, "(its own STDIN only, not the STDIN records of ids 7 and 2)",
+        "records for the never-begun ids 7 and 2 sent while the request was active",
+    )
     # The connection is still open and framed.
     plain_request(
         ctx, conn, 3, "END_REQUEST id=3 protocolStatus=REQUEST_COMPLETE for a plain request "
@@ -193,7 +205,7 @@ def late_records_ignored(ctx: CaseContext) -> None:
     conn.send_records(request_records(1, ctx.post_params(len(body)), body) + [encode_record(RecordType.STDIN, 1, b"")])
     response = read_response(conn, 1, ctx.answer_wait)
     expect_end_request(response)
-    _check_body(ctx, response, body, "(the duplicate empty STDIN changes nothing)")
+    _check_body(ctx, response, body, "(the duplicate empty STDIN changes nothing)", "a duplicate empty STDIN record")
 
     conn.note("late records for id 1, whose END_REQUEST has been sent")
     conn.send_records(
@@ -212,7 +224,10 @@ def late_records_ignored(ctx: CaseContext) -> None:
     conn.send_records(request_records(1, ctx.post_params(len(body)), body))
     response = read_response(conn, 1, ctx.answer_wait, expected="END_REQUEST id=1 for id 1 begun again after the late records")
     expect_end_request(response)
-    _check_body(ctx, response, body, "(the late STDIN record is not part of it)")
+    _check_body(
+        ctx, response, body, "(the late STDIN record is not part of it)",
+        "late records for id 1 before it was begun again",
+    )
     # Nothing for an id after its END_REQUEST.
     expect_single_end_request(conn, 1, ctx.quiet_wait)
 
@@ -243,7 +258,7 @@ def large_request_ids_served(ctx: CaseContext) -> str:
                 response.end = decode_end_request(event.content) if len(event.content) == 8 else None
                 break
         expect_end_request(response)
-        _check_body(ctx, response, body, f"for request id {request_id}")
+        _check_body(ctx, response, body, f"for request id {request_id}", f"request id {request_id} (instead of 1)")
     # Ids active at once (1 and 257 share a low byte) are the multiplexing cases' business (§5.5):
     # a target that serializes requests would fail here for the wrong reason.
     return f"ids {', '.join(map(str, ids))} served one after another on one connection"

@@ -75,6 +75,10 @@ def _probe_report(ctx: CaseContext, extra: list[tuple[bytes, bytes]], what: str,
     else:
         encoded = encode_params(params)
     response = _answered(ctx, ctx.connect(), 1, encoded, what)
+    if long_form:
+        # Both forms can encode these lengths: without a probe app, the answer must be the one to
+        # the same params in the usual (shortest) form.
+        ctx.expect_same_answer(response, "every name and value length in the 4-byte form", params)
     return expect_probe_report(response) if ctx.has_probe_app else None
 
 

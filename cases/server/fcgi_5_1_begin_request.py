@@ -89,6 +89,8 @@ def responder_flow(ctx: CaseContext) -> None:
     _check_responder_response(response, "App. B.2")
     if ctx.has_probe_app:
         expect_stdin_received(expect_probe_report(response), body)
+    else:
+        ctx.expect_same_answer(response, "PARAMS in two records cut inside SERVER_NAME", ctx.post_params(len(body)), body)
 
 
 @case(

@@ -37,9 +37,10 @@ def same_application(transcript: Transcript, target: Target) -> bool:
     """Does the target run the application the capture was made in front of?
 
     Only known for the reference responder's probe app (the golden captures' `app: reference ...`):
-    a target that is the reference responder (with any options or fault modes) runs it too.
+    a target that is the reference responder (with any options or fault modes) runs it too, unless
+    its probe app is switched off (--app hello).
     """
-    return target.is_reference and transcript.meta_value("app").startswith("reference")
+    return target.is_reference and target.has_probe_app is not False and transcript.meta_value("app").startswith("reference")
 
 
 def content_wanted(transcript: Transcript, target: Target, environ: dict[str, str] | None = None) -> bool:
@@ -66,6 +67,13 @@ def check_replay(ctx: CaseContext, transcript: Transcript, *, source: str, conte
     wait = ctx.answer_wait if base_wait is None else ctx.seconds(base_wait)
     result = replay(transcript, target, content=compare, timeout=wait, source=source, first_only=True)
     expected = [*PROTOCOL_EXPECTATIONS, *([CONTENT_EXPECTATION] if compare else [])]
+    if compare:
+        # The content is compared with the captured answers: the probe app's reports, when the
+        # target runs the capture's application, else whatever application answered then.
+        if same_application(transcript, target):
+            ctx.checked_by_probe()
+        else:
+            ctx.checked_by_comparison()
     if not result.ok:
         raise Violation(expected, result.report())
     requests = sum(c.requests for c in result.connections)

@@ -31,7 +31,7 @@ import pytest
 
 from harness.reports.results import CaseResult, format_details, format_summary
 from harness.suite.judge import Facts, judge
-from harness.verdicts import Level, Outcome, Verdict
+from harness.verdicts import Depth, Level, Outcome, Verdict
 
 
 def fails_run(outcome: Outcome, strict: bool) -> bool:
@@ -85,6 +85,7 @@ class VerdictItem(pytest.Item):
     case_fields: tuple[str, ...] = ()  # the fields a report shows, carried with the result
     report_attribute = ""  # the setup report's attribute that carries the result
     marker = ""  # the pytest mark every item gets
+    reports_depth = False  # its verdicts say how deep they looked (Outcome.depth): the server suite's do
 
     def __init__(self, *, case: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -116,6 +117,8 @@ class VerdictItem(pytest.Item):
         __tracebackhide__ = True
         assert self.outcome is not None
         self.user_properties.append(("fcgispec_verdict", self.outcome.verdict.value))
+        if self.reports_depth:
+            self.user_properties.append(("fcgispec_depth", self.outcome.depth.value))
         if self.outcome.excused:
             # A known deviation: JUnit shows it as skipped with the reason, the run stays green.
             pytest.skip(f"excluded ({self.outcome.verdict.value}): {self.outcome.excluded}")
@@ -170,6 +173,7 @@ def _outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
         "verdict": outcome.verdict.value, "expected": list(outcome.expected), "actual": outcome.actual,
         "note": outcome.note, "duration": outcome.duration, "trace": outcome.trace,
         "target_log": outcome.target_log, "target_alive": outcome.target_alive, "excluded": outcome.excluded,
+        "depth": outcome.depth.value,
     }
 
 
@@ -177,7 +181,7 @@ def _outcome_from_dict(data: dict[str, Any]) -> Outcome:
     return Outcome(
         Verdict(data["verdict"]), expected=list(data["expected"]), actual=data["actual"], note=data["note"],
         duration=data["duration"], trace=data["trace"], target_log=data["target_log"], target_alive=data["target_alive"],
-        excluded=data["excluded"],
+        excluded=data["excluded"], depth=Depth(data.get("depth", Depth.PROTOCOL.value)),
     )
 
 
@@ -227,7 +231,7 @@ class ResultsReport:
         said = self.write_json(path) if path else []
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            for line in said:
+            for line in said + self.summary_lines():
                 reporter.write_line(line)
             reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started))
 
@@ -241,6 +245,10 @@ class ResultsReport:
         """Before pytest's own summary sections are written."""
 
     def header_lines(self) -> list[str]:
+        return []
+
+    def summary_lines(self) -> list[str]:
+        """Lines printed just before the one-line summary."""
         return []
 
     def format_results(self, colour: bool) -> str:

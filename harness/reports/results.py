@@ -9,7 +9,7 @@ from typing import Iterable, Mapping, Sequence
 
 from harness.suite.case import SECTION_TITLES, Case
 from harness.targets.faults import describe_faults
-from harness.verdicts import Outcome, Verdict
+from harness.verdicts import Depth, Outcome, Verdict
 
 MARKS = {
     Verdict.PASS: "✔",
@@ -20,6 +20,10 @@ MARKS = {
     Verdict.ERROR: "E",
 }
 EXCUSED_MARK = "~"  # an excluded (known) deviation
+# How deep a verdict looked, as shown after a judged case's title.
+DEPTH_TAGS = {Depth.PROBE: "[probe]", Depth.COMPARISON: "[compared]", Depth.PROTOCOL: "[protocol only]"}
+# The verdicts a depth is shown for: those that rest on what the case looked at.
+JUDGED = (Verdict.PASS, Verdict.INFO, Verdict.WARN, Verdict.FAIL)
 _COLOURS = {
     Verdict.PASS: "32",
     Verdict.FAIL: "31",
@@ -83,6 +87,8 @@ def format_case_line(result: CaseResult, colour: bool = False) -> str:
         return _paint(line, Verdict.UNSUPPORTED, colour)
     if outcome.excluded_but_passed:
         line += f" (excluded but passed: {outcome.excluded}; prune it from the exclude list)"
+    if verdict in JUDGED:
+        line += f" {DEPTH_TAGS[outcome.depth]}"
     return _paint(line, verdict, colour)
 
 
@@ -110,6 +116,24 @@ def count_verdicts(outcomes: Iterable[Outcome]) -> dict[Verdict, int]:
         if not outcome.excused:
             counts[outcome.verdict] += 1
     return counts
+
+
+def count_depths(outcomes: Iterable[Outcome]) -> dict[Depth, int]:
+    """How deep the passes looked, excused ones left out."""
+    counts = {depth: 0 for depth in Depth}
+    for outcome in outcomes:
+        if not outcome.excused and outcome.verdict is Verdict.PASS:
+            counts[outcome.depth] += 1
+    return counts
+
+
+def format_depth_summary(results: Sequence[CaseResult]) -> str:
+    """E.g. "54 passed: 20 probe, 12 comparison, 22 protocol only": what the passes rest on."""
+    counts = count_depths(r.outcome for r in results)
+    return (
+        f"{sum(counts.values())} passed: {counts[Depth.PROBE]} probe, {counts[Depth.COMPARISON]} comparison, "
+        f"{counts[Depth.PROTOCOL]} protocol only"
+    )
 
 
 def format_summary(results: Sequence[CaseResult], *, duration: float | None = None) -> str:
@@ -149,6 +173,7 @@ def json_report(
             "requirement": case.requirement,
             "level": case.level.value,
             "verdict": outcome.verdict.value,
+            "depth": outcome.depth.value,
             "duration": round(outcome.duration, 4),
         }
         if outcome.verdict is not Verdict.PASS:
@@ -169,6 +194,7 @@ def json_report(
         entries.append(entry)
     summary: dict[str, object] = {verdict.value: counts[verdict] for verdict in Verdict}
     summary.update(
+        depth={depth.value: count for depth, count in count_depths(r.outcome for r in results).items()},
         total=len(results),
         excluded=sum(r.outcome.excused for r in results),
         excluded_but_passed=sum(r.outcome.excluded_but_passed for r in results),

@@ -17,11 +17,13 @@ from typing import Callable, Iterable, Mapping, Sequence
 from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
 from harness.wire.connection import FcgiConnection, Response, request
 from harness.suite.judge import Facts, Liveness, judge
-from harness.targets.liveness import detect_probe_app, liveness_probe
-from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params
+from harness.targets.liveness import liveness_probe, settle_probe_app
+from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params, probe_reports_parsed
+from harness.wire.codec import Role
+from harness.suite import comparison
 from harness.suite.case_requests import post_params
 from harness.targets.base import Target, TargetUnreachable
-from harness.verdicts import HarnessError, Level, Outcome, Unsupported, Verdict
+from harness.verdicts import Depth, HarnessError, Level, Outcome, Unsupported, Verdict
 
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
 SECTION_TITLES = {
@@ -156,6 +158,10 @@ class CaseContext:
         self.connections: list[FcgiConnection] = []
         # Targets started by spawn_variant, stopped when the case ends.
         self.variants: list[Target] = []
+        # How deep the case looked: the probe-report and comparison helpers raise it themselves.
+        self.depth = Depth.PROTOCOL
+        # Told in the outcome's note whatever the case returns (e.g. a comparison fallback).
+        self.notes: list[str] = []
 
     def seconds(self, base: float) -> float:
         """A wait of `base` seconds, scaled by --fcgi-timeout."""
@@ -230,11 +236,60 @@ class CaseContext:
         variant.start()
         if variant.has_probe_app is None:
             variant.has_probe_app = self.target.has_probe_app
+            variant.probe_app_reason = self.target.probe_app_reason
         return variant
 
     @property
     def has_probe_app(self) -> bool:
         return bool(self.target.has_probe_app)
+
+    def checked_by_probe(self) -> None:
+        """The case judged content by the probe app's report (run_case also marks this by itself)."""
+        self.depth = Depth.PROBE
+
+    def checked_by_comparison(self) -> None:
+        """The case judged content by comparing with the plain request's answer (a probe check stays deeper)."""
+        if self.depth is not Depth.PROBE:
+            self.depth = Depth.COMPARISON
+
+    def note_once(self, text: str) -> None:
+        """A note for the outcome, told once however often the case says it."""
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def expect_same_answer(
+        self,
+        response: Response,
+        variation: str,
+        params: Iterable[tuple[bytes | str, bytes | str]] | None = None,
+        stdin: bytes = b"",
+        *,
+        role: int = Role.RESPONDER,
+    ) -> bool:
+        """Without a probe app: the answer to a request sent with a variation (padding, split records, ...)
+        must be the answer to the same params and stdin sent plainly (harness/suite/comparison.py).
+
+        params default to the canonical GET's (ctx.probe_params()). Raises Violation naming the
+        variation on a difference. Returns whether content was compared: False with a probe app
+        (its report is checked instead, and deeper) and for a target whose plain answers differ
+        (then the case's note says it fell back to protocol checks).
+        """
+        if self.has_probe_app:
+            return False
+        sent = self.probe_params() if params is None else params
+        return comparison.expect_same_answer(self, response, variation, sent, stdin, role=role)
+
+    def prepare_same_answer(
+        self,
+        params: Iterable[tuple[bytes | str, bytes | str]] | None = None,
+        stdin: bytes = b"",
+        *,
+        role: int = Role.RESPONDER,
+    ) -> None:
+        """Without a probe app: get the plain answer expect_same_answer will need now, before the case
+        holds the target busy (connections at FCGI_MAX_CONNS, requests at FCGI_MAX_REQS)."""
+        if not self.has_probe_app:
+            comparison.prepare(self, self.probe_params() if params is None else params, stdin, role=role)
 
     @property
     def script_filename(self) -> str:
@@ -333,10 +388,10 @@ def run_case(
     for a verdict other than pass or unsupported, and for every verdict with keep_trace (the
     compatibility matrix's evidence).
     """
-    if target.has_probe_app is None:
-        # Found out once per target, as the pytest plugin does: cases branch on it.
-        target.has_probe_app = detect_probe_app(target, LIVENESS_TIMEOUT * scale)
+    # Found out once per target, as the pytest plugin does: cases branch on it.
+    settle_probe_app(target, LIVENESS_TIMEOUT * scale)
     ctx = CaseContext(target, case, scale=scale)
+    reports_before = probe_reports_parsed()
     returned: str | None = None
     raised: Exception | None = None
     try:
@@ -358,6 +413,11 @@ def run_case(
         liveness=liveness, notice=notice, excluded=excluded,
     ))
     outcome.duration = duration
+    if probe_reports_parsed() > reports_before:
+        ctx.checked_by_probe()  # it read the probe app's report of what it received
+    outcome.depth = ctx.depth
+    for text in ctx.notes if outcome.verdict is not Verdict.UNSUPPORTED else ():
+        outcome.note = (outcome.note + "; " if outcome.note else "") + text
     if keep_trace or outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
         outcome.trace = ctx.traces()
         outcome.target_log = target.log_tail()

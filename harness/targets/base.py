@@ -53,9 +53,11 @@ class Target:
       is_reference                bool: the built reference responder, whose --fault modes and options apply [False]
       through_shell               bool: started through /bin/sh, so exit status 128+N means killed by signal N [False]
       has_probe_app               bool | None: implements the probe app; None: not known, the suite asks once [False]
+      probe_app_reason            str: why has_probe_app is what it is, for the report ["tcp: and unix: ..."]
       probe_limitations           Mapping[str, str]: probe-contract part (LIMIT_* of named.py) -> why it cannot [{}]
       script_filename             str | None: the SCRIPT_FILENAME its probe app needs; None: the default path [None]
       discovered_capabilities     Capabilities from GET_VALUES, kept once per target, restarts included [None]
+      comparison_oracle           its plain answers (harness/suite/comparison.py), kept once asked [None]
       process                     GroupProcess | None: the leader of a spawned target's process group [None]
       param_unreported(name)      -> bool: with "params-all", the platform keeps this param from the probe app [False]
       start(), stop(), restart()  make it ready to accept connections, release it, both [no-ops]
@@ -73,9 +75,11 @@ class Target:
     is_reference = False
     through_shell = False
     has_probe_app: bool | None = False
+    probe_app_reason = "not looked for: tcp: and unix: targets are taken to have none"
     probe_limitations: Mapping[str, str] = NO_LIMITATIONS
     script_filename: str | None = None
     discovered_capabilities: object | None = None
+    comparison_oracle: object | None = None
     process: GroupProcess | None = None
 
     def param_unreported(self, name: bytes) -> bool:
@@ -260,11 +264,23 @@ def reference_binary(root: Path, build_dir: str = "build") -> Path:
     return root / build_dir / "reference-server" / "fcgispec-responder"
 
 
+def _option_value(args: Sequence[str], option: str) -> str | None:
+    """The value of the last `--option VALUE` or `--option=VALUE` in args, or None."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == option and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(option + "="):
+            value = arg[len(option) + 1 :]
+    return value
+
+
 class ReferenceTarget(SpawnedTarget):
-    """The reference responder, spawned on a free loopback port."""
+    """The reference responder, spawned on a free loopback port (with --app hello, without its probe app)."""
 
     is_reference = True
     has_probe_app = True
+    probe_app_reason = "the reference responder's own probe app"
 
     def __init__(
         self,
@@ -282,6 +298,10 @@ class ReferenceTarget(SpawnedTarget):
         self.extra_args = list(extra_args)
         self.port: int | None = None
         suffix = f" {' '.join(self.extra_args)}" if self.extra_args else ""
+        if _option_value(self.extra_args, "--app") not in (None, "probe"):
+            # Another application answers the Responder role: found out by asking, as for cmd: targets.
+            self.has_probe_app = None
+            self.probe_app_reason = ""
         suffix += " (listening socket on fd 0)" if fd0 else ""
         self.description = f"reference ({self.binary}{suffix})"
 
@@ -361,6 +381,7 @@ class CommandTarget(SpawnedTarget):
         self._address: tuple[int, object] | None = None
         self._socket_dir: tempfile.TemporaryDirectory[str] | None = None
         self.has_probe_app = None  # found out by asking once it is up
+        self.probe_app_reason = ""
 
     def variant(
         self, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None, fd0: bool = False
@@ -373,6 +394,7 @@ class CommandTarget(SpawnedTarget):
             raise Unsupported("fd 0 start-up needs a cmd: target without {port}/{socket} (then it gets its socket on fd 0)")
         variant = CommandTarget(self.command, env={**self.env, **(env or {})})
         variant.has_probe_app = self.has_probe_app
+        variant.probe_app_reason = self.probe_app_reason
         return variant
 
     def start(self) -> None:

@@ -6,6 +6,8 @@ The liveness probe runs after every case (spec §7 lets an application
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from harness.wire.connection import ConnectionClosed, FcgiTimeout, request
 from harness.wire.codec import (
     ProtocolStatus,
@@ -14,6 +16,7 @@ from harness.wire.codec import (
     begin_request_body,
     encode_params,
     encode_record,
+    preview_bytes,
     stream_records,
 )
 from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, probe_params, probe_query
@@ -53,24 +56,55 @@ def _with_exit(target: Target, problem: str) -> str:
     return problem
 
 
-def detect_probe_app(target: Target, timeout: float = 5.0) -> bool:
+@dataclass(frozen=True)
+class ProbeDetection:
+    """Whether a target answered a probe question with a probe report, and why (for the report)."""
+
+    found: bool
+    reason: str
+
+
+def detect_probe_app(target: Target, timeout: float = 5.0) -> ProbeDetection:
     """Ask the target a probe question; a well-formed probe report means it has the probe app.
 
-    Only for targets that do not say (has_probe_app None: cmd: targets); named targets and
-    the reference know they have it, tcp: and unix: targets are taken not to (has_probe_app False).
+    Only for targets that do not say (has_probe_app None: cmd: targets, the reference with
+    --app); named targets and the reference know they have it, tcp: and unix: targets are taken
+    not to (has_probe_app False).
     """
     params = probe_params(probe_query(status=200), script_filename=target.script_filename)
     try:
         conn = target.connect(timeout=timeout, label="probe-app detection")
-    except TargetUnreachable:
-        return False
+    except TargetUnreachable as error:
+        return ProbeDetection(False, f"the probe question could not be asked: {error}")
     try:
         response = request(conn, LIVENESS_REQUEST_ID, params, b"fcgispec", keep_conn=False, timeout=timeout)
         if response.end is None or response.end.protocol_status != ProtocolStatus.REQUEST_COMPLETE:
-            return False
-        report = parse_probe_report(parse_cgi(response.stdout).body)
-        return report.stdin_length == len(b"fcgispec")
-    except (FcgiTimeout, ConnectionClosed, ProbeError):
-        return False
+            return ProbeDetection(False, "the probe question was not completed (END_REQUEST missing or not REQUEST_COMPLETE)")
+        try:
+            cgi = parse_cgi(response.stdout)
+        except ProbeError as error:
+            return ProbeDetection(False, f"the answer to a probe question is not a CGI response ({error})")
+        try:
+            report = parse_probe_report(cgi.body)
+        except ProbeError:
+            return ProbeDetection(
+                False,
+                f"the answer to a probe question is not a probe report (Status {cgi.status}, "
+                f"{cgi.header('Content-Type') or 'no Content-Type'}, body {preview_bytes(cgi.body, 32)})",
+            )
+        if report.stdin_length != len(b"fcgispec"):
+            return ProbeDetection(False, f"a probe report, but of {report.stdin_length} stdin bytes instead of 8")
+        return ProbeDetection(True, "the target answered a probe question with a probe report")
+    except FcgiTimeout:
+        return ProbeDetection(False, f"no answer to the probe question within {timeout:g}s")
+    except ConnectionClosed as closed:
+        return ProbeDetection(False, f"the connection was closed ({closed.how}) before the answer to the probe question")
     finally:
         conn.close()
+
+
+def settle_probe_app(target: Target, timeout: float = 5.0) -> None:
+    """Find out once whether a target that does not say has the probe app (has_probe_app None), and why."""
+    if target.has_probe_app is None:
+        detection = detect_probe_app(target, timeout)
+        target.has_probe_app, target.probe_app_reason = detection.found, detection.reason

@@ -92,6 +92,7 @@ class NamedSpawnedTarget(SpawnedTarget):
 
     name = "named"
     has_probe_app = True
+    probe_app_reason = "the named target's own probe app (fixtures/targets/)"
     executables: tuple[str, ...] = ()
     # May be started with a listening socket on fd 0 instead of an address (spec §2.2).
     fd0_capable = False

@@ -135,14 +135,25 @@ class ProbeReport:
         return dict(self.params)
 
 
+# Probe reports parsed in this process: a case that read one checked content by the probe app
+# (harness/suite/case.py run_case marks its depth from this count, so no case can forget to).
+_reports_parsed = 0
+
+
+def probe_reports_parsed() -> int:
+    """How many probe reports this process has parsed so far."""
+    return _reports_parsed
+
+
 def parse_probe_report(body: bytes) -> ProbeReport:
     """Parse the JSON report; each U+0000..U+00FF char stands for one byte."""
+    global _reports_parsed
     try:
         document = json.loads(body.decode("utf-8"))
         params = [
             (name.encode("latin-1"), value.encode("latin-1")) for name, value in document["params"]
         ]
-        return ProbeReport(
+        report = ProbeReport(
             role=str(document["role"]),
             params=params,
             stdin_length=int(document["stdin_length"]),
@@ -150,6 +161,8 @@ def parse_probe_report(body: bytes) -> ProbeReport:
         )
     except (ValueError, KeyError, TypeError, UnicodeError) as error:
         raise ProbeError(f"not a probe report ({error}): {body[:120]!r}") from None
+    _reports_parsed += 1
+    return report
 
 
 def sha256_hex(data: bytes) -> str:

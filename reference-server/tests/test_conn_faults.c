@@ -353,6 +353,12 @@ static const struct conn_case fault_cases[] = {
      .input = OPS(BEGIN(1, R, KEEP), EMPTY(FCGI_PARAMS, 1), PIECES(FCGI_STDIN, 1, "abcdef", 3), EMPTY(FCGI_STDIN, 1)),
      .want = EXPECT(OUT_HAS("\"stdin_length\":6")), .faulty = EXPECT(OUT_HAS("\"stdin_length\":3"))},
 
+    {"padded STDIN", F(PADDED_STDIN_LOST),
+     .input = OPS(PADDING(8, 0x5a), BEGIN(1, R, KEEP), EMPTY(FCGI_PARAMS, 1), STREAM(FCGI_STDIN, 1, "abcdef"),
+                  EMPTY(FCGI_STDIN, 1)),
+     .want = EXPECT(OUT_HAS("\"stdin_length\":6"), COMPLETE(1)),
+     .faulty = EXPECT(OUT_HAS("\"stdin_length\":0"), COMPLETE(1))},
+
     /* With the fault it still waits for the rest of STDIN. */
     {"an abort mid-STDIN", F(ABORT_IGNORED),
      .input = OPS(BEGIN(1, R, KEEP), EMPTY(FCGI_PARAMS, 1), STREAM(FCGI_STDIN, 1, "abc"), EMPTY(FCGI_ABORT_REQUEST, 1)),

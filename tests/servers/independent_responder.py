@@ -12,6 +12,10 @@ Every Responder request is answered with a fixed CGI response once its STDIN has
   --mpx                  multiplex (FCGI_MPXS_CONNS=1); default one request per connection
   --max-conns N / --max-reqs N   advertised limits, enforced with FCGI_OVERLOADED
   --bug NAME             inject one real-world bug (repeatable); --bug list shows them
+  --page fixed           the fixed CGI response (default)
+  --page volatile-headers   the same body, with a Date, a Set-Cookie, an ETag and an X-Request-Id
+                         header that change with every answer (as real applications' do)
+  --page random          a body of random text, different every time, with nothing to mask
 
 Choices where the spec leaves one: malformed input (bad version, a BEGIN body that is not
 8 bytes, name-value lengths past the stream, web-server-bound record types for the active
@@ -23,6 +27,8 @@ records are padded to a multiple of 8 bytes.
 from __future__ import annotations
 
 import argparse
+import base64
+import email.utils
 import os
 import socket
 import struct
@@ -100,8 +106,27 @@ def encode_pairs(pairs: list[tuple[bytes, bytes]]) -> bytes:
     return out
 
 
+PAGES = ("fixed", "volatile-headers", "random")
+
+
+def page(kind: str) -> bytes:
+    """The CGI response to a request: fixed, or varying the way --page says."""
+    if kind == "random":
+        # Differs everywhere, every time, with no pattern a comparison could mask.
+        return b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\n" + base64.b64encode(os.urandom(48)) + b"\n"
+    if kind == "volatile-headers":
+        head, _, body = RESPONSE.partition(b"\r\n\r\n")
+        volatile = (
+            f"Date: {email.utils.formatdate(usegmt=True)}\r\nSet-Cookie: sid={os.urandom(8).hex()}; Path=/\r\n"
+            f"ETag: \"{os.urandom(4).hex()}\"\r\nX-Request-Id: {os.urandom(16).hex()}\r\n"
+        )
+        return head + b"\r\n" + volatile.encode() + b"\r\n" + body
+    return RESPONSE
+
+
 class Server:
     def __init__(self, options: argparse.Namespace) -> None:
+        self.page = options.page
         self.mpx = options.mpx
         self.max_conns = options.max_conns
         self.max_reqs = options.max_reqs
@@ -296,7 +321,7 @@ class Connection:
         if "go-id-reuse" in self.bugs:
             self.finished.add(request.id)
         rid = self.app_id(request.id)
-        stdout = [] if aborted else [encode(STDOUT, rid, RESPONSE)]
+        stdout = [] if aborted else [encode(STDOUT, rid, page(self.server.page))]
         if "no-empty-stdout" not in self.bugs:
             stdout.append(encode(STDOUT, rid, b""))
         end = encode(END_REQUEST, rid, struct.pack(">IB3x", 0, REQUEST_COMPLETE))
@@ -350,6 +375,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-conns", type=int, default=100)
     parser.add_argument("--max-reqs", type=int, default=200)
     parser.add_argument("--bug", action="append", default=[])
+    parser.add_argument("--page", choices=PAGES, default="fixed")
     options = parser.parse_args(argv)
     if "list" in options.bug:
         for name, text in BUGS.items():

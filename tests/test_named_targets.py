@@ -1,10 +1,10 @@
 """The named targets (harness/targets/named.py): each real server starts, serves its probe app, stops clean.
 
-For each of php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi and uwsgi: it starts on a free
-loopback port, answers a GET with a query (params reported), a POST of 100 KB of STDIN
+For each of php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi, php-cgi, node-fastcgi,
+mojo-fastcgi and net-async-fastcgi: it starts on a free loopback port, answers a GET with a query (params reported), a POST of 100 KB of STDIN
 (checked by SHA-256), out=100000 (the pattern) and err= (on FCGI_STDERR where the platform
 can), and stop() leaves no process, temporary directory or socket file behind. A target
-whose Debian packages are missing is skipped, naming them.
+whose Debian packages (or Perl modules) are missing is skipped, naming them.
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ TIMEOUT = 10.0
 
 
 def _skip_unless_installed(name: str) -> None:
-    missing = NAMED_TARGETS[name].missing_executables()
-    if name == "perl-fcgi" and not missing and not named_targets._perl_has_fcgi():
-        missing = ["perl's FCGI module"]
+    missing = NAMED_TARGETS[name].missing()
     if missing:
         pytest.skip(f"{', '.join(missing)} missing (apt-get install {' '.join(NAMED_TARGETS[name].packages)})")
 
@@ -91,7 +89,8 @@ def started(request: pytest.FixtureRequest):
 
 
 def test_table_is_complete() -> None:
-    assert NAMES == sorted(["php-fpm", "go-fcgi", "libfcgi", "fcgiwrap", "perl-fcgi", "uwsgi"])
+    assert NAMES == sorted(["php-fpm", "go-fcgi", "libfcgi", "fcgiwrap", "perl-fcgi", "uwsgi", "php-cgi",
+                            "node-fastcgi", "mojo-fastcgi", "net-async-fastcgi"])
     for name, named in NAMED_TARGETS.items():
         assert named.name == name and named.description and named.packages
         assert set(named.limitations) <= LIMIT_KEYS, f"{name}: unknown limitation keys"
@@ -126,7 +125,7 @@ def test_answers_the_probe(started: NamedSpawnedTarget) -> None:
     assert cgi.body == pattern_bytes(100000)
     if named_targets.LIMIT_STDERR not in target.probe_limitations:
         assert stderr == b"fcgispec-err"
-    elif target.name == "php-fpm":
+    elif target.name in ("php-fpm", "php-cgi"):
         assert b"fcgispec-err" in stderr
 
 
@@ -305,7 +304,7 @@ def test_probe_limitations_make_checks_unsupported_not_failed() -> None:
     assert exact.params_match(sent, sent) and not exact.params_match(list(reversed(sent)), sent)
 
 
-@pytest.mark.parametrize("name", [name for name in NAMES if name not in ("go-fcgi", "uwsgi")])
+@pytest.mark.parametrize("name", [name for name in NAMES if name not in ("go-fcgi", "uwsgi", "net-async-fastcgi")])
 def test_authorizer_role_where_the_platform_passes_it(name: str) -> None:
     """Probes that see FCGI_ROLE play the Authorizer as the reference responder does."""
     _skip_unless_installed(name)

@@ -364,3 +364,42 @@ def test_pytest_target_option_runs_a_named_target() -> None:
     lines = done.stdout.rstrip().splitlines()
     assert lines[-1] == "2 cases: 1 passed, 0 failed, 0 warnings, 0 info, 1 unsupported, 0 errors", done.stdout[-2000:]
     assert "cannot do app_status" in done.stdout
+
+
+# --- node-fastcgi comes from npm --------------------------------------------------------------------
+
+
+def _fake_npm(tmp_path: Path, script: str) -> str:
+    npm = tmp_path / "npm"
+    npm.write_text("#!/bin/sh\n" + script + "\n")
+    npm.chmod(0o755)
+    return str(npm)
+
+
+def test_npm_install_failure_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry that cannot be reached (npm exits 1) is a TargetError naming the package and npm's message."""
+    from harness.targets.base import TargetError
+
+    monkeypatch.setattr(named_targets, "NPM", _fake_npm(tmp_path, "echo 'npm ERR! code ENOTFOUND registry' >&2; exit 1"))
+    with pytest.raises(TargetError, match=r"cannot install node-fastcgi@2\.0\.0 from npm(.|\n)*ENOTFOUND"):
+        named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0")
+    # npm that exits 0 without installing the version asked for is no better.
+    monkeypatch.setattr(named_targets, "NPM", _fake_npm(tmp_path, "exit 0"))
+    with pytest.raises(TargetError, match="cannot install node-fastcgi@2.0.0"):
+        named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0")
+    # The target reports it at start, leaving nothing behind.
+    target = NAMED_TARGETS["node-fastcgi"].make(tmp_path)
+    with pytest.raises(TargetError, match="cannot install node-fastcgi"):
+        target.start()
+    assert target.process is None and target.workdir is None
+
+
+def test_npm_is_not_asked_again_once_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(named_targets, "NPM", _fake_npm(tmp_path, "exit 1"))
+    package = tmp_path / "build" / "npm" / "node_modules" / "node-fastcgi"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text('{"name": "node-fastcgi", "version": "2.0.0"}')
+    assert named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0") == package.parent
+    (package / "package.json").write_text('{"name": "node-fastcgi", "version": "1.3.3"}')  # another version: npm runs
+    with pytest.raises(Exception, match="cannot install"):
+        named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0")

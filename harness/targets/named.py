@@ -63,6 +63,7 @@ LIMIT_FILTER = "filter"  # the probe cannot play the Filter role (FCGI_DATA echo
 
 BUILD_DIR = Path("build") / "named-targets"
 NPM_DIR = Path("build") / "npm"
+NPM = "/usr/bin/npm"
 NPM_TIMEOUT = 300.0
 
 
@@ -501,7 +502,7 @@ def install_npm_package(root: Path, package: str, version: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _npm_installed_version(modules, package) == version:
             return modules  # another run installed it while this one waited
-        argv = ["/usr/bin/npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+        argv = [NPM, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
                 "--cache", str(prefix / ".cache"), f"{package}@{version}"]
         env = {"PATH": "/usr/bin:/bin", "HOME": str(prefix), **{k: v for k, v in os.environ.items() if "PROXY" in k.upper()}}
         try:

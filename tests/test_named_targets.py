@@ -387,6 +387,9 @@ def test_npm_install_failure_is_a_clear_error(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(named_targets, "NPM", _fake_npm(tmp_path, "exit 0"))
     with pytest.raises(TargetError, match="cannot install node-fastcgi@2.0.0"):
         named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0")
+    monkeypatch.setattr(named_targets, "NPM", str(tmp_path / "no-npm"))
+    with pytest.raises(TargetError, match="no-npm not found"):
+        named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0")
     # The target reports it at start, leaving nothing behind.
     target = NAMED_TARGETS["node-fastcgi"].make(tmp_path)
     with pytest.raises(TargetError, match="cannot install node-fastcgi"):

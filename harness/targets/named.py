@@ -473,7 +473,7 @@ NODE_FASTCGI_VERSION = "2.0.0"
 
 class NodeFastcgiTarget(NamedSpawnedTarget):
     name = "node-fastcgi"
-    executables = ("/usr/bin/node", "/usr/bin/npm")
+    executables = ("/usr/bin/node",)  # npm only for the first install (install_npm_package)
     fd0_capable = True
 
     def prepare(self) -> None:
@@ -497,6 +497,8 @@ def install_npm_package(root: Path, package: str, version: str) -> Path:
     modules = prefix / "node_modules"
     if _npm_installed_version(modules, package) == version:
         return modules
+    if not os.access(NPM, os.X_OK):
+        raise TargetError(f"cannot install {package}@{version}: {NPM} not found (apt-get install npm)")
     prefix.mkdir(parents=True, exist_ok=True)
     with open(prefix / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

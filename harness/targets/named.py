@@ -97,7 +97,8 @@ class NamedTarget:
         """What is not installed: executables, then Perl modules (empty when the target can start)."""
         missing = self.missing_executables()
         if not missing:
-            missing = [f"perl's {module}" for module in _missing_perl_modules(self.factory.perl_modules)]  # type: ignore[attr-defined]
+            modules = self.factory.perl_modules  # type: ignore[attr-defined]
+            missing = [f"perl's {module}" for module in _missing_perl_modules(modules)]
         return missing
 
 
@@ -504,11 +505,10 @@ def install_npm_package(root: Path, package: str, version: str) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _npm_installed_version(modules, package) == version:
             return modules  # another run installed it while this one waited
-        argv = [NPM, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-                "--cache", str(prefix / ".cache"), f"{package}@{version}"]
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(prefix), **{k: v for k, v in os.environ.items() if "PROXY" in k.upper()}}
+        # The user's npm configuration (registry, proxy) applies, as to any npm install.
+        argv = [NPM, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"{package}@{version}"]
         try:
-            done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=NPM_TIMEOUT)
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=NPM_TIMEOUT)
         except (OSError, subprocess.TimeoutExpired) as error:
             raise TargetError(f"cannot install {package}@{version} from npm ({' '.join(argv)}): {error}") from None
         if done.returncode != 0 or _npm_installed_version(modules, package) != version:
@@ -755,7 +755,7 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     ),
     "mojo-fastcgi": NamedTarget(
         name="mojo-fastcgi",
-        description="Mojo::Server::FastCGI 0.50 with Mojolicious 9, a Mojolicious::Lite probe, 4 pre-forked accept loops",
+        description="Mojo::Server::FastCGI 0.50 (Mojolicious 9), a Mojolicious::Lite probe, 4 pre-forked accept loops",
         packages=("libmojo-server-fastcgi-perl",),
         limitations={
             LIMIT_PARAMS_ORDER: "the app sees params as a hash ($c->req->env): the report lists them sorted by name",

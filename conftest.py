@@ -38,7 +38,8 @@ REPORT_ATTRIBUTE = "fcgispec_result"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fcgispec", "FastCGI conformance suite")
     group.addoption("--target", default="reference", metavar="SPEC",
-                    help="reference (default), a named server (php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi), "
+                    help="reference (default), a named server (php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi, "
+                         "php-cgi, node-fastcgi, mojo-fastcgi, net-async-fastcgi), "
                          "tcp:HOST:PORT, unix:PATH or cmd:'COMMAND {port}'")
     group.addoption("--case", action="append", default=[], metavar="PREFIX",
                     help="run only cases whose id starts with PREFIX (FCGI-3.3 = a section); repeatable")

@@ -29,7 +29,7 @@ from harness.reports.compat_matrix import (
     load_expected,
     run_target,
 )
-from harness.targets.named import NAMED_TARGETS, _perl_has_fcgi
+from harness.targets.named import NAMED_TARGETS
 from harness.verdicts import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,9 +39,7 @@ VERDICTS = {verdict.value for verdict in Verdict}
 def _skip_unless_installed(name: str) -> None:
     if name == "reference":
         return
-    missing = NAMED_TARGETS[name].missing_executables()
-    if name == "perl-fcgi" and not missing and not _perl_has_fcgi():
-        missing = ["perl's FCGI module"]
+    missing = NAMED_TARGETS[name].missing()
     if missing:
         pytest.skip(f"{', '.join(missing)} missing (apt-get install {' '.join(NAMED_TARGETS[name].packages)})")
 

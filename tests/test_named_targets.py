@@ -1,10 +1,10 @@
 """The named targets (harness/targets/named.py): each real server starts, serves its probe app, stops clean.
 
-For each of php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi and uwsgi: it starts on a free
-loopback port, answers a GET with a query (params reported), a POST of 100 KB of STDIN
+For each of php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi, php-cgi, node-fastcgi,
+mojo-fastcgi and net-async-fastcgi: it starts on a free loopback port, answers a GET with a query (params reported), a POST of 100 KB of STDIN
 (checked by SHA-256), out=100000 (the pattern) and err= (on FCGI_STDERR where the platform
 can), and stop() leaves no process, temporary directory or socket file behind. A target
-whose Debian packages are missing is skipped, naming them.
+whose Debian packages (or Perl modules) are missing is skipped, naming them.
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ TIMEOUT = 10.0
 
 
 def _skip_unless_installed(name: str) -> None:
-    missing = NAMED_TARGETS[name].missing_executables()
-    if name == "perl-fcgi" and not missing and not named_targets._perl_has_fcgi():
-        missing = ["perl's FCGI module"]
+    missing = NAMED_TARGETS[name].missing()
     if missing:
         pytest.skip(f"{', '.join(missing)} missing (apt-get install {' '.join(NAMED_TARGETS[name].packages)})")
 
@@ -91,7 +89,8 @@ def started(request: pytest.FixtureRequest):
 
 
 def test_table_is_complete() -> None:
-    assert NAMES == sorted(["php-fpm", "go-fcgi", "libfcgi", "fcgiwrap", "perl-fcgi", "uwsgi"])
+    assert NAMES == sorted(["php-fpm", "go-fcgi", "libfcgi", "fcgiwrap", "perl-fcgi", "uwsgi", "php-cgi",
+                            "node-fastcgi", "mojo-fastcgi", "net-async-fastcgi"])
     for name, named in NAMED_TARGETS.items():
         assert named.name == name and named.description and named.packages
         assert set(named.limitations) <= LIMIT_KEYS, f"{name}: unknown limitation keys"
@@ -126,7 +125,7 @@ def test_answers_the_probe(started: NamedSpawnedTarget) -> None:
     assert cgi.body == pattern_bytes(100000)
     if named_targets.LIMIT_STDERR not in target.probe_limitations:
         assert stderr == b"fcgispec-err"
-    elif target.name == "php-fpm":
+    elif target.name in ("php-fpm", "php-cgi"):
         assert b"fcgispec-err" in stderr
 
 
@@ -305,7 +304,7 @@ def test_probe_limitations_make_checks_unsupported_not_failed() -> None:
     assert exact.params_match(sent, sent) and not exact.params_match(list(reversed(sent)), sent)
 
 
-@pytest.mark.parametrize("name", [name for name in NAMES if name not in ("go-fcgi", "uwsgi")])
+@pytest.mark.parametrize("name", [name for name in NAMES if name not in ("go-fcgi", "uwsgi", "net-async-fastcgi")])
 def test_authorizer_role_where_the_platform_passes_it(name: str) -> None:
     """Probes that see FCGI_ROLE play the Authorizer as the reference responder does."""
     _skip_unless_installed(name)
@@ -365,3 +364,45 @@ def test_pytest_target_option_runs_a_named_target() -> None:
     lines = done.stdout.rstrip().splitlines()
     assert lines[-1] == "2 cases: 1 passed, 0 failed, 0 warnings, 0 info, 1 unsupported, 0 errors", done.stdout[-2000:]
     assert "cannot do app_status" in done.stdout
+
+
+# --- node-fastcgi comes from npm --------------------------------------------------------------------
+
+
+def _fake_npm(tmp_path: Path, script: str) -> str:
+    npm = tmp_path / "npm"
+    npm.write_text("#!/bin/sh\n" + script + "\n")
+    npm.chmod(0o755)
+    return str(npm)
+
+
+def test_npm_install_failure_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry that cannot be reached (npm exits 1) is a TargetError naming the package and npm's message."""
+    from harness.targets.base import TargetError
+
+    monkeypatch.setattr(named_targets, "NPM", _fake_npm(tmp_path, "echo 'npm ERR! code ENOTFOUND registry' >&2; exit 1"))
+    with pytest.raises(TargetError, match=r"cannot install node-fastcgi@2\.0\.0 from npm(.|\n)*ENOTFOUND"):
+        named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0")
+    # npm that exits 0 without installing the version asked for is no better.
+    monkeypatch.setattr(named_targets, "NPM", _fake_npm(tmp_path, "exit 0"))
+    with pytest.raises(TargetError, match="cannot install node-fastcgi@2.0.0"):
+        named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0")
+    monkeypatch.setattr(named_targets, "NPM", str(tmp_path / "no-npm"))
+    with pytest.raises(TargetError, match="no-npm not found"):
+        named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0")
+    # The target reports it at start, leaving nothing behind.
+    target = NAMED_TARGETS["node-fastcgi"].make(tmp_path)
+    with pytest.raises(TargetError, match="cannot install node-fastcgi"):
+        target.start()
+    assert target.process is None and target.workdir is None
+
+
+def test_npm_is_not_asked_again_once_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(named_targets, "NPM", _fake_npm(tmp_path, "exit 1"))
+    package = tmp_path / "build" / "npm" / "node_modules" / "node-fastcgi"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text('{"name": "node-fastcgi", "version": "2.0.0"}')
+    assert named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0") == package.parent
+    (package / "package.json").write_text('{"name": "node-fastcgi", "version": "1.3.3"}')  # another version: npm runs
+    with pytest.raises(Exception, match="cannot install"):
+        named_targets.install_npm_package(tmp_path, "node-fastcgi", "2.0.0")

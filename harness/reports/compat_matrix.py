@@ -59,7 +59,7 @@ TARGET_RUN_TIMEOUT = 1800.0
 # Records kept per connection in the committed Markdown evidence (the HTML has all).
 EVIDENCE_RECORDS = 80
 # Rough seconds per run (fcgiwrap forks a Perl CGI per request; uwsgi closes every connection).
-SLOW_TARGETS = {"fcgiwrap": 120, "uwsgi": 90, "perl-fcgi": 30, "libfcgi": 30}
+SLOW_TARGETS = {"fcgiwrap": 120, "uwsgi": 90, "perl-fcgi": 30, "libfcgi": 30, "net-async-fastcgi": 30, "mojo-fastcgi": 30}
 MARKS = {"pass": "✔", "fail": "×", "warn": "!", "info": "i", "unsupported": "-", "error": "E", "missing": "?"}
 VERDICT_ORDER = ("pass", "fail", "warn", "info", "unsupported", "error")
 

@@ -16,11 +16,15 @@ probe app cannot see or do on its platform; what the server does on the wire is 
 (a server that takes a role it cannot serve, or loses bytes, is judged, not excused).
 
 Targets whose probe must be compiled (go-fcgi, libfcgi) are built by build_named_target(),
-which does nothing when the binary is newer than its sources.
+which does nothing when the binary is newer than its sources. node-fastcgi, which Debian does
+not package, is installed from the npm registry into build/npm on first use
+(install_npm_package); everything else comes from Debian (scripts/debian-packages.txt).
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import signal
@@ -58,6 +62,9 @@ LIMIT_AUTHORIZER = "authorizer"  # the probe cannot play the Authorizer role as 
 LIMIT_FILTER = "filter"  # the probe cannot play the Filter role (FCGI_DATA echoed) as the reference does
 
 BUILD_DIR = Path("build") / "named-targets"
+NPM_DIR = Path("build") / "npm"
+NPM = "/usr/bin/npm"
+NPM_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,14 @@ class NamedTarget:
     def missing_executables(self) -> list[str]:
         return [path for path in self.factory.executables if not os.access(path, os.X_OK)]  # type: ignore[attr-defined]
 
+    def missing(self) -> list[str]:
+        """What is not installed: executables, then Perl modules (empty when the target can start)."""
+        missing = self.missing_executables()
+        if not missing:
+            modules = self.factory.perl_modules  # type: ignore[attr-defined]
+            missing = [f"perl's {module}" for module in _missing_perl_modules(modules)]
+        return missing
+
 
 class NamedSpawnedTarget(SpawnedTarget):
     """A named real server: temporary config, free port (or unix socket), probe-answer start-up."""
@@ -94,6 +109,8 @@ class NamedSpawnedTarget(SpawnedTarget):
     has_probe_app = True
     probe_app_reason = "the named target's own probe app (fixtures/targets/)"
     executables: tuple[str, ...] = ()
+    # Perl modules the probe app loads (perl -MMODULE), checked before start.
+    perl_modules: tuple[str, ...] = ()
     # May be started with a listening socket on fd 0 instead of an address (spec §2.2).
     fd0_capable = False
     # Some servers need longer than SpawnedTarget's 3 s to bury their workers after SIGTERM,
@@ -158,6 +175,8 @@ class NamedSpawnedTarget(SpawnedTarget):
     def start(self) -> None:
         """Temporary workdir and config, a free port or socket, spawn, and wait until a probe request is answered."""
         missing = [path for path in self.executables if not os.access(path, os.X_OK)]
+        if not missing:
+            missing = [f"perl's {module}" for module in _missing_perl_modules(self.perl_modules)]
         if missing:
             raise TargetError(
                 f"{self.name}: {', '.join(missing)} not installed (apt-get install {' '.join(self.named.packages)})"
@@ -350,21 +369,22 @@ class FcgiwrapTarget(NamedSpawnedTarget):
 class PerlFcgiTarget(NamedSpawnedTarget):
     name = "perl-fcgi"
     executables = ("/usr/bin/perl",)
+    perl_modules = ("FCGI",)
     fd0_capable = True
     workers = 8
-
-    def start(self) -> None:
-        if not _perl_has_fcgi():
-            raise TargetError("perl-fcgi: the FCGI module is missing (apt-get install libfcgi-perl)")
-        super().start()
 
     def command(self, listen: str) -> list[str]:
         probe = self.root / "fixtures" / "targets" / "perl-fcgi" / "probe.pl"
         return ["/usr/bin/perl", str(probe), listen, str(self.workers)]
 
 
-def _perl_has_fcgi() -> bool:
-    return subprocess.run(["/usr/bin/perl", "-MFCGI", "-e", "1"], capture_output=True).returncode == 0
+def _missing_perl_modules(modules: Sequence[str]) -> list[str]:
+    """The modules of the list that /usr/bin/perl cannot load."""
+    return [
+        module
+        for module in modules
+        if subprocess.run(["/usr/bin/perl", f"-M{module}", "-e", "1"], capture_output=True).returncode != 0
+    ]
 
 
 # --- uwsgi ---------------------------------------------------------------------------------
@@ -415,6 +435,118 @@ class UwsgiTarget(NamedSpawnedTarget):
             return super()._spawn(argv, shell=shell, stdout=stdout)
         finally:
             os.environ.update(saved)
+
+
+# --- php-cgi -------------------------------------------------------------------------------
+
+# php-cgi's own environment, which PHP puts first in $_SERVER: probe.php leaves these out.
+PHP_CGI_ENVIRONMENT = (b"PHP_FCGI_CHILDREN", b"PHP_FCGI_MAX_REQUESTS", b"FCGI_WEB_SERVER_ADDRS")
+
+
+class PhpCgiTarget(NamedSpawnedTarget):
+    name = "php-cgi"
+    executables = ("/usr/bin/php-cgi8.2",)
+    fd0_capable = True  # without -b, php-cgi serves the listening socket on fd 0
+    # PHP_FCGI_CHILDREN: the parent forks this many children, each serving one connection at
+    # a time (without it, one process serves one connection at a time). As Debian's lighttpd
+    # configuration for PHP does (15-fastcgi-php.conf: 4 children).
+    children = 4
+    # PHP_FCGI_MAX_REQUESTS: a child exits after this many requests (500 when unset), closing
+    # the connection it serves, and the parent forks another. 0 is no limit: a verdict must not
+    # depend on how many requests the cases before it sent (findings PHPCGI-3).
+    max_requests = 0
+
+    def command(self, listen: str) -> list[str]:
+        # env -i: php-cgi copies its whole environment into $_SERVER ahead of the params; only its
+        # own variables (PHP_CGI_ENVIRONMENT, which the probe leaves out) are passed.
+        variables = {
+            "PHP_FCGI_CHILDREN": str(self.children),
+            "PHP_FCGI_MAX_REQUESTS": str(self.max_requests),
+            **self.env,
+        }
+        assignments = [f"{key}={value}" for key, value in sorted(variables.items())]
+        return ["/usr/bin/env", "-i", *assignments, self.executables[0], *(["-b", listen] if listen else [])]
+
+
+# --- node-fastcgi --------------------------------------------------------------------------
+
+NODE_FASTCGI_VERSION = "2.0.0"
+
+
+class NodeFastcgiTarget(NamedSpawnedTarget):
+    name = "node-fastcgi"
+    executables = ("/usr/bin/node",)  # npm only for the first install (install_npm_package)
+    fd0_capable = True
+
+    def prepare(self) -> None:
+        self.modules = install_npm_package(self.root, "node-fastcgi", NODE_FASTCGI_VERSION)
+
+    def command(self, listen: str) -> list[str]:
+        probe = self.root / "fixtures" / "targets" / "node-fastcgi" / "probe.js"
+        return ["/usr/bin/env", f"NODE_PATH={self.modules}", "/usr/bin/node", str(probe), *([listen] if listen else [])]
+
+
+def _npm_installed_version(modules: Path, package: str) -> str | None:
+    try:
+        return str(json.loads((modules / package / "package.json").read_text())["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def install_npm_package(root: Path, package: str, version: str) -> Path:
+    """`npm install` PACKAGE@VERSION into build/npm once (a lock keeps parallel runs apart); the node_modules dir."""
+    prefix = Path(root) / NPM_DIR
+    modules = prefix / "node_modules"
+    if _npm_installed_version(modules, package) == version:
+        return modules
+    if not os.access(NPM, os.X_OK):
+        raise TargetError(f"cannot install {package}@{version}: {NPM} not found (apt-get install npm)")
+    prefix.mkdir(parents=True, exist_ok=True)
+    with open(prefix / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _npm_installed_version(modules, package) == version:
+            return modules  # another run installed it while this one waited
+        # The user's npm configuration (registry, proxy) applies, as to any npm install.
+        argv = [NPM, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"{package}@{version}"]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=NPM_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise TargetError(f"cannot install {package}@{version} from npm ({' '.join(argv)}): {error}") from None
+        if done.returncode != 0 or _npm_installed_version(modules, package) != version:
+            raise TargetError(
+                f"cannot install {package}@{version} from npm ({' '.join(argv)} exited with {done.returncode}):\n"
+                f"{done.stderr[-2000:]}"
+            )
+    return modules
+
+
+# --- mojo-fastcgi --------------------------------------------------------------------------
+
+
+class MojoFastcgiTarget(NamedSpawnedTarget):
+    name = "mojo-fastcgi"
+    executables = ("/usr/bin/perl",)
+    perl_modules = ("Mojolicious::Lite", "Mojo::Server::FastCGI")
+    fd0_capable = True  # Mojo::Server::FastCGI itself serves only fd 0; the probe puts an address's socket there
+    workers = 4
+
+    def command(self, listen: str) -> list[str]:
+        probe = self.root / "fixtures" / "targets" / "mojo-fastcgi" / "probe.pl"
+        return ["/usr/bin/perl", str(probe), listen, str(self.workers)]
+
+
+# --- net-async-fastcgi ---------------------------------------------------------------------
+
+
+class NetAsyncFastcgiTarget(NamedSpawnedTarget):
+    name = "net-async-fastcgi"
+    executables = ("/usr/bin/perl",)
+    perl_modules = ("Net::Async::FastCGI", "IO::Async::Loop")
+    fd0_capable = True
+
+    def command(self, listen: str) -> list[str]:
+        probe = self.root / "fixtures" / "targets" / "net-async-fastcgi" / "probe.pl"
+        return ["/usr/bin/perl", str(probe), *([listen] if listen else [])]
 
 
 # --- builds --------------------------------------------------------------------------------
@@ -589,6 +721,65 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
         script_filename=None,
         factory=UwsgiTarget,
         unreported_params=lambda name: b"." in name,
+    ),
+    "php-cgi": NamedTarget(
+        name="php-cgi",
+        description="PHP 8.2 CGI binary in FastCGI mode (php-cgi -b), 4 children (PHP_FCGI_CHILDREN), probe.php",
+        packages=("php8.2-cgi",),
+        limitations={
+            LIMIT_PARAMS_DUPLICATES: "params are read through $_SERVER: a repeated name is reported once",
+            LIMIT_PARAMS_BYTES: "PHP mangles variable names ('.', ' ', '[' become '_') and cuts names at a NUL byte",
+            LIMIT_PARAMS_ALL: "params named like php-cgi's own environment variables (PHP_FCGI_CHILDREN, "
+            "PHP_FCGI_MAX_REQUESTS, FCGI_WEB_SERVER_ADDRS) are hidden by them",
+            LIMIT_STDIN_CONTENT_LENGTH: "PHP reads STDIN only up to CONTENT_LENGTH (nothing without it) and runs the "
+            "script before STDIN has ended",
+            LIMIT_SHORT_STDIN: "php-cgi waits for the rest of a body shorter than CONTENT_LENGTH: no answer at all",
+            LIMIT_STDERR: "err=TEXT goes through error_log(): FCGI_STDERR carries 'PHP message: TEXT'",
+            LIMIT_APP_STATUS: "END_REQUEST appStatus is always 0",
+        },
+        script_filename="fixtures/targets/php-fpm/probe.php",
+        factory=PhpCgiTarget,
+        unreported_params=lambda name: name in PHP_CGI_ENVIRONMENT,
+    ),
+    "node-fastcgi": NamedTarget(
+        name="node-fastcgi",
+        description=f"node-fastcgi {NODE_FASTCGI_VERSION} (npm) on Node.js, probe.js",
+        packages=("nodejs",),
+        limitations={
+            LIMIT_PARAMS_ORDER: "params come as a JavaScript object: names that are array indices are listed first",
+            LIMIT_PARAMS_DUPLICATES: "params come as a JavaScript object: a repeated name is reported once, the last value",
+            LIMIT_PARAMS_BYTES: "names and values are decoded as UTF-8: bytes that are not UTF-8 become U+FFFD",
+            LIMIT_APP_STATUS: "END_REQUEST appStatus is node-fastcgi's own (0, or 1 after an error)",
+        },
+        script_filename=None,
+        factory=NodeFastcgiTarget,
+    ),
+    "mojo-fastcgi": NamedTarget(
+        name="mojo-fastcgi",
+        description="Mojo::Server::FastCGI 0.50 (Mojolicious 9), a Mojolicious::Lite probe, 4 pre-forked accept loops",
+        packages=("libmojo-server-fastcgi-perl",),
+        limitations={
+            LIMIT_PARAMS_ORDER: "the app sees params as a hash ($c->req->env): the report lists them sorted by name",
+            LIMIT_PARAMS_DUPLICATES: "the app sees params as a hash: a repeated name is reported once, the last value",
+            LIMIT_STDIN_CONTENT_LENGTH: "Mojolicious takes a request body only up to CONTENT_LENGTH (none without it)",
+            LIMIT_ECHO: "the server reads the whole request before the app runs: STDIN cannot be echoed as it arrives",
+            LIMIT_STDERR: "Mojo::Server::FastCGI has no FCGI_STDERR: the app's log goes to the process's stderr",
+            LIMIT_APP_STATUS: "END_REQUEST appStatus is always 0",
+        },
+        script_filename=None,
+        factory=MojoFastcgiTarget,
+    ),
+    "net-async-fastcgi": NamedTarget(
+        name="net-async-fastcgi",
+        description="Net::Async::FastCGI 0.25 on IO::Async, one event-loop process",
+        packages=("libnet-async-fastcgi-perl",),
+        limitations={
+            LIMIT_PARAMS_ORDER: "the app sees params as a hash ($req->params): the report lists them sorted by name",
+            LIMIT_PARAMS_DUPLICATES: "the app sees params as a hash: a repeated name is reported once, the last value",
+            LIMIT_ECHO: "the request reaches the app only once STDIN has ended: STDIN cannot be echoed as it arrives",
+        },
+        script_filename=None,
+        factory=NetAsyncFastcgiTarget,
     ),
 }
 

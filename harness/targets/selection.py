@@ -1,7 +1,8 @@
 """Target selection: a --target spec string -> a Target (not started).
 
 Specs: 'reference' or 'reference ARGS...' (the built reference responder with extra options),
-a named real server (php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi: harness/targets/named.py),
+a named real server (php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi, php-cgi, node-fastcgi,
+mojo-fastcgi, net-async-fastcgi: harness/targets/named.py),
 'tcp:HOST:PORT', 'unix:PATH' (an application already listening there) and 'cmd:COMMAND' (a shell
 command the harness spawns: harness/targets/base.py CommandTarget). This module imports both
 base.py and named.py; neither imports it.

@@ -301,6 +301,11 @@ def _check_max_reqs(ctx: CaseContext, limit: int, multiplexes: bool) -> str:
     if outcome == "queued":
         first_conn, first_id = held[0]
         _end_stdin(first_conn, first_id)  # frees a slot: request 1 ends (its connection too, without KEEP_CONN)
+        if not multiplexes:
+            # Done with that connection once request 1 is answered: closing it frees the slot for a
+            # server that serves one connection at a time (php-cgi -b waits for the web server's close).
+            _outcome(first_conn, first_id, ctx.seconds(DEQUEUE_WAIT))
+            first_conn.close()
         later = _outcome(extra, extra_id, ctx.seconds(DEQUEUE_WAIT))
         if later != "REQUEST_COMPLETE":
             raise Violation(wanted, f"no answer while {limit} requests were open, then (request 1 ended) {_shown(later)}")

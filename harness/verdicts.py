@@ -82,6 +82,9 @@ class Outcome:
     target_alive: bool = True
     # The reason from --exclude-file when the case is a known deviation of this target.
     excluded: str | None = None
+    # The spawned target exited with status 0 while the case ran (a request limit, an idle exit): what
+    # the case saw is that exit, not one of the known bugs its fault modes replay.
+    exited_cleanly: bool = False
 
     @property
     def excused(self) -> bool:

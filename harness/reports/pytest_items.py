@@ -170,6 +170,7 @@ def _outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
         "verdict": outcome.verdict.value, "expected": list(outcome.expected), "actual": outcome.actual,
         "note": outcome.note, "duration": outcome.duration, "trace": outcome.trace,
         "target_log": outcome.target_log, "target_alive": outcome.target_alive, "excluded": outcome.excluded,
+        "exited_cleanly": outcome.exited_cleanly,
     }
 
 
@@ -177,7 +178,7 @@ def _outcome_from_dict(data: dict[str, Any]) -> Outcome:
     return Outcome(
         Verdict(data["verdict"]), expected=list(data["expected"]), actual=data["actual"], note=data["note"],
         duration=data["duration"], trace=data["trace"], target_log=data["target_log"], target_alive=data["target_alive"],
-        excluded=data["excluded"],
+        excluded=data["excluded"], exited_cleanly=data.get("exited_cleanly", False),
     )
 
 

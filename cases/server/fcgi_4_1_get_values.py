@@ -429,4 +429,11 @@ def get_values_while_busy(ctx: CaseContext) -> str:
         if event.type == RecordType.GET_VALUES_RESULT and event.request_id == MANAGEMENT_REQUEST_ID:
             return f"answered in {(time.monotonic() - sent) * 1000:.0f} ms while {busy}"
         if event.type == RecordType.END_REQUEST and event.request_id == 1:
+            if not ctx.has_probe_app:
+                # Request 1 was to be kept busy by its STDIN held back: the target answered it without
+                # that STDIN, so no request was busy when the GET_VALUES came.
+                raise Unsupported(
+                    f"no request could be kept busy: the target answered request 1 ({event.describe()}) without "
+                    "waiting for its STDIN, and without the probe app (delay=) nothing else keeps it busy"
+                )
             raise Violation(wanted, f"{event.describe()} before any GET_VALUES_RESULT (answered only between requests)")

@@ -238,6 +238,9 @@ def test_concurrent_divergence_is_reported_for_its_connection(reference: Target)
     text = result.report()
     assert "connection 3: request 1 on connection 3 (id 1): stdout differs from the capture" in text
     assert "1 connection(s) diverged" in text
+    # The diverged connection's request is not counted as answered as captured.
+    assert "4 connection(s), 3/4 request(s) answered as captured; 1 connection(s) diverged, with 1 request(s), " \
+        "1 of them with an END_REQUEST" in text, text
 
 
 def test_concurrent_first_only_starts_no_connection_after_a_divergence(reference: Target) -> None:

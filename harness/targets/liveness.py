@@ -20,6 +20,8 @@ from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, pr
 from harness.targets.base import Target, TargetUnreachable
 
 LIVENESS_REQUEST_ID = 1
+# The body of the detection request, sent with its CONTENT_LENGTH: PHP reads no body without one.
+DETECTION_BODY = b"fcgispec"
 
 
 def liveness_probe(target: Target, timeout: float) -> str | None:
@@ -56,20 +58,23 @@ def _with_exit(target: Target, problem: str) -> str:
 def detect_probe_app(target: Target, timeout: float = 5.0) -> bool:
     """Ask the target a probe question; a well-formed probe report means it has the probe app.
 
-    Only for targets that do not say (has_probe_app None: cmd: targets); named targets and
-    the reference know they have it, tcp: and unix: targets are taken not to (has_probe_app False).
+    Only for targets that do not say (has_probe_app None: cmd: targets, and any target with
+    --probe-app auto or --script-filename); named targets and the reference know they have it,
+    tcp: and unix: targets are otherwise taken not to (has_probe_app False).
     """
-    params = probe_params(probe_query(status=200), script_filename=target.script_filename)
+    params = probe_params(
+        probe_query(status=200), "POST", content_length=len(DETECTION_BODY), script_filename=target.script_filename
+    )
     try:
         conn = target.connect(timeout=timeout, label="probe-app detection")
     except TargetUnreachable:
         return False
     try:
-        response = request(conn, LIVENESS_REQUEST_ID, params, b"fcgispec", keep_conn=False, timeout=timeout)
+        response = request(conn, LIVENESS_REQUEST_ID, params, DETECTION_BODY, keep_conn=False, timeout=timeout)
         if response.end is None or response.end.protocol_status != ProtocolStatus.REQUEST_COMPLETE:
             return False
         report = parse_probe_report(parse_cgi(response.stdout).body)
-        return report.stdin_length == len(b"fcgispec")
+        return report.stdin_length == len(DETECTION_BODY)
     except (FcgiTimeout, ConnectionClosed, ProbeError):
         return False
     finally:

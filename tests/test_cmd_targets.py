@@ -52,18 +52,36 @@ def _run(started: list[CommandTarget], command: str, case_id: str) -> Outcome:
 
 # -- exit statuses: the program's own, a shell's 128+N only when the shell stayed ---------------------
 
-@pytest.mark.parametrize("suffix", ["", SHELL_STAYS], ids=["no shell", "shell stays"])
-def test_exit_255_after_a_protocol_error_is_the_allowed_exit(started: list[CommandTarget], suffix: str) -> None:
+HOW_STARTED = ["no shell", "shell stays", "wrapper script"]
+
+
+def _command(how: str, options: str, tmp_path: Path) -> str:
+    if how == "no shell":
+        return f"{SERVE} {options}"
+    if how == "shell stays":
+        return f"{SERVE} {options}{SHELL_STAYS}"
+    # A tiny script that runs the server as a child (no exec): the script's shell stays between.
+    script = tmp_path / "run-server"
+    script.write_text(f'#!/bin/sh\n{PYTHON} {SERVER} --port "$1" {options}\n')
+    script.chmod(0o755)
+    return f"{script} {{port}}"
+
+
+@pytest.mark.parametrize("how", HOW_STARTED)
+def test_exit_255_after_a_protocol_error_is_the_allowed_exit(started: list[CommandTarget], how: str,
+                                                             tmp_path: Path) -> None:
     # A Perl `die` exits 255: spec §7 lets an application exit with nonzero status after a protocol error.
-    outcome = _run(started, f"{SERVE} --on-malformed exit:255{suffix}", "FCGI-3.3-14")
+    outcome = _run(started, _command(how, "--on-malformed exit:255", tmp_path), "FCGI-3.3-14")
     assert outcome.verdict is Verdict.WARN, explain(outcome)
     assert outcome.actual == "the application exited with status 255", explain(outcome)
 
 
-@pytest.mark.parametrize("suffix", ["", SHELL_STAYS], ids=["no shell", "shell stays"])
-def test_killed_by_a_signal_after_a_protocol_error_fails(started: list[CommandTarget], suffix: str) -> None:
-    outcome = _run(started, f"{SERVE} --on-malformed abort{suffix}", "FCGI-3.3-14")
+@pytest.mark.parametrize("how", HOW_STARTED)
+def test_killed_by_a_signal_after_a_protocol_error_fails(started: list[CommandTarget], how: str,
+                                                         tmp_path: Path) -> None:
+    outcome = _run(started, _command(how, "--on-malformed abort", tmp_path), "FCGI-3.3-14")
     assert outcome.verdict is Verdict.FAIL, explain(outcome)
+    assert started[-1].through_shell is (how != "no shell")
 
 
 def test_a_shell_is_between_only_when_it_stays(started: list[CommandTarget]) -> None:

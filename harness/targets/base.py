@@ -375,12 +375,17 @@ def command_argv(command: str) -> list[str] | None:
     return argv
 
 
-def _is_shell(pid: int) -> bool:
-    """Whether the process runs /bin/sh (False once it has exec'd the program, or is gone)."""
+# Shells that report a child killed by signal N as their own exit status 128+N.
+_SHELLS = {"sh", "dash", "bash", "ash", "ksh", "ksh93", "mksh", "zsh", "busybox"}
+
+
+def _runs_a_shell(pid: int) -> bool:
+    """Whether the process runs a shell (False once it has exec'd the program, or is gone)."""
     try:
-        return os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath("/bin/sh")
+        program = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
     except OSError:
         return False
+    return program in _SHELLS or program == os.path.basename(os.path.realpath("/bin/sh"))
 
 
 class CommandTarget(SpawnedTarget):
@@ -389,9 +394,10 @@ class CommandTarget(SpawnedTarget):
     A command with neither is fd0-capable: it gets a listening TCP socket as its
     stdin (how spawn-fcgi and web servers start FastCGI applications, spec §2.2).
     A command that is one program and its arguments is started without a shell, so its
-    exit status is the program's own; one with shell syntax runs through /bin/sh, which
-    reports a child killed by signal N as 128+N only when it did not exec the program
-    (through_shell, found out once the command is up).
+    exit status is the program's own; one with shell syntax runs through /bin/sh. A shell
+    (that one, or a wrapper script's) reports a child killed by signal N as 128+N, but only
+    when it stayed instead of exec'ing the program: through_shell, found out once the
+    command is up.
     """
 
     def __init__(self, command: str, *, env: Mapping[str, str] | None = None) -> None:
@@ -449,15 +455,16 @@ class CommandTarget(SpawnedTarget):
         self._spawn(command if argv is None else argv, shell=argv is None)
 
     def _find_out_shell(self, wait: float) -> None:
-        """through_shell stays True only while /bin/sh is still the process the harness started
-        (a shell may exec the program: `exec`, or a shell that execs a last simple command itself; then the
-        status is the program's own)."""
-        if not self.through_shell or self.process is None:
+        """through_shell: the process the harness started still runs a shell (/bin/sh for shell syntax,
+        or the interpreter of a wrapper script). A shell that exec'd the program (`exec`, or its own
+        exec of a last simple command) is gone: then the status is the program's own. wait: how long
+        /bin/sh may take to exec."""
+        if self.process is None:
             return
-        end_time = time.monotonic() + wait
-        while _is_shell(self.process.pid) and time.monotonic() < end_time:
+        end_time = time.monotonic() + (wait if self.through_shell else 0.0)
+        while _runs_a_shell(self.process.pid) and time.monotonic() < end_time:
             time.sleep(0.01)
-        self.through_shell = _is_shell(self.process.pid)
+        self.through_shell = _runs_a_shell(self.process.pid)
 
     def _wait_until_accepting(self, timeout: float) -> None:
         end_time = time.monotonic() + timeout

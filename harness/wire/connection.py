@@ -345,9 +345,9 @@ class FcgiConnection:
 
     def _send_all(self, data: bytes, write_size: int | None, timeout: float | None) -> None:
         if self._write_shut:
-            # The peer had closed, and so had we: the bytes would have been lost in a closed connection.
+            # The peer had closed, and so had we: as a send to a closed peer does, this one fails.
             self._log("!", f"not sent ({len(data)} bytes): the target had closed, and the harness its side too")
-            return
+            raise ConnectionClosed(self.closed_how or "eof")
         view = memoryview(data)
         offset = 0
         end_time = self._end_time(timeout)

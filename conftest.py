@@ -25,7 +25,7 @@ from harness.targets.liveness import settle_probe_app
 from harness.reports.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker
 from harness.reports.results import format_depth_summary, format_report, write_json_report
 from harness.targets.base import Target, TargetError
-from harness.targets.selection import parse_target
+from harness.targets.selection import PROBE_APP_CHOICES, declare_probe_app, parse_probe_limitations, parse_target
 from harness.verdicts import Outcome
 
 # The HTTP client suite (cases/client/, --client) is a plugin of its own.
@@ -50,6 +50,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--report-json", default=None, metavar="PATH", help="write the per-case JSON report here")
     group.addoption("--fcgi-timeout", type=float, default=BASE_WAIT, metavar="SECONDS",
                     help=f"base wait for an answer (default {BASE_WAIT:g}); all case timeouts scale with it")
+    group.addoption("--script-filename", default=None, metavar="PATH",
+                    help="the SCRIPT_FILENAME of the target's probe app (any target; e.g. the probe.php php-cgi runs); "
+                         "the target is then asked whether it runs the probe app")
+    group.addoption("--probe-limitations", default=None, metavar="KEY=WHY,...",
+                    help="parts of the probe contract the target's probe app cannot do, with why "
+                         "(keys: params-order, params-duplicates, params-bytes, params-all, stdin-content-length, "
+                         "short-stdin, err, app_status, echo, authorizer, filter)")
+    group.addoption("--probe-app", default=None, choices=PROBE_APP_CHOICES,
+                    help="whether the target runs the probe app: auto (ask it), yes, no "
+                         "(default: the target's own say; tcp:/unix: no unless --script-filename is given)")
     group.addoption("--exclude-file", default=None, metavar="PATH",
                     help="known deviations, one 'CASE-ID  reason' a line: they still run, but a failure "
                          "is reported as excluded and does not fail the run")
@@ -71,6 +81,12 @@ class TargetSession:
         if self.target is None:
             try:
                 target = parse_target(self.spec, ROOT)
+                declare_probe_app(
+                    target,
+                    script_filename=self.config.getoption("--script-filename"),
+                    limitations=self.config.getoption("--probe-limitations"),
+                    probe_app=self.config.getoption("--probe-app"),
+                )
                 target.start()
             except TargetError as error:
                 self.start_error = str(error)
@@ -229,6 +245,11 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         config.stash[_EXCLUSIONS_KEY] = load_exclusions(exclude_file) if exclude_file else {}
     except ExclusionError as error:
+        raise pytest.UsageError(str(error)) from None
+    limitations = config.getoption("--probe-limitations", None)
+    try:
+        parse_probe_limitations(limitations or "")
+    except TargetError as error:
         raise pytest.UsageError(str(error)) from None
     config.pluginmanager.register(ResultCollector(config), "fcgispec-results")
 

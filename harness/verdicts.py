@@ -92,6 +92,9 @@ class Outcome:
     excluded: str | None = None
     # How deep the case looked (set by run_case from the case's context).
     depth: Depth = Depth.PROTOCOL
+    # The spawned target exited with status 0 while the case ran (a request limit, an idle exit): what
+    # the case saw is that exit, not one of the known bugs its fault modes replay.
+    exited_cleanly: bool = False
 
     @property
     def excused(self) -> bool:

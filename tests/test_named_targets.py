@@ -235,7 +235,8 @@ def test_every_target_declares_the_interface() -> None:
     assert declared("unix:/tmp/app.sock") == (False, False, False, False, {}, None, None, False)
     assert declared("reference") == (True, True, False, True, {}, None, None, False)
     assert declared("reference --workers 2") == (True, True, False, True, {}, None, None, False)
-    assert declared("cmd:app --port {port}") == (True, False, True, None, {}, None, None, False)
+    assert declared("cmd:app --port {port}") == (True, False, False, None, {}, None, None, False)
+    assert declared("cmd:cd /srv && app --port {port}")[2] is True
     assert parse_target("tcp:127.0.0.1:9000", ROOT).process_stats() is None
     assert parse_target("tcp:127.0.0.1:9000", ROOT).log_tail() == ""
     for name, named in NAMED_TARGETS.items():

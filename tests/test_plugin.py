@@ -154,3 +154,21 @@ def test_parallel_selection_by_k_and_prefix() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert last_line(result).startswith("2 cases: 2 passed"), last_line(result)
     assert "Capabilities: FCGI_MAX_CONNS=1024" in result.stdout  # carried from the workers
+
+
+def test_server_run_has_no_client_cases(tmp_path: Path) -> None:
+    # The HTTP-client regressions run with `./fcgispec client`: a server run holds server cases only,
+    # with one report, and keeps its failures in that report.
+    junit = tmp_path / "junit.xml"
+    result = subprocess.run([str(ROOT / "fcgispec"), "-n", "0", "--case", "REG-go", "--junitxml", str(junit)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    names = re.findall(r'<testcase [^>]*name="([^"]+)"', junit.read_text())
+    assert sorted(names) == ["REG-go-11824-malformed-params", "REG-go-a387f915-request-id-reuse",
+                             "REG-go-getvalues-stream"], names
+    assert result.stdout.count("fcgispec report") == 1 and "client report" not in result.stdout, result.stdout
+    assert last_line(result).startswith("3 cases: 3 passed"), last_line(result)
+    client = subprocess.run([PYTHON, "-m", "pytest", "cases/client", "--collect-only", "-q", "--case", "REG-go"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert {"REG-go-3514-tls-dead-conn-reuse", "REG-go-persist-conn-leak",
+            "REG-go-read-to-end-reuses-conn"} <= set(re.findall(r"::(REG-[\w.-]+)", client.stdout)), client.stdout

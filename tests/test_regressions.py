@@ -33,6 +33,8 @@ from harness.verdicts import Verdict
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
 REGRESSIONS = ROOT / "cases" / "regressions"
+# Regressions of HTTP-client bugs run with the client suite, not in a server run.
+CLIENT_REGRESSIONS = ROOT / "cases" / "client" / "regressions"
 CASES = {c.id: c for c in load_cases([REGRESSIONS])}
 TRANSCRIPT_REGRESSIONS: dict[str, Regression] = {r.case.id: r for r in load_regressions(REGRESSIONS / "transcripts")}
 LOADER = REGRESSIONS / "transcript_regressions.py"
@@ -182,7 +184,7 @@ def _client_regressions() -> list:
         from harness.clients.cases import ClientCase
     except ImportError:
         return []
-    return [value for path in sorted(REGRESSIONS.glob("*.py")) if not path.name.startswith("_")
+    return [value for path in sorted(CLIENT_REGRESSIONS.glob("*.py")) if not path.name.startswith("_")
             for value in vars(import_case_module(path)).values() if isinstance(value, ClientCase)]
 
 

@@ -238,6 +238,9 @@ def test_concurrent_divergence_is_reported_for_its_connection(reference: Target)
     text = result.report()
     assert "connection 3: request 1 on connection 3 (id 1): stdout differs from the capture" in text
     assert "1 connection(s) diverged" in text
+    # The diverged connection's request is not counted as answered as captured.
+    assert "4 connection(s), 3/4 request(s) answered as captured; 1 connection(s) diverged, with 1 request(s), " \
+        "1 of them with an END_REQUEST" in text, text
 
 
 def test_concurrent_first_only_starts_no_connection_after_a_divergence(reference: Target) -> None:
@@ -314,3 +317,25 @@ def test_concurrent_thread_stuck_past_its_bound_is_left_behind(silent: Target, m
     assert "took longer than its bound of 0.3s" in result.connections[0].divergence.message  # type: ignore[union-attr]
     assert "took longer than its bound of 0.3s after the start (its start, the captured times and every wait's " \
            "timeout) and is still running" in result.connections[1].divergence.message  # type: ignore[union-attr]
+
+
+HOSTILE = ROOT / "tests" / "hostile" / "hostile.py"
+NGINX_GIVES_UP = ROOT / "fixtures" / "captures" / "nginx" / "client-gives-up.transcript"
+
+
+def test_a_reset_before_the_web_servers_close_is_a_divergence(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The target resets the connection while the replay is about to half-close it (nginx gives up on the
+    # request): the half-close meets a dead socket. The wait before the close makes that race certain.
+    from harness.replay import engine
+
+    close = engine.ConnectionReplay.close
+
+    def close_after_the_reset(run: engine.ConnectionReplay, step: object) -> None:
+        time.sleep(0.3)  # the target's RST arrives, unread
+        close(run, step)
+
+    monkeypatch.setattr(engine.ConnectionReplay, "close", close_after_the_reset)
+    for target in started(CommandTarget(f"/usr/bin/python3 {HOSTILE} reset --port {{port}}")):
+        result = replay(read_transcript(NGINX_GIVES_UP), target, timeout=0.5)
+        assert not result.ok
+        assert "RST" in result.report() or "reset" in result.report(), result.report()

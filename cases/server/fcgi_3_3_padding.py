@@ -364,4 +364,12 @@ def output_aligned(ctx: CaseContext) -> str:
             f"{len(unaligned)} of {len(received)} records unaligned, e.g. {first.describe()}: "
             f"{HEADER_LENGTH + len(first.content) + len(first.padding)} bytes",
         )
-    return f"all {len(received)} records aligned to {ALIGNMENT} bytes"
+    # A record whose content is already a multiple of 8 long is aligned without padding: only those
+    # that needed padding show whether the target pads.
+    needed = [r for r in received if len(r.content) % ALIGNMENT]
+    padded = [r for r in received if r.padding]
+    if not needed:
+        return (f"alignment not shown: none of the {len(received)} records needed padding (every content length a "
+                f"multiple of {ALIGNMENT}), {len(padded)} padded")
+    return (f"all {len(received)} records aligned to {ALIGNMENT} bytes: {len(needed)} needed padding to align, "
+            f"{len(padded)} padded")

@@ -301,6 +301,11 @@ def _check_max_reqs(ctx: CaseContext, limit: int, multiplexes: bool) -> str:
     if outcome == "queued":
         first_conn, first_id = held[0]
         _end_stdin(first_conn, first_id)  # frees a slot: request 1 ends (its connection too, without KEEP_CONN)
+        if not multiplexes:
+            # Done with that connection once request 1 is answered: closing it frees the slot for a
+            # server that serves one connection at a time (php-cgi -b waits for the web server's close).
+            _outcome(first_conn, first_id, ctx.seconds(DEQUEUE_WAIT))
+            first_conn.close()
         later = _outcome(extra, extra_id, ctx.seconds(DEQUEUE_WAIT))
         if later != "REQUEST_COMPLETE":
             raise Violation(wanted, f"no answer while {limit} requests were open, then (request 1 ended) {_shown(later)}")
@@ -424,4 +429,11 @@ def get_values_while_busy(ctx: CaseContext) -> str:
         if event.type == RecordType.GET_VALUES_RESULT and event.request_id == MANAGEMENT_REQUEST_ID:
             return f"answered in {(time.monotonic() - sent) * 1000:.0f} ms while {busy}"
         if event.type == RecordType.END_REQUEST and event.request_id == 1:
+            if not ctx.has_probe_app:
+                # Request 1 was to be kept busy by its STDIN held back: the target answered it without
+                # that STDIN, so no request was busy when the GET_VALUES came.
+                raise Unsupported(
+                    f"no request could be kept busy: the target answered request 1 ({event.describe()}) without "
+                    "waiting for its STDIN, and without the probe app (delay=) nothing else keeps it busy"
+                )
             raise Violation(wanted, f"{event.describe()} before any GET_VALUES_RESULT (answered only between requests)")

@@ -24,8 +24,9 @@ Regressions stay code (a .py file in cases/regressions/) when no transcript repl
   REG-hhvm-2933-truncated-post: what the application received is seen only in the probe app's report;
   REG-hhvm-4077-abort-ignored: END_REQUEST must come soon after FCGI_ABORT_REQUEST, a time bound a
     replay does not judge;
-  REG-php-68571-crash-on-peer-close: the reset has to land while the application still writes;
-  and the HTTP client regressions (client_regression()), which run a client suite scenario.
+  REG-php-68571-crash-on-peer-close: the reset has to land while the application still writes.
+The HTTP client regressions (client_regression()), which run a client suite scenario, are in
+cases/client/regressions/ and run with the client suite.
 """
 
 from __future__ import annotations

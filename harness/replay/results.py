@@ -29,7 +29,7 @@ class Divergence:
 class ConnectionResult:
     number: int
     requests: int
-    answered: int
+    answered: int  # requests that got their END_REQUEST (on a diverged connection: before it diverged)
     divergence: Divergence | None = None
 
 
@@ -56,13 +56,18 @@ class ReplayResult:
 
     def report(self) -> str:
         requests = sum(c.requests for c in self.connections)
-        answered = sum(c.answered for c in self.connections)
+        # A connection that diverged was not answered as captured, whatever it answered before.
+        as_captured = sum(c.answered for c in self.connections if c.divergence is None)
+        diverged = [c for c in self.connections if c.divergence is not None]
         at_once = ", connections concurrently" if self.concurrent else ""
         head = (f"replay of {self.source} against {self.target} ({self.level}{at_once}): "
-                f"{len(self.connections)} connection(s), {answered}/{requests} request(s) answered as captured")
+                f"{len(self.connections)} connection(s), {as_captured}/{requests} request(s) answered as captured")
         if self.ok:
             return head + "\nno divergence"
-        lines = [head, f"{len(self.divergences)} connection(s) diverged; the first:", self.divergences[0].describe()]
+        answered_there = sum(c.answered for c in diverged)
+        head += (f"; {len(diverged)} connection(s) diverged, with {sum(c.requests for c in diverged)} request(s), "
+                 f"{answered_there} of them with an END_REQUEST")
+        lines = [head, "the first divergence:", self.divergences[0].describe()]
         for other in self.divergences[1:]:
             lines.append(f"also: connection {other.connection}: {other.message}")
         return "\n".join(lines)

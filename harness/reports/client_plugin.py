@@ -25,9 +25,9 @@ from harness.reports.results import CaseResult, format_case_line, format_details
 from harness.verdicts import HarnessError, Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
-# Client cases live in cases/client/; regressions of real HTTP-client bugs sit with the
-# other regressions in cases/regressions/ (the server plugin skips their ClientCase objects).
-CLIENT_CASE_DIRS = (ROOT / "cases" / "client", ROOT / "cases" / "regressions")
+# Client cases live in cases/client/, regressions of real HTTP-client bugs in cases/client/regressions/:
+# they run with the client suite (`./fcgispec client`), never in a server run.
+CLIENT_CASE_DIRS = (ROOT / "cases" / "client",)
 CLIENT_ID_PREFIXES = ("CLI", "REG")
 REPORT_ATTRIBUTE = "fcgispec_client_result"
 

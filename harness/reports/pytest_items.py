@@ -174,6 +174,7 @@ def _outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
         "note": outcome.note, "duration": outcome.duration, "trace": outcome.trace,
         "target_log": outcome.target_log, "target_alive": outcome.target_alive, "excluded": outcome.excluded,
         "depth": outcome.depth.value,
+        "exited_cleanly": outcome.exited_cleanly,
     }
 
 
@@ -182,6 +183,7 @@ def _outcome_from_dict(data: dict[str, Any]) -> Outcome:
         Verdict(data["verdict"]), expected=list(data["expected"]), actual=data["actual"], note=data["note"],
         duration=data["duration"], trace=data["trace"], target_log=data["target_log"], target_alive=data["target_alive"],
         excluded=data["excluded"], depth=Depth(data.get("depth", Depth.PROTOCOL.value)),
+        exited_cleanly=data.get("exited_cleanly", False),
     )
 
 

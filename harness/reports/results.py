@@ -60,7 +60,7 @@ def format_details(result: CaseResult, *, with_trace: bool = True) -> list[str]:
             actual_lines = outcome.actual.rstrip("\n").splitlines() or [""]
             lines.append("         Actual: " + actual_lines[0])
             lines.extend("                 " + line for line in actual_lines[1:])
-    if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and case.catches:
+    if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and case.catches and not outcome.exited_cleanly:
         # Known bugs this case catches: a maintainer's first guess at the cause.
         for index, known in enumerate(describe_faults(case.catches)):
             lines.append(("     Looks like: " if index == 0 else "                 ") + known)
@@ -186,7 +186,7 @@ def json_report(
             )
         elif outcome.note:
             entry["note"] = outcome.note
-        if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and case.catches:
+        if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and case.catches and not outcome.exited_cleanly:
             entry["looks_like"] = list(case.catches)
         if outcome.excluded is not None:
             entry["excluded"] = outcome.excluded

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
+from harness.wire.codec import RecordType
 from harness.wire.connection import FcgiConnection, Response, request
-from harness.suite.judge import Facts, Liveness, judge
+from harness.suite.judge import ExitDuringCase, Facts, Liveness, judge
 from harness.targets.liveness import liveness_probe, settle_probe_app
 from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params, probe_reports_parsed
 from harness.wire.codec import Role
@@ -404,13 +405,15 @@ def run_case(
         variant_logs = ctx.variant_logs()  # read before the variants are stopped and their logs go
         ctx.close_all()
     duration = time.monotonic() - ctx.started
+    target.note_children()
     # A case that could not reach the target before it sent anything says nothing about the
     # target: it is not probed (the judge makes it an ERROR, the harness's problem).
     never_reached = isinstance(raised, TargetUnreachable) and not ctx.connections
     liveness = _liveness(target, scale, case.protocol_error) if check_liveness and not never_reached else None
+    exit_during_case = _exit_during_case(ctx, liveness)
     outcome = judge(Facts(
         level=case.level, returned=returned, raised=raised, protocol_error=case.protocol_error,
-        liveness=liveness, notice=notice, excluded=excluded,
+        liveness=liveness, notice=notice, excluded=excluded, exit_during_case=exit_during_case,
     ))
     outcome.duration = duration
     if probe_reports_parsed() > reports_before:
@@ -424,6 +427,26 @@ def run_case(
         if variant_logs:
             outcome.target_log += ("\n" if outcome.target_log else "") + variant_logs
     return outcome
+
+
+def _exit_during_case(ctx: CaseContext, liveness: Liveness | None) -> ExitDuringCase | None:
+    """A spawned target that exited while the case ran (the liveness probe after it found it gone),
+    with how many of the case's requests were answered."""
+    target = ctx.target
+    if not target.spawned or (liveness is not None and liveness.alive):
+        return None
+    status = target.exit_status()
+    deadline = time.monotonic() + EXIT_GRACE
+    while status is None and liveness is not None and time.monotonic() < deadline:
+        time.sleep(0.02)  # what the probe found dead may still be exiting
+        status = target.exit_status()
+    if status is None:
+        return None
+    begun = answered = 0
+    for conn in ctx.connections:
+        begun += sum(1 for r in conn.trace_records(">") if r.type == RecordType.BEGIN_REQUEST)
+        answered += sum(1 for r in conn.trace_records("<") if r.type == RecordType.END_REQUEST)
+    return ExitDuringCase(status, target.exit_text(), begun, answered)
 
 
 def _liveness(target: Target, scale: float, protocol_error: bool) -> Liveness:

@@ -37,6 +37,9 @@ The rules, in the order judge() applies them:
      dead otherwise                FAIL "the target still answers a simple request after the
                                    case"; a FAIL or ERROR keeps its texts and gets the death noted
                                    (a refused connection's ERROR becomes FAIL)
+   A spawned target that exited while the case ran (other than the exit spec §7 allows, above):
+   a FAIL, WARN or ERROR says so first, with how many of the case's requests were answered; after
+   an exit with status 0 no known bug is offered as a look-alike (Outcome.exited_cleanly).
 3. The client suite's processes: a scenario server's script error makes a PASS, INFO or WARN an
    ERROR (the harness's problem); a client adapter that crashed (a signal other than SIGKILL) or
    printed a sanitizer report FAILs.
@@ -46,6 +49,7 @@ The rules, in the order judge() applies them:
 
 from __future__ import annotations
 
+import signal
 import traceback
 from dataclasses import dataclass
 
@@ -64,8 +68,10 @@ from harness.verdicts import (
 )
 from harness.wire.connection import ConnectionClosed, FcgiTimeout
 
-# /bin/sh reports a child killed by signal N as exit status 128+N.
+# /bin/sh reports a child killed by signal N as exit status 128+N (only when it stayed between:
+# Liveness.through_shell); above 128 + the highest signal number a status is an exit status.
 SHELL_SIGNAL_BASE = 128
+SIGNAL_MAX = int(signal.SIGRTMAX)
 # What a connection refused by the target says (TargetUnreachable's message, also where another
 # error passes that message on).
 REFUSED = "cannot connect"
@@ -79,7 +85,7 @@ class Liveness:
     problem: str | None = None  # None: the target answered a plain request; else why not
     spawned: bool = False  # the harness started the target, so it can know its exit status
     exit_status: int | None = None  # once a spawned target exited: its status (negative: signal)
-    through_shell: bool = False  # exit_status is /bin/sh's, 128+N for a child killed by signal N
+    through_shell: bool = False  # exit_status is that of a /bin/sh that stayed between: 128+N for a child killed by signal N
 
     @property
     def alive(self) -> bool:
@@ -125,6 +131,27 @@ class Facts:
     # Told before the case ran (e.g. the target was restarted), and the --exclude-file reason.
     notice: str = ""
     excluded: str | None = None
+    # Server suite: a spawned target that exited while the case ran.
+    exit_during_case: "ExitDuringCase | None" = None
+
+
+@dataclass(frozen=True)
+class ExitDuringCase:
+    """A spawned target that exited while the case ran, and how far the case's requests had got."""
+
+    exit_status: int  # negative: killed by that signal
+    exit_text: str  # "exited with status 0", "killed by SIGSEGV", ...
+    begun: int  # BEGIN_REQUESTs the case sent
+    answered: int  # END_REQUESTs it received
+
+    def describe(self) -> str:
+        text = (f"the process {self.exit_text} during the case: {self.answered} of the {self.begun} requests the case "
+                f"sent answered")
+        if self.begun > self.answered:
+            text += f", request {self.answered + 1} not"
+        if self.exit_status == 0:
+            text += " (a limit on requests, such as php-cgi's PHP_FCGI_MAX_REQUESTS?)"
+        return text
 
 
 def judge(facts: Facts) -> Outcome:
@@ -132,8 +159,9 @@ def judge(facts: Facts) -> Outcome:
     if facts.not_run is not None:
         return Outcome(Verdict.ERROR, actual=facts.not_run)
     outcome = _what_the_run_showed(facts)
-    if facts.liveness is not None:
-        _weigh_liveness(outcome, facts.liveness, facts.protocol_error)
+    exit_allowed = facts.liveness is not None and _weigh_liveness(outcome, facts.liveness, facts.protocol_error)
+    if facts.exit_during_case is not None and not exit_allowed:
+        _weigh_exit_during_case(outcome, facts.exit_during_case)
     _weigh_client_processes(outcome, facts)
     if facts.notice:
         _add_note(outcome, facts.notice)
@@ -192,14 +220,14 @@ def _what_the_run_showed(facts: Facts) -> Outcome:
     return Outcome(Verdict.ERROR, actual="harness error:\n" + "".join(frames))
 
 
-def _weigh_liveness(outcome: Outcome, liveness: Liveness, protocol_error: bool) -> None:
+def _weigh_liveness(outcome: Outcome, liveness: Liveness, protocol_error: bool) -> bool:
     """Rule 2: a target that no longer answers after a case fails it, whatever the case said,
-    except that after a protocol error an exit with nonzero status is only warned."""
+    except that after a protocol error an exit with nonzero status is only warned (then True)."""
     refused = outcome.verdict is Verdict.ERROR and REFUSED in outcome.actual
     if liveness.alive:
         if refused:
             outcome.verdict = Verdict.FAIL  # the target answers again: the mid-case refusal was its doing
-        return
+        return False
     outcome.target_alive = False
     dead = f"target did not answer after the case: {liveness.problem}"
     if protocol_error and outcome.verdict is not Verdict.UNSUPPORTED:
@@ -214,16 +242,26 @@ def _weigh_liveness(outcome: Outcome, liveness: Liveness, protocol_error: bool) 
                 "nonzero status; then one bad peer takes the service down for every client)"
             ]
             outcome.actual = exited
-            return
+            return True
     if outcome.verdict in (Verdict.FAIL, Verdict.ERROR):
         _add_note(outcome, dead)
         if refused:
             outcome.verdict = Verdict.FAIL
-        return
+        return False
     outcome.verdict = Verdict.FAIL
     outcome.expected = ["the target still answers a simple request after the case"]
     outcome.actual = dead
+    return False
     outcome.note = ""
+
+
+def _weigh_exit_during_case(outcome: Outcome, exit: ExitDuringCase) -> None:
+    """Rule 2b: what a case saw of a target that exited while it ran is told as that exit, at its request."""
+    if outcome.verdict not in (Verdict.FAIL, Verdict.WARN, Verdict.ERROR):
+        return
+    outcome.actual = exit.describe() + (f"; the case saw: {outcome.actual}" if outcome.actual else "")
+    # A clean exit is the process's own decision, not one of the bugs the case's fault modes replay.
+    outcome.exited_cleanly = exit.exit_status == 0
 
 
 def _allowed_exit(liveness: Liveness) -> str | None:
@@ -231,7 +269,7 @@ def _allowed_exit(liveness: Liveness) -> str | None:
     (killed by a signal), an exit with status 0, or a target that still accepts connections but
     no longer answers."""
     status = liveness.exit_status
-    if status is not None and status > SHELL_SIGNAL_BASE and liveness.through_shell:
+    if status is not None and liveness.through_shell and SHELL_SIGNAL_BASE < status <= SHELL_SIGNAL_BASE + SIGNAL_MAX:
         status = -(status - SHELL_SIGNAL_BASE)
     if status is not None:
         return f"the application exited with status {status}" if status > 0 else None

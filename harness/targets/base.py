@@ -28,6 +28,8 @@ from harness.verdicts import Unsupported
 
 RESPONDER_ENV = "FCGISPEC_RESPONDER"
 START_TIMEOUT = 10.0
+# How long a shell started for an fd 0 command (no start-up to wait for) gets to exec the program.
+SHELL_EXEC_WAIT = 0.2
 LOG_TAIL_BYTES = 4000
 NO_LIMITATIONS: Mapping[str, str] = MappingProxyType({})
 
@@ -51,7 +53,8 @@ class Target:
       description                 str: how reports name the target, e.g. "tcp:127.0.0.1:9000" ["target"]
       spawned                     bool: a process the suite started and watches (exit status, stats, log) [False]
       is_reference                bool: the built reference responder, whose --fault modes and options apply [False]
-      through_shell               bool: started through /bin/sh, so exit status 128+N means killed by signal N [False]
+      through_shell               bool: /bin/sh stayed between the harness and the program (it did not exec
+                                  it), so an exit status 128+N means killed by signal N [False]
       has_probe_app               bool | None: implements the probe app; None: not known, the suite asks once [False]
       probe_app_reason            str: why has_probe_app is what it is, for the report ["tcp: and unix: ..."]
       probe_limitations           Mapping[str, str]: probe-contract part (LIMIT_* of named.py) -> why it cannot [{}]
@@ -68,6 +71,7 @@ class Target:
       exit_text()                 -> str: "killed by SIGSEGV", "exited with status 1", "still running"
       log_tail(limit)             -> str: the end of a spawned target's stderr ['']
       process_stats()             -> ProcessStats | None: fds, RSS, threads of its process group [None]
+      note_children()             remember processes that left a spawned target's group, for stop() [no-op]
     """
 
     description = "target"
@@ -89,6 +93,9 @@ class Target:
     def process_stats(self) -> ProcessStats | None:
         """fd count, RSS and threads of the target's processes; None when the harness has no PID."""
         return None
+
+    def note_children(self) -> None:
+        """Remember the processes that left a spawned target's process group (no-op if external)."""
 
     def variant(
         self, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None, fd0: bool = False
@@ -231,6 +238,12 @@ class SpawnedTarget(Target):
     def exit_status(self) -> int | None:
         return None if self.process is None else self.process.poll()
 
+    def note_children(self) -> None:
+        # Children that left the group (setsid: php-cgi's workers may) are found through their parent
+        # links; noted while those still lead to them, stop() ends them even after their parent died.
+        if self.process is not None and self.process.poll() is None:
+            self.process.strays()
+
     def log_tail(self, limit: int = LOG_TAIL_BYTES) -> str:
         if self._log_file is None:
             return ""
@@ -363,21 +376,57 @@ def free_tcp_port() -> int:
         return probe.getsockname()[1]
 
 
+# What makes a command line more than a program and its arguments (quotes alone do not).
+_SHELL_SYNTAX = set("|&;<>()$`\\*?[]#~{}!\n")
+_SHELL_WORDS = {"if", "for", "while", "until", "case", "exec", "cd", "export", "set", "ulimit", "umask", ".",
+                "source", "eval", "trap", "{", "!", "time"}
+
+
+def command_argv(command: str) -> list[str] | None:
+    """The argv of a command line that is one program and its arguments (no shell needed), else None."""
+    if any(char in _SHELL_SYNTAX for char in command):
+        return None
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return None
+    if not argv or "=" in argv[0] or argv[0] in _SHELL_WORDS:
+        return None
+    return argv
+
+
+# Shells that report a child killed by signal N as their own exit status 128+N.
+_SHELLS = {"sh", "dash", "bash", "ash", "ksh", "ksh93", "mksh", "zsh", "busybox"}
+
+
+def _runs_a_shell(pid: int) -> bool:
+    """Whether the process runs a shell (False once it has exec'd the program, or is gone)."""
+    try:
+        program = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return False
+    return program in _SHELLS or program == os.path.basename(os.path.realpath("/bin/sh"))
+
+
 class CommandTarget(SpawnedTarget):
-    """A shell command spawned for the run: {port} or {socket} is where it must listen.
+    """A command spawned for the run: {port} or {socket} is where it must listen.
 
     A command with neither is fd0-capable: it gets a listening TCP socket as its
     stdin (how spawn-fcgi and web servers start FastCGI applications, spec §2.2).
+    A command that is one program and its arguments is started without a shell, so its
+    exit status is the program's own; one with shell syntax runs through /bin/sh. A shell
+    (that one, or a wrapper script's) reports a child killed by signal N as 128+N, but only
+    when it stayed instead of exec'ing the program: through_shell, found out once the
+    command is up.
     """
-
-    # Run by /bin/sh, which may report a child killed by signal N as exit status 128+N.
-    through_shell = True
 
     def __init__(self, command: str, *, env: Mapping[str, str] | None = None) -> None:
         placeholder = "{port}" in command or "{socket}" in command
         super().__init__(env=env, fd0=not placeholder)
         self.command = command
         self.description = f"cmd:{command}"
+        # Until it is up: a shell stays between when the command needs one (start() finds out).
+        self.through_shell = command_argv(command.replace("{port}", "0").replace("{socket}", "x")) is None
         self._address: tuple[int, object] | None = None
         self._socket_dir: tempfile.TemporaryDirectory[str] | None = None
         self.has_probe_app = None  # found out by asking once it is up
@@ -400,8 +449,10 @@ class CommandTarget(SpawnedTarget):
     def start(self) -> None:
         command = self.command
         if self.fd0:
-            self._spawn(command, shell=True)
+            self._spawn_command(command)
             self._address = self._fd0_address
+            self._find_out_shell(SHELL_EXEC_WAIT)
+            self.note_children()
             return
         if "{socket}" in command:
             if self._socket_dir is None:
@@ -415,8 +466,27 @@ class CommandTarget(SpawnedTarget):
             port = free_tcp_port()
             command = command.replace("{port}", str(port))
             self._address = (socket.AF_INET, ("127.0.0.1", port))
-        self._spawn(command, shell=True)
+        self._spawn_command(command)
         self._wait_until_accepting(START_TIMEOUT)
+        self._find_out_shell(0.0)
+        self.note_children()
+
+    def _spawn_command(self, command: str) -> None:
+        argv = command_argv(command)
+        self.through_shell = argv is None
+        self._spawn(command if argv is None else argv, shell=argv is None)
+
+    def _find_out_shell(self, wait: float) -> None:
+        """through_shell: the process the harness started still runs a shell (/bin/sh for shell syntax,
+        or the interpreter of a wrapper script). A shell that exec'd the program (`exec`, or its own
+        exec of a last simple command) is gone: then the status is the program's own. wait: how long
+        /bin/sh may take to exec."""
+        if self.process is None:
+            return
+        end_time = time.monotonic() + (wait if self.through_shell else 0.0)
+        while _runs_a_shell(self.process.pid) and time.monotonic() < end_time:
+            time.sleep(0.01)
+        self.through_shell = _runs_a_shell(self.process.pid)
 
     def _wait_until_accepting(self, timeout: float) -> None:
         end_time = time.monotonic() + timeout

@@ -23,6 +23,8 @@ from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, pr
 from harness.targets.base import Target, TargetUnreachable
 
 LIVENESS_REQUEST_ID = 1
+# The body of the detection request, sent with its CONTENT_LENGTH: PHP reads no body without one.
+DETECTION_BODY = b"fcgispec"
 
 
 def liveness_probe(target: Target, timeout: float) -> str | None:
@@ -67,17 +69,19 @@ class ProbeDetection:
 def detect_probe_app(target: Target, timeout: float = 5.0) -> ProbeDetection:
     """Ask the target a probe question; a well-formed probe report means it has the probe app.
 
-    Only for targets that do not say (has_probe_app None: cmd: targets, the reference with
-    --app); named targets and the reference know they have it, tcp: and unix: targets are taken
-    not to (has_probe_app False).
+    Only for targets that do not say (has_probe_app None: cmd: targets, and any target with
+    --probe-app auto or --script-filename); named targets and the reference know they have it,
+    tcp: and unix: targets are otherwise taken not to (has_probe_app False).
     """
-    params = probe_params(probe_query(status=200), script_filename=target.script_filename)
+    params = probe_params(
+        probe_query(status=200), "POST", content_length=len(DETECTION_BODY), script_filename=target.script_filename
+    )
     try:
         conn = target.connect(timeout=timeout, label="probe-app detection")
     except TargetUnreachable as error:
         return ProbeDetection(False, f"the probe question could not be asked: {error}")
     try:
-        response = request(conn, LIVENESS_REQUEST_ID, params, b"fcgispec", keep_conn=False, timeout=timeout)
+        response = request(conn, LIVENESS_REQUEST_ID, params, DETECTION_BODY, keep_conn=False, timeout=timeout)
         if response.end is None or response.end.protocol_status != ProtocolStatus.REQUEST_COMPLETE:
             return ProbeDetection(False, "the probe question was not completed (END_REQUEST missing or not REQUEST_COMPLETE)")
         try:
@@ -92,8 +96,8 @@ def detect_probe_app(target: Target, timeout: float = 5.0) -> ProbeDetection:
                 f"the answer to a probe question is not a probe report (Status {cgi.status}, "
                 f"{cgi.header('Content-Type') or 'no Content-Type'}, body {preview_bytes(cgi.body, 32)})",
             )
-        if report.stdin_length != len(b"fcgispec"):
-            return ProbeDetection(False, f"a probe report, but of {report.stdin_length} stdin bytes instead of 8")
+        if report.stdin_length != len(DETECTION_BODY):
+            return ProbeDetection(False, f"a probe report, but of {report.stdin_length} stdin bytes instead of {len(DETECTION_BODY)}")
         return ProbeDetection(True, "the target answered a probe question with a probe report")
     except FcgiTimeout:
         return ProbeDetection(False, f"no answer to the probe question within {timeout:g}s")

@@ -60,6 +60,10 @@ LIMIT_APP_STATUS = "app_status"  # END_REQUEST appStatus cannot be set
 LIMIT_ECHO = "echo"  # STDIN is not echoed while it arrives
 LIMIT_AUTHORIZER = "authorizer"  # the probe cannot play the Authorizer role as the reference does
 LIMIT_FILTER = "filter"  # the probe cannot play the Filter role (FCGI_DATA echoed) as the reference does
+PROBE_LIMITATION_KEYS = frozenset({
+    LIMIT_PARAMS_ORDER, LIMIT_PARAMS_DUPLICATES, LIMIT_PARAMS_BYTES, LIMIT_PARAMS_ALL, LIMIT_STDIN_CONTENT_LENGTH,
+    LIMIT_SHORT_STDIN, LIMIT_STDERR, LIMIT_APP_STATUS, LIMIT_ECHO, LIMIT_AUTHORIZER, LIMIT_FILTER,
+})
 
 BUILD_DIR = Path("build") / "named-targets"
 NPM_DIR = Path("build") / "npm"

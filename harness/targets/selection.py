@@ -10,11 +10,15 @@ base.py and named.py; neither imports it.
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
+from types import MappingProxyType
 
 from harness.targets.base import CommandTarget, ReferenceTarget, Target, TargetError, TcpTarget, UnixTarget
-from harness.targets.named import NAMED_TARGETS, named_target
+from harness.targets.named import NAMED_TARGETS, PROBE_LIMITATION_KEYS, named_target
+
+PROBE_APP_CHOICES = ("auto", "yes", "no")
 
 
 def parse_target(spec: str, root: Path) -> Target:
@@ -35,3 +39,42 @@ def parse_target(spec: str, root: Path) -> Target:
     raise TargetError(
         f"unknown target {spec!r}: expected reference, {', '.join(NAMED_TARGETS)}, tcp:HOST:PORT, unix:PATH or cmd:COMMAND"
     )
+
+
+def parse_probe_limitations(text: str) -> dict[str, str]:
+    """--probe-limitations 'KEY=why,KEY=why' -> {KEY: why}; the keys are harness/targets/named.py's LIMIT_*."""
+    limitations: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, why = item.partition("=")
+        key = key.strip()
+        if key not in PROBE_LIMITATION_KEYS:
+            raise TargetError(
+                f"--probe-limitations: unknown key {key!r}; the keys are {', '.join(sorted(PROBE_LIMITATION_KEYS))}"
+            )
+        limitations[key] = why.strip() or "declared with --probe-limitations"
+    return limitations
+
+
+def declare_probe_app(
+    target: Target,
+    *,
+    script_filename: str | None = None,
+    limitations: str | None = None,
+    probe_app: str | None = None,
+) -> None:
+    """What the user says about any target's probe app (--script-filename, --probe-limitations,
+    --probe-app) becomes what the target declares (harness/targets/base.py Target).
+
+    A SCRIPT_FILENAME given without --probe-app means there is a probe app to find: the target
+    is asked (has_probe_app None), as a cmd: target always is.
+    """
+    if probe_app is not None and probe_app not in PROBE_APP_CHOICES:
+        raise TargetError(f"--probe-app: expected one of {', '.join(PROBE_APP_CHOICES)}, got {probe_app!r}")
+    if script_filename:
+        target.script_filename = os.path.abspath(script_filename)
+        if probe_app is None and target.has_probe_app is False:
+            target.has_probe_app = None
+    if limitations is not None:
+        target.probe_limitations = MappingProxyType(parse_probe_limitations(limitations))
+    if probe_app is not None:
+        target.has_probe_app = {"auto": None, "yes": True, "no": False}[probe_app]

@@ -134,6 +134,10 @@ class FcgiConnection:
         self._deadline = deadline or (lambda: None)
         self.closed_how: str | None = None  # set once the peer's EOF/RST is seen
         self._closed_locally = False
+        # Our side shut down (SHUT_WR) after the peer's EOF; a send in progress defers it to its end.
+        self._write_shut = False
+        self._sending = False
+        self._half_closed = False  # shutdown_write() done
         self.trace: list[TraceEntry] = []
         self.bytes_sent = 0
 
@@ -186,6 +190,20 @@ class FcgiConnection:
             self._selector.unregister(self._sock)
         except (KeyError, ValueError):
             pass
+        if how == "eof" and not self._sending:
+            self._shut_after_peer_eof()
+
+    def _shut_after_peer_eof(self) -> None:
+        """Close our side as soon as the peer closed its own: a server that serves one connection at a
+        time (php-cgi -b) reads until our EOF before it accepts the next connection."""
+        if self._write_shut or self._half_closed or self._closed_locally:
+            return
+        self._write_shut = True
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return  # already gone (a reset after the FIN): nothing left to close
+        self._log("!", "harness closed its side too (SHUT_WR) after the target's EOF")
 
     def _wait_readable(self, end_time: float) -> bool:
         """Block until the socket is readable or end_time passes; False on timeout."""
@@ -326,11 +344,16 @@ class FcgiConnection:
             self._send_all(chunk, None, timeout)
 
     def _send_all(self, data: bytes, write_size: int | None, timeout: float | None) -> None:
+        if self._write_shut:
+            # The peer had closed, and so had we: as a send to a closed peer does, this one fails.
+            self._log("!", f"not sent ({len(data)} bytes): the target had closed, and the harness its side too")
+            raise ConnectionClosed(self.closed_how or "eof")
         view = memoryview(data)
         offset = 0
         end_time = self._end_time(timeout)
         if self.closed_how is None:
             self._selector.modify(self._sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        self._sending = True
         try:
             while offset < len(data):
                 remaining = end_time - time.monotonic()
@@ -361,8 +384,11 @@ class FcgiConnection:
                 offset += sent
                 self.bytes_sent += sent
         finally:
+            self._sending = False
             if self.closed_how is None and not self._closed_locally:
                 self._selector.modify(self._sock, selectors.EVENT_READ)
+            elif self.closed_how == "eof":
+                self._shut_after_peer_eof()
 
     def _after_send_failure(self) -> None:
         """Learn how the peer closed (its FIN may still be queued) after a failed send."""
@@ -467,8 +493,19 @@ class FcgiConnection:
         self._close("reset by harness")
 
     def shutdown_write(self) -> None:
-        """Half-closes: the peer reads EOF but can still answer."""
-        self._sock.shutdown(socket.SHUT_WR)
+        """Half-closes: the peer reads EOF but can still answer.
+
+        A connection the peer has reset meanwhile cannot be half-closed (ENOTCONN): that reset is
+        then what the connection shows, to be read as ConnectionClosed like any other close.
+        """
+        if self._half_closed or self._write_shut or self._closed_locally:
+            return
+        self._half_closed = True
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._after_send_failure()
+            return
         self._log("!", "half-closed (SHUT_WR) by harness")
 
     def _close(self, note: str) -> None:

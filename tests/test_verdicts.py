@@ -182,9 +182,11 @@ def test_report_and_json() -> None:
     ]
     text = format_report(results)
     lines = text.splitlines()
-    assert lines[0] == "3.3. Records"
-    assert lines[1] == "  ✔ FCGI-3.3-1 t"
-    assert lines[2] == "  × FCGI-3.3-2 t"
+    # The root causes lead: the requirements that failed in their own case.
+    assert lines[:3] == ["1 deviation (as failing cases: FCGI-3.3-2)", "  × FCGI-3.3-2 t", ""]
+    assert lines[3] == "3.3. Records"
+    assert lines[4] == "  ✔ FCGI-3.3-1 t"
+    assert lines[5] == "  × FCGI-3.3-2 t"
     assert "       Expected: a" in text and "                 b" in text and "         Actual: c" in text
     assert format_summary(results) == "2 cases: 1 passed, 1 failed, 0 warnings, 0 info, 0 unsupported, 0 errors"
     document = json.loads(json.dumps(json_report(results, target="x")))

@@ -21,7 +21,8 @@ from harness.targets.liveness import detect_probe_app, liveness_probe
 from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params
 from harness.suite.case_requests import post_params
 from harness.targets.base import Target, TargetUnreachable
-from harness.verdicts import HarnessError, Level, Outcome, Unsupported, Verdict
+from harness.suite.observations import READ_PREREQUISITES, deviations_in_traces, observing
+from harness.verdicts import Deviation, HarnessError, Level, Outcome, Unsupported, Verdict
 
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
 SECTION_TITLES = {
@@ -90,6 +91,10 @@ class Case:
     # nonzero status": a target that exits (nonzero) after it is warned, not failed;
     # one that crashes (a signal) or stops answering without exiting fails.
     protocol_error: bool = False
+    # Requirements (ids of the cases that own them) this case relies on to exercise its own,
+    # e.g. ("FCGI-3.5-2",): the connection stays open with KEEP_CONN. A deviation of one of them
+    # makes the case BLOCKED (harness/suite/judge.py) where the case cannot work around it.
+    prerequisites: tuple[str, ...] = ()
 
     @property
     def sort_key(self) -> tuple[tuple[tuple[int, int | str], ...], int]:
@@ -120,6 +125,7 @@ def case(
     catches: Sequence[str] = (),
     reference_args: Sequence[str] = (),
     protocol_error: bool = False,
+    prerequisites: Sequence[str] = (),
 ) -> Callable[[Callable[["CaseContext"], "str | None"]], Case]:
     """Decorator turning `def run(ctx) -> None | str` into a Case."""
     match = _CASE_ID.match(id) or _NAMED_ID.match(id)
@@ -139,6 +145,7 @@ def case(
             catches=tuple(catches),
             reference_args=tuple(reference_args),
             protocol_error=protocol_error,
+            prerequisites=tuple(prerequisites),
         )
 
     return wrap
@@ -156,6 +163,8 @@ class CaseContext:
         self.connections: list[FcgiConnection] = []
         # Targets started by spawn_variant, stopped when the case ends.
         self.variants: list[Target] = []
+        # Deviations of other requirements seen on the way (harness/suite/observations.py).
+        self.also_seen: list[Deviation] = []
 
     def seconds(self, base: float) -> float:
         """A wait of `base` seconds, scaled by --fcgi-timeout."""
@@ -342,7 +351,8 @@ def run_case(
     try:
         if case.needs_probe_app:
             ctx.require_probe_app()
-        returned = case.run(ctx)
+        with observing(ctx):
+            returned = case.run(ctx)
     except Exception as error:  # whatever it is, the judge weighs it (a bug in the case too)
         raised = error
     finally:
@@ -352,13 +362,18 @@ def run_case(
     # A case that could not reach the target before it sent anything says nothing about the
     # target: it is not probed (the judge makes it an ERROR, the harness's problem).
     never_reached = isinstance(raised, TargetUnreachable) and not ctx.connections
+    # The deviations of other requirements that the traces show, whatever the case checked itself.
+    for seen in deviations_in_traces(ctx):
+        if all((d.requirement, d.what) != (seen.requirement, seen.what) for d in ctx.also_seen):
+            ctx.also_seen.append(seen)
     liveness = _liveness(target, scale, case.protocol_error) if check_liveness and not never_reached else None
     outcome = judge(Facts(
         level=case.level, returned=returned, raised=raised, protocol_error=case.protocol_error,
-        liveness=liveness, notice=notice, excluded=excluded,
+        liveness=liveness, notice=notice, excluded=excluded, also_seen=tuple(ctx.also_seen),
+        prerequisites=(*case.prerequisites, *READ_PREREQUISITES),
     ))
     outcome.duration = duration
-    if keep_trace or outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
+    if keep_trace or outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED) or outcome.also_seen:
         outcome.trace = ctx.traces()
         outcome.target_log = target.log_tail()
         if variant_logs:

@@ -1,0 +1,171 @@
+"""One requirement per verdict: what a shared check does with a deviation it finds.
+
+Every shared check (harness/suite/checks.py) checks one requirement, named by the id of the case
+that owns it (the constants below). A deviation of the running case's own requirement is a
+Violation, as always. A deviation of another requirement is that other case's failure: here it is
+recorded on the running case as "also seen" (CaseContext.also_seen) and the check goes on where it
+can; where it cannot, the case is BLOCKED by that requirement (harness/verdicts.py Blocked, weighed
+by harness/suite/judge.py). Outside a running case (the project's own tests call checks directly)
+every deviation is a Violation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+from harness.verdicts import Blocked, Deviation, Violation
+
+if TYPE_CHECKING:
+    from harness.suite.case import CaseContext
+
+# The requirements the shared checks check, each the id of the case that owns it.
+RECORD_FRAMING = "FCGI-3.3-1"  # every record the application sends is well framed
+OWN_REQUEST_ID = "FCGI-3.3-2"  # every application record carries its request's id
+NOTHING_AFTER_EMPTY_STDOUT = "FCGI-3.3-12"  # nothing follows the empty STDOUT record
+KEEP_CONN_KEEPS = "FCGI-3.5-2"  # with FCGI_KEEP_CONN the connection stays open after a request
+UNKNOWN_TYPE_ANSWERED = "FCGI-4.2-1"  # an unknown management type gets UNKNOWN_TYPE
+STDOUT_TERMINATED = "FCGI-5.3-6"  # STDOUT ends with an empty record before END_REQUEST
+END_REQUEST_BODY = "FCGI-5.5-1"  # END_REQUEST bodies are 8 bytes
+END_REQUEST_LAST = "FCGI-5.5-4"  # END_REQUEST is the last record of its request
+APPLICATION_RECORD_TYPES = "FCGI-A-1"  # output is STDOUT/STDERR, not another stream type
+
+_running: contextvars.ContextVar["CaseContext | None"] = contextvars.ContextVar("fcgispec_running_case", default=None)
+
+
+@contextlib.contextmanager
+def observing(ctx: "CaseContext") -> Iterator[None]:
+    """While a case runs: the checks it calls record other requirements' deviations on ctx."""
+    token = _running.set(ctx)
+    try:
+        yield
+    finally:
+        _running.reset(token)
+
+
+def running_case() -> "CaseContext | None":
+    """The context of the case running now (None outside a case)."""
+    return _running.get()
+
+
+def is_own(requirement: str) -> bool:
+    """Whether requirement is the running case's own (True outside a case: every check is then own)."""
+    ctx = _running.get()
+    return ctx is None or ctx.case.id == requirement
+
+
+def deviation(requirement: str, expected: Sequence[str] | str, actual: str, *, evidence: str = "") -> None:
+    """A deviation of requirement: a Violation in its own case, else recorded as also seen."""
+    if is_own(requirement):
+        raise Violation(list([expected] if isinstance(expected, str) else expected), actual)
+    note(requirement, actual, evidence)
+
+
+def note(requirement: str, what: str, evidence: str = "") -> None:
+    """Record a deviation of another requirement on the running case (once per requirement and text)."""
+    ctx = _running.get()
+    if ctx is None:
+        return
+    seen = Deviation(requirement, what, evidence)
+    if all((d.requirement, d.what) != (seen.requirement, seen.what) for d in ctx.also_seen):
+        ctx.also_seen.append(seen)
+
+
+def blocked(requirement: str, expected: Sequence[str] | str, actual: str, *, reason: str) -> Blocked | Violation:
+    """The exception for a deviation of requirement that the check cannot get past: a Violation in
+    its own case, else Blocked (the deviation also recorded as seen)."""
+    if is_own(requirement):
+        return Violation(list([expected] if isinstance(expected, str) else expected), actual)
+    note(requirement, actual)
+    return Blocked(requirement, reason)
+
+
+END_REQUEST_ONCE = "FCGI-5.4-3"  # exactly one END_REQUEST per request
+STDERR_TERMINATED = "FCGI-5.3-4"  # STDERR is absent or ends with an empty record
+# Without these a response cannot be read at all (its records misframed, under another id, of
+# another type, or END_REQUEST before the output): every case relies on them, and a case that
+# fails after seeing one deviate is BLOCKED by it (harness/suite/judge.py).
+READ_PREREQUISITES = (RECORD_FRAMING, OWN_REQUEST_ID, APPLICATION_RECORD_TYPES, END_REQUEST_LAST, END_REQUEST_BODY)
+
+# Record types only a web server sends (spec §8): an application sending one misuses a stream.
+_WEB_SERVER_TYPES = {1: "BEGIN_REQUEST", 2: "ABORT_REQUEST", 4: "PARAMS", 5: "STDIN", 8: "DATA", 9: "GET_VALUES"}
+_BEGIN, _ABORT, _STDOUT, _STDERR, _END, _GET_VALUES = 1, 2, 6, 7, 3, 9
+_KEEP_CONN = 1
+
+
+def deviations_in_traces(ctx: "CaseContext") -> list[Deviation]:
+    """What every case's wire traces show of the requirements every response relies on, whatever
+    the case checks itself: misframed records, replies under another id, web-server record types,
+    END_REQUEST bodies not of 8 bytes, output after END_REQUEST, a second END_REQUEST, and a
+    KEEP_CONN connection closed after a completed request. The running case's own requirement is
+    left out (the case judges it)."""
+    found: list[Deviation] = []
+    for conn in ctx.connections:
+        found.extend(_trace_deviations(conn.label, conn.trace))
+    own = ctx.case.id
+    unique: dict[tuple[str, str], Deviation] = {}
+    for seen in found:
+        if seen.requirement != own:
+            unique.setdefault((seen.requirement, seen.what), seen)
+    return list(unique.values())
+
+
+def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
+    """One connection's trace (harness/wire/connection.py TraceEntry list), read in order."""
+    found: list[Deviation] = []
+    begun: dict[int, int] = {}  # id -> flags of its BEGIN_REQUEST, while not ended
+    aborted: set[int] = set()
+    ended: set[int] = set()  # ids whose END_REQUEST came and that were not begun again
+    last_end: tuple[int, bool] | None = None  # the last thing received was END_REQUEST (id, complete)
+    sent_after_end: list[int] = []  # record types sent since that END_REQUEST
+    for entry in trace:
+        direction, item = getattr(entry, "direction", ""), getattr(entry, "item", None)
+        at = f"{label} at {getattr(entry, 'at_ms', 0.0):.1f} ms"
+        if direction == ">" and hasattr(item, "type"):
+            if item.type == _BEGIN:
+                begun[item.request_id] = item.content[2] if len(item.content) > 2 else 0
+                ended.discard(item.request_id)
+                aborted.discard(item.request_id)
+            elif item.type == _ABORT:
+                aborted.add(item.request_id)
+            if last_end is not None:
+                sent_after_end.append(item.type)
+            continue
+        if direction != "<":
+            continue
+        if isinstance(item, str) and item in ("EOF", "RST") and last_end is not None:
+            end_id, complete = last_end
+            if complete and begun.get(end_id) == _KEEP_CONN and end_id not in aborted and (
+                not sent_after_end or sent_after_end[0] in (_BEGIN, _GET_VALUES)
+            ):
+                found.append(Deviation(KEEP_CONN_KEEPS, "the connection was closed after a request sent with "
+                                       "FCGI_KEEP_CONN", f"{label}: {item} after END_REQUEST id={end_id}"))
+            continue
+        if not hasattr(item, "type"):
+            continue
+        if item.version != 1:
+            found.append(Deviation(RECORD_FRAMING, "a misframed record (version "
+                                   f"{item.version}) from the target", at))
+            break  # nothing after a misframed record can be read
+        described = f"{at}: {item.describe()}"
+        if item.type in _WEB_SERVER_TYPES:
+            found.append(Deviation(APPLICATION_RECORD_TYPES, f"the target sent {_WEB_SERVER_TYPES[item.type]} "
+                                   "records, a type only a web server sends", described))
+        if item.type in (_STDOUT, _STDERR, _END, 8) and item.request_id == 0 and 0 not in begun:
+            found.append(Deviation(OWN_REQUEST_ID, "application records with request id 0", described))
+        if item.type == _END and len(item.content) != 8:
+            found.append(Deviation(END_REQUEST_BODY, f"END_REQUEST bodies of {len(item.content)} bytes, not 8",
+                                   described))
+        mine = item.request_id in begun  # a request this connection began (else another check's matter)
+        if item.type in (_STDOUT, _STDERR) and mine and item.request_id in ended:
+            found.append(Deviation(END_REQUEST_LAST, "output records after the request's END_REQUEST", described))
+        if item.type == _END and mine:
+            if item.request_id in ended:
+                found.append(Deviation(END_REQUEST_ONCE, "a second END_REQUEST for one request", described))
+            ended.add(item.request_id)
+            complete = len(item.content) >= 5 and item.content[4] == 0
+            last_end, sent_after_end = (item.request_id, complete), []
+        else:
+            last_end = None
+    return found

@@ -92,6 +92,8 @@ READ_PREREQUISITES = (RECORD_FRAMING, OWN_REQUEST_ID, APPLICATION_RECORD_TYPES, 
 _WEB_SERVER_TYPES = {1: "BEGIN_REQUEST", 2: "ABORT_REQUEST", 4: "PARAMS", 5: "STDIN", 8: "DATA", 9: "GET_VALUES"}
 _BEGIN, _ABORT, _STDOUT, _STDERR, _END, _GET_VALUES = 1, 2, 6, 7, 3, 9
 _KEEP_CONN = 1
+# Harness remarks in a trace (connection.note and its own) that say why the target may close.
+_CLOSE_CAUSES = ("SIGTERM", "signal", "by harness")
 
 
 def deviations_in_traces(ctx: "CaseContext") -> list[Deviation]:
@@ -131,6 +133,9 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
                 aborted.add(item.request_id)
             if last_end is not None:
                 sent_after_end.append(item.type)
+            continue
+        if direction == "!" and isinstance(item, str) and any(word in item for word in _CLOSE_CAUSES):
+            last_end = None  # the harness made the target close (a signal, its own close): not the target's doing
             continue
         if direction != "<":
             continue

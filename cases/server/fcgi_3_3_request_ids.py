@@ -79,6 +79,8 @@ def _expect_nothing_for(conn: FcgiConnection, ids: set[int], seconds: float, aft
 
 @case(
     "FCGI-3.3-2",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="Every application record carries the request's own id (1, 256, 65535)",
     requirement="Application records have a nonzero requestId.",
     level=Level.REQUIRED,
@@ -105,6 +107,8 @@ REUSE_COUNT = 1000
 
 @case(
     "FCGI-3.3-6",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title=f"Request id 1 reused at once after END_REQUEST, {REUSE_COUNT} times on one connection (as nginx does)",
     requirement="A request ID R becomes active when the application receives a record {FCGI_BEGIN_REQUEST, R, ...} "
     "and becomes inactive when the application sends a record {FCGI_END_REQUEST, R, ...} to the Web server.",
@@ -142,6 +146,8 @@ def _foreign_records(request_id: int) -> list[bytes]:
 
 @case(
     "FCGI-3.3-7",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="PARAMS, STDIN, DATA and ABORT for never-begun ids (before and during request 1) are ignored",
     requirement=INACTIVE_REQUIREMENT,
     level=Level.REQUIRED,
@@ -179,6 +185,8 @@ def inactive_id_records_ignored(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-3.3-8",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="Late records for a finished id (a 2nd empty STDIN, then STDIN, PARAMS, DATA, ABORT after END_REQUEST) are ignored",
     requirement=INACTIVE_REQUIREMENT,
     level=Level.REQUIRED,
@@ -219,6 +227,8 @@ def late_records_ignored(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-3.3-9",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="Requests with ids 256, 257, 32768, 65535 and a random id are served, each answered with its own id",
     requirement="requestId: Identifies the FastCGI request to which the record belongs.",
     level=Level.REQUIRED,

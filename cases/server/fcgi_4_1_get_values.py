@@ -113,6 +113,8 @@ def get_values_empty_query(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-4.1-5",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="GET_VALUES at any time: before a request, between PARAMS and STDIN, between requests",
     requirement="An application may receive a FCGI_GET_VALUES record at any time.",
     level=Level.REQUIRED,

@@ -93,6 +93,8 @@ def responder_flow(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.1-2",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="Unknown roles 0, 4, 0x0101, 0xFFFF get END_REQUEST UNKNOWN_ROLE; the connection stays usable",
     requirement="FCGI_UNKNOWN_ROLE: rejecting a new request. This happens when the Web server has specified "
     "a role that is unknown to the application.",
@@ -114,6 +116,8 @@ def unknown_role_rejected(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.1-3",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="Unused flag bits and non-zero reserved bytes are ignored: flags 0xFF keeps the connection, 0xFE closes it",
     requirement="flags & FCGI_KEEP_CONN: If zero, the application closes the connection after responding to this "
     "request. If not zero, the application does not close the connection after responding to this request",

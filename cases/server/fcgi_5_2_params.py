@@ -47,6 +47,8 @@ def no_output_before_params_end(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.2-2",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="PARAMS in reverse order is served; an empty PARAMS stream gets an END_REQUEST and the connection stays usable",
     requirement="The name-value pairs are sent down the stream one after the other, in no specified order.",
     level=Level.REQUIRED,

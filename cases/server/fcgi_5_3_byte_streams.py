@@ -83,6 +83,8 @@ def stdin_never_terminated(ctx: CaseContext) -> str:
 
 @case(
     "FCGI-5.3-2",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="64 KiB+1 and 4 MiB of STDIN in ~64 KiB records are read to the end and answered (probe: intact)",
     requirement="FCGI_STDIN is a stream record type used in sending arbitrary data from the Web server "
     "to the application.",
@@ -132,6 +134,8 @@ def stdin_shorter_than_content_length(ctx: CaseContext) -> str | None:
 
 @case(
     "FCGI-5.3-4",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="STDERR is absent or terminated: no errors -> nothing or one empty record; probe err= -> text, then empty",
     requirement="If an application has no errors to report, it sends either no FCGI_STDERR records or one "
     "zero-length FCGI_STDERR record.",
@@ -229,6 +233,8 @@ def large_interleaved_output(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.3-6",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="STDOUT always ends with an empty record (probe: also when the body is empty)",
     requirement="When a role protocol calls for transmitting a stream other than FCGI_STDERR, at least one "
     "record of the stream type is always transmitted, even if the stream is empty.",

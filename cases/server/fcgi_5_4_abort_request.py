@@ -122,6 +122,8 @@ def abort_answered_promptly(ctx: CaseContext) -> str | None:
 
 @case(
     "FCGI-5.4-2",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="ABORT before PARAMS, mid-PARAMS (END_REQUEST), for a never-begun id and after END_REQUEST (ignored)",
     requirement=ABORTS,
     level=Level.REQUIRED,
@@ -150,6 +152,8 @@ def abort_at_every_phase(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.4-3",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="Exactly one END_REQUEST per request: completed, aborted mid-STDIN, rejected (probe: aborted while working)",
     requirement="A request ID R becomes active when the application receives a record {FCGI_BEGIN_REQUEST, R, ...} "
     "and becomes inactive when the application sends a record {FCGI_END_REQUEST, R, ...} to the Web server.",
@@ -191,6 +195,8 @@ def one_end_request_each(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.4-4",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="After an aborted request a KEEP_CONN connection serves the next one; without KEEP_CONN it closes",
     requirement="If not zero, the application does not close the connection after responding to this request; "
     "the Web server retains responsibility for the connection.",

@@ -93,6 +93,8 @@ def _await_end(conn: FcgiConnection, request_id: int, timeout: float) -> Respons
 
 @case(
     "FCGI-5.5-1",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="END_REQUEST bodies are 8 bytes with a defined protocolStatus: completed, rejected and aborted requests",
     requirement="typedef struct { unsigned char appStatusB3; unsigned char appStatusB2; unsigned char appStatusB1; "
     "unsigned char appStatusB0; unsigned char protocolStatus; unsigned char reserved[3]; } FCGI_EndRequestBody;",
@@ -125,6 +127,8 @@ def end_request_body_shape(ctx: CaseContext) -> str | None:
 
 @case(
     "FCGI-5.5-2",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="FCGI_MPXS_CONNS=0: a second concurrent request gets CANT_MPX_CONN (or waits), and the first completes",
     requirement="FCGI_CANT_MPX_CONN: rejecting a new request. This happens when a Web server sends concurrent "
     "requests over one connection to an application that is designed to process one request at a time per connection.",
@@ -238,6 +242,8 @@ def overloaded_or_queued(ctx: CaseContext) -> str:
 
 @case(
     "FCGI-5.5-4",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="END_REQUEST is the last record of its request: nothing for the id follows (completed, long, aborted)",
     requirement="The application sends a FCGI_END_REQUEST record to terminate a request, either because the "
     "application has processed the request or because the application has rejected the request.",
@@ -282,6 +288,8 @@ CONCURRENT = 100
 
 @case(
     "FCGI-5.5-5",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title=f"FCGI_MPXS_CONNS=1: App. B.4 (two interleaved requests answered out of order), then {CONCURRENT} concurrent ids",
     requirement="FCGI_MPXS_CONNS: \"0\" if this application does not multiplex connections (i.e. handle concurrent "
     "requests over each connection), \"1\" otherwise.",

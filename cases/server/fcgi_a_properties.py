@@ -29,6 +29,8 @@ def _check(record: Record) -> None:
 
 @case(
     "FCGI-A-1",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="The app sends only STDOUT, STDERR, END_REQUEST, GET_VALUES_RESULT and UNKNOWN_TYPE, ids per their kind",
     requirement="WS->App: records of this type can only be sent by the Web server to the application. Records of "
     "other types can only be sent by the application to the Web server.",

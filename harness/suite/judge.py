@@ -175,7 +175,7 @@ def _met(raised: BaseException) -> str:
     if isinstance(raised, ConnectionClosed):
         return "the connection was closed"
     assert isinstance(raised, Violation)
-    return f"the case could not check its own requirement (expected {raised.expected[0]}; actual {raised.actual})"
+    return f"{raised.actual.splitlines()[0] if raised.actual else 'nothing'} where {raised.expected[0]} was awaited"
 
 
 def _blocked(by: str, reason: str) -> Outcome:
@@ -187,6 +187,11 @@ def _what_the_run_showed(facts: Facts) -> Outcome:
     level, raised = facts.level, facts.raised
     if raised is None:
         return _passed(level, facts.returned)
+    # Before the run's own result: what it met was the effect of a prerequisite's deviation.
+    if isinstance(raised, (Violation, FcgiTimeout, ConnectionClosed)):
+        prerequisite = next((d for d in facts.also_seen if d.requirement in facts.prerequisites), None)
+        if prerequisite is not None:
+            return _blocked(prerequisite.requirement, f"{prerequisite.what}; then {_met(raised)}")
     if isinstance(raised, RecommendationMissed):
         verdict = Verdict.INFO if level is Level.UNSPECIFIED else Verdict.WARN
         return Outcome(verdict, expected=raised.expected, actual=raised.actual)
@@ -196,10 +201,6 @@ def _what_the_run_showed(facts: Facts) -> Outcome:
         return Outcome(Verdict.UNSUPPORTED, note=raised.reason)
     if isinstance(raised, Blocked):
         return _blocked(raised.by, raised.reason)
-    if isinstance(raised, (Violation, FcgiTimeout, ConnectionClosed)):
-        prerequisite = next((d for d in facts.also_seen if d.requirement in facts.prerequisites), None)
-        if prerequisite is not None:
-            return _blocked(prerequisite.requirement, f"{prerequisite.what}, and then {_met(raised)}")
     if isinstance(raised, Observed):
         return _passed(level, raised.note)
     if isinstance(raised, FcgiTimeout):

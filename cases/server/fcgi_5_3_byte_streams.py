@@ -249,6 +249,7 @@ def empty_output_terminated(ctx: CaseContext) -> None:
     expect_stream_terminated(response.records, RecordType.STDOUT)
     if not ctx.has_probe_app:
         return
+    conn = ctx.connection_for_next_request(conn)  # the stream is judged, not the connection
     conn.send_records(request_records(2, ctx.probe_params(probe_query(out=0))))
     response = read_response(conn, 2, ctx.answer_wait)
     expect_stream_terminated(response.records, RecordType.STDOUT)

@@ -106,8 +106,10 @@ def end_request_body_shape(ctx: CaseContext) -> str | None:
     conn = ctx.connect()
     conn.send_records(request_records(1, ctx.probe_params()))
     responses = [("a completed request", ProtocolStatus.REQUEST_COMPLETE, read_response(conn, 1, ctx.answer_wait))]
+    conn = ctx.connection_for_next_request(conn)  # the bodies are judged, not the connection
     conn.send_records(request_records(2, ctx.probe_params(), role=0xFFFF))
     responses.append(("a request for role 0xFFFF", ProtocolStatus.UNKNOWN_ROLE, read_response(conn, 2, ctx.answer_wait)))
+    conn = ctx.connection_for_next_request(conn)
     _start_open_stdin(ctx, conn, 3)
     conn.abort(3)
     responses.append(("an aborted request", ProtocolStatus.REQUEST_COMPLETE, read_response(conn, 3, ctx.answer_wait)))

@@ -21,7 +21,7 @@ from harness.targets.liveness import detect_probe_app, liveness_probe
 from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params
 from harness.suite.case_requests import post_params
 from harness.targets.base import Target, TargetUnreachable
-from harness.suite.observations import READ_PREREQUISITES, deviations_in_traces, observing
+from harness.suite.observations import READ_PREREQUISITES, deviations_in_traces, kept_connection_closed, note, observing
 from harness.verdicts import Deviation, HarnessError, Level, Outcome, Unsupported, Verdict
 
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
@@ -62,6 +62,8 @@ EXIT_GRACE = 1.0
 BASE_WAIT = 5.0
 # How long a target must stay silent before "nothing more comes" is concluded (unscaled).
 QUIET_WAIT = 0.25
+# How long a case glances at a connection for the target's close before its next request (unscaled).
+CLOSE_GLANCE = 0.05
 
 
 def scale_for(base_wait: float) -> float:
@@ -165,6 +167,7 @@ class CaseContext:
         self.variants: list[Target] = []
         # Deviations of other requirements seen on the way (harness/suite/observations.py).
         self.also_seen: list[Deviation] = []
+        self._targets: dict[int, Target | None] = {}  # id of a connection -> the variant it goes to (None: the target)
 
     def seconds(self, base: float) -> float:
         """A wait of `base` seconds, scaled by --fcgi-timeout."""
@@ -193,7 +196,21 @@ class CaseContext:
             deadline=lambda: self.deadline,
         )
         self.connections.append(conn)
+        self._targets[id(conn)] = target
         return conn
+
+    def connection_for_next_request(self, conn: FcgiConnection) -> FcgiConnection:
+        """conn, or a new connection when the target closed conn after a completed request sent with
+        FCGI_KEEP_CONN: for a case whose own requirement is not about the connection, the work-around
+        of FCGI-3.5-2's deviation (recorded as also seen; that case fails for it)."""
+        if conn.wait_closed(self.seconds(CLOSE_GLANCE)) == "open":
+            return conn
+        closed = kept_connection_closed(conn.label, conn.trace)
+        if closed is None or self.case.id == closed.requirement:
+            return conn  # closed for another reason: the case meets the close and judges it
+        note(closed.requirement, closed.what, closed.evidence)
+        conn.note("closed by the target after a KEEP_CONN request: the next request goes on a new connection")
+        return self.connect(f"{conn.label}, again", target=self._targets.get(id(conn)))
 
     def request(
         self,

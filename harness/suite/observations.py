@@ -140,8 +140,8 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
         if direction != "<":
             continue
         if isinstance(item, str) and item in ("EOF", "RST") and last_end is not None:
-            end_id, complete = last_end
-            if complete and begun.get(end_id) == _KEEP_CONN and end_id not in aborted and (
+            end_id, _ = last_end
+            if begun.get(end_id) == _KEEP_CONN and end_id not in aborted and (
                 not sent_after_end or sent_after_end[0] in (_BEGIN, _GET_VALUES)
             ):
                 found.append(Deviation(KEEP_CONN_KEEPS, "the connection was closed after a request sent with "
@@ -174,3 +174,9 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
         else:
             last_end = None
     return found
+
+
+def kept_connection_closed(label: str, trace: Sequence[object]) -> Deviation | None:
+    """FCGI-3.5-2's deviation if this connection's trace shows it: closed by the target after a
+    completed request sent with FCGI_KEEP_CONN."""
+    return next((d for d in _trace_deviations(label, trace) if d.requirement == KEEP_CONN_KEEPS), None)

@@ -49,7 +49,7 @@ APPLICATION_SENT_TYPES = frozenset(
 
 def _pending_bytes(conn: FcgiConnection) -> bytes:
     """Bytes received that do not (yet) form a whole record."""
-    return conn._reader.pending  # noqa: SLF001 -- no public accessor yet
+    return conn.pending_bytes
 
 
 def _expect_received(

@@ -21,7 +21,7 @@ from harness.targets.liveness import detect_probe_app, liveness_probe
 from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params
 from harness.suite.case_requests import post_params
 from harness.targets.base import Target, TargetUnreachable
-from harness.suite.observations import READ_PREREQUISITES, deviations_in_traces, kept_connection_closed, note, observing
+from harness.suite.observations import READ_PREREQUISITES, deviations_in_traces, kept_connection_closed, note, observing, root_deviations
 from harness.verdicts import Deviation, HarnessError, Level, Outcome, Unsupported, Verdict
 
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
@@ -381,8 +381,9 @@ def run_case(
     never_reached = isinstance(raised, TargetUnreachable) and not ctx.connections
     # The deviations of other requirements that the traces show, whatever the case checked itself.
     for seen in deviations_in_traces(ctx):
-        if all((d.requirement, d.what) != (seen.requirement, seen.what) for d in ctx.also_seen):
+        if all(d.requirement != seen.requirement for d in ctx.also_seen):
             ctx.also_seen.append(seen)
+    ctx.also_seen = root_deviations(ctx.also_seen)
     liveness = _liveness(target, scale, case.protocol_error) if check_liveness and not never_reached else None
     outcome = judge(Facts(
         level=case.level, returned=returned, raised=raised, protocol_error=case.protocol_error,

@@ -113,7 +113,7 @@ def expect_end_request(
     if len(last.content) != 8 or response.end is None:
         # The body's requirement is FCGI-5.5-1's; its first five bytes still say the statuses.
         deviation(END_REQUEST_BODY, [wanted, "an 8-byte END_REQUEST body"], last.describe(),
-                  evidence=f"END_REQUEST id={response.request_id} of {len(last.content)} bytes")
+                  what=f"END_REQUEST bodies of {len(last.content)} bytes, not 8", evidence=last.describe())
         if len(last.content) < 5:
             raise Violation([wanted, "an 8-byte END_REQUEST body"], last.describe())
         response.end = EndRequest(int.from_bytes(last.content[:4], "big"), last.content[4])

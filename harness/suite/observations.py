@@ -55,21 +55,24 @@ def is_own(requirement: str) -> bool:
     return ctx is None or ctx.case.id == requirement
 
 
-def deviation(requirement: str, expected: Sequence[str] | str, actual: str, *, evidence: str = "") -> None:
-    """A deviation of requirement: a Violation in its own case, else recorded as also seen."""
+def deviation(
+    requirement: str, expected: Sequence[str] | str, actual: str, *, what: str = "", evidence: str = ""
+) -> None:
+    """A deviation of requirement: a Violation in its own case, else recorded as also seen (as
+    `what`, the actual by default)."""
     if is_own(requirement):
         raise Violation(list([expected] if isinstance(expected, str) else expected), actual)
-    note(requirement, actual, evidence)
+    note(requirement, what or actual, evidence)
 
 
 def note(requirement: str, what: str, evidence: str = "") -> None:
-    """Record a deviation of another requirement on the running case (once per requirement and text)."""
+    """Record a deviation of another requirement on the running case (once per requirement)."""
     ctx = _running.get()
     if ctx is None:
         return
-    seen = Deviation(requirement, what, evidence)
-    if all((d.requirement, d.what) != (seen.requirement, seen.what) for d in ctx.also_seen):
-        ctx.also_seen.append(seen)
+    # The first time is the evidence; the requirement fails in its own case.
+    if all(d.requirement != requirement for d in ctx.also_seen):
+        ctx.also_seen.append(Deviation(requirement, what, evidence))
 
 
 def blocked(requirement: str, expected: Sequence[str] | str, actual: str, *, reason: str) -> Blocked | Violation:
@@ -105,12 +108,30 @@ def deviations_in_traces(ctx: "CaseContext") -> list[Deviation]:
     found: list[Deviation] = []
     for conn in ctx.connections:
         found.extend(_trace_deviations(conn.label, conn.trace))
+        pending = conn.pending_bytes
+        if pending and pending[0] != 1:
+            # A header that never became a record: misframed output the reader is still waiting on.
+            found.append(Deviation(RECORD_FRAMING, f"a misframed record (a header of version {pending[0]}) "
+                                   "from the target", f"{conn.label}: {len(pending)} bytes that are not a whole record"))
     own = ctx.case.id
-    unique: dict[tuple[str, str], Deviation] = {}
+    unique: dict[str, Deviation] = {}
     for seen in found:
         if seen.requirement != own:
-            unique.setdefault((seen.requirement, seen.what), seen)
+            unique.setdefault(seen.requirement, seen)
     return list(unique.values())
+
+
+# What a stream check concludes when the response could not be read as one (misframed, under
+# another id, as DATA, or with END_REQUEST first) is that deviation's consequence, not a deviation.
+_CONSEQUENCES = (STDOUT_TERMINATED, STDERR_TERMINATED, NOTHING_AFTER_EMPTY_STDOUT)
+_UNREADABLE = (RECORD_FRAMING, OWN_REQUEST_ID, APPLICATION_RECORD_TYPES, END_REQUEST_LAST)
+
+
+def root_deviations(seen: Sequence[Deviation]) -> list[Deviation]:
+    """The deviations without those explained by a deviation every response relies on."""
+    if not any(d.requirement in _UNREADABLE for d in seen):
+        return list(seen)
+    return [d for d in seen if d.requirement not in _CONSEQUENCES]
 
 
 def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:

@@ -25,6 +25,7 @@ RECORD_FRAMING = "FCGI-3.3-1"  # every record the application sends is well fram
 OWN_REQUEST_ID = "FCGI-3.3-2"  # every application record carries its request's id
 NOTHING_AFTER_EMPTY_STDOUT = "FCGI-3.3-12"  # nothing follows the empty STDOUT record
 KEEP_CONN_KEEPS = "FCGI-3.5-2"  # with FCGI_KEEP_CONN the connection stays open after a request
+GET_VALUES_KEEPS = "FCGI-3.5-5"  # GET_VALUES on a KEEP_CONN connection does not close it
 UNKNOWN_TYPE_ANSWERED = "FCGI-4.2-1"  # an unknown management type gets UNKNOWN_TYPE
 STDOUT_TERMINATED = "FCGI-5.3-6"  # STDOUT ends with an empty record before END_REQUEST
 END_REQUEST_BODY = "FCGI-5.5-1"  # END_REQUEST bodies are 8 bytes
@@ -87,14 +88,17 @@ def blocked(requirement: str, expected: Sequence[str] | str, actual: str, *, rea
 END_REQUEST_ONCE = "FCGI-5.4-3"  # exactly one END_REQUEST per request
 STDERR_TERMINATED = "FCGI-5.3-4"  # STDERR is absent or ends with an empty record
 # Without these a response cannot be read at all (its records misframed, under another id, of
-# another type, or END_REQUEST before the output): every case relies on them, and a case that
+# another type, END_REQUEST before the output or twice): every case relies on them, and a case that
 # fails after seeing one deviate is BLOCKED by it (harness/suite/judge.py).
-READ_PREREQUISITES = (RECORD_FRAMING, OWN_REQUEST_ID, APPLICATION_RECORD_TYPES, END_REQUEST_LAST, END_REQUEST_BODY)
+READ_PREREQUISITES = (
+    RECORD_FRAMING, OWN_REQUEST_ID, APPLICATION_RECORD_TYPES, END_REQUEST_LAST, END_REQUEST_BODY, END_REQUEST_ONCE,
+)
 
 # Record types only a web server sends (spec §8): an application sending one misuses a stream.
 _WEB_SERVER_TYPES = {1: "BEGIN_REQUEST", 2: "ABORT_REQUEST", 4: "PARAMS", 5: "STDIN", 8: "DATA", 9: "GET_VALUES"}
 _BEGIN, _ABORT, _STDOUT, _STDERR, _END, _GET_VALUES = 1, 2, 6, 7, 3, 9
 _KEEP_CONN = 1
+_MAX_KNOWN_TYPE, _UNKNOWN_TYPE, _GET_VALUES_RESULT = 11, 11, 10
 # Harness remarks in a trace (connection.note and its own) that say why the target may close.
 _CLOSE_CAUSES = ("SIGTERM", "signal", "by harness")
 
@@ -142,6 +146,9 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
     ended: set[int] = set()  # ids whose END_REQUEST came and that were not begun again
     last_end: tuple[int, bool] | None = None  # the last thing received was END_REQUEST (id, complete)
     sent_after_end: list[int] = []  # record types sent since that END_REQUEST
+    unknown_sent: list[int] = []  # unknown management types sent and not yet answered with UNKNOWN_TYPE
+    received_since_unknown = False
+    last_received_type: int | None = None
     for entry in trace:
         direction, item = getattr(entry, "direction", ""), getattr(entry, "item", None)
         at = f"{label} at {getattr(entry, 'at_ms', 0.0):.1f} ms"
@@ -152,6 +159,9 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
                 aborted.discard(item.request_id)
             elif item.type == _ABORT:
                 aborted.add(item.request_id)
+            elif item.type > _MAX_KNOWN_TYPE and item.request_id == 0 and not unknown_sent:
+                unknown_sent.append(item.type)
+                received_since_unknown = False
             if last_end is not None:
                 sent_after_end.append(item.type)
             continue
@@ -160,6 +170,15 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             continue
         if direction != "<":
             continue
+        if isinstance(item, str) and item in ("EOF", "RST") and unknown_sent:
+            found.append(Deviation(UNKNOWN_TYPE_ANSWERED, f"the connection was closed after a record of unknown "
+                                   f"type {unknown_sent[0]}, without UNKNOWN_TYPE", f"{label}: {item}"))
+            unknown_sent.clear()
+        elif isinstance(item, str) and item in ("EOF", "RST") and last_received_type == _GET_VALUES_RESULT and (
+            _KEEP_CONN in begun.values()
+        ):
+            found.append(Deviation(GET_VALUES_KEEPS, "the connection was closed after GET_VALUES_RESULT on a "
+                                   "KEEP_CONN connection", f"{label}: {item} after GET_VALUES_RESULT"))
         if isinstance(item, str) and item in ("EOF", "RST") and last_end is not None:
             end_id, _ = last_end
             if begun.get(end_id) == _KEEP_CONN and end_id not in aborted and (
@@ -175,6 +194,11 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
                                    f"{item.version}) from the target", at))
             break  # nothing after a misframed record can be read
         described = f"{at}: {item.describe()}"
+        last_received_type = item.type
+        if item.type == _UNKNOWN_TYPE:
+            unknown_sent.clear()
+        elif unknown_sent:
+            received_since_unknown = True
         if item.type in _WEB_SERVER_TYPES:
             found.append(Deviation(APPLICATION_RECORD_TYPES, f"the target sent {_WEB_SERVER_TYPES[item.type]} "
                                    "records, a type only a web server sends", described))
@@ -194,6 +218,10 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             last_end, sent_after_end = (item.request_id, complete), []
         else:
             last_end = None
+    if unknown_sent and received_since_unknown:
+        # Answers to what was sent after it came, UNKNOWN_TYPE never did.
+        found.append(Deviation(UNKNOWN_TYPE_ANSWERED, f"no UNKNOWN_TYPE answer to a record of type {unknown_sent[0]}",
+                               f"{label}: other records came after it, no UNKNOWN_TYPE"))
     return found
 
 

@@ -284,7 +284,7 @@ def segmentation_independent(ctx: CaseContext) -> None:
     requirement="A stream record is part of a stream, i.e. a series of zero or more non-empty records "
     "(length != 0) of the stream type, followed by an empty record (length == 0) of the stream type.",
     level=Level.REQUIRED,
-    catches=("no-empty-stdout", "stdout-after-empty", "end-request-twice"),
+    catches=("stdout-after-empty",),
 )
 def stdout_stream_shape(ctx: CaseContext) -> None:
     conn = ctx.connect()

@@ -192,7 +192,7 @@ def inactive_id_records_ignored(ctx: CaseContext) -> None:
     title="Late records for a finished id (a 2nd empty STDIN, then STDIN, PARAMS, DATA, ABORT after END_REQUEST) are ignored",
     requirement=INACTIVE_REQUIREMENT,
     level=Level.REQUIRED,
-    catches=("late-record-close", "end-request-twice"),
+    catches=("late-record-close",),
 )
 def late_records_ignored(ctx: CaseContext) -> None:
     """A repeated empty STDIN and late records for a finished id get no answer; id 1 begun again is served alone."""

@@ -250,7 +250,7 @@ def overloaded_or_queued(ctx: CaseContext) -> str:
     requirement="The application sends a FCGI_END_REQUEST record to terminate a request, either because the "
     "application has processed the request or because the application has rejected the request.",
     level=Level.REQUIRED,
-    catches=("end-before-stdout", "end-request-twice"),
+    catches=("end-before-stdout",),
 )
 def end_request_is_last(ctx: CaseContext) -> None:
     """Nothing for an id follows its END_REQUEST (a completed, a long and an aborted request)."""

@@ -35,7 +35,7 @@ def _check(record: Record) -> None:
     requirement="WS->App: records of this type can only be sent by the Web server to the application. Records of "
     "other types can only be sent by the application to the Web server.",
     level=Level.REQUIRED,
-    catches=("stdout-as-data", "reply-id-zero", "get-values-id-1"),
+    catches=("stdout-as-data", "get-values-id-1"),
 )
 def only_application_types(ctx: CaseContext) -> None:
     """Everything the app sends back is an application record type, with ids per its kind."""

@@ -21,6 +21,7 @@ from harness.wire.codec import (
 from harness.wire.probe_app import CgiResponse, ProbeError, ProbeReport, parse_cgi, parse_probe_report, sha256_hex
 from harness.verdicts import Violation
 from harness.suite.observations import (
+    CGI_HEADERS,
     END_REQUEST_BODY,
     NOTHING_AFTER_EMPTY_STDOUT,
     STDERR_TERMINATED,
@@ -214,6 +215,9 @@ def expect_cgi_response(response: Response, status: int = 200) -> CgiResponse:
         cgi = parse_cgi(response.stdout)
     except ProbeError as error:
         raise Violation(f"a CGI response with Status {status}", str(error)) from None
+    if cgi.nph_status_line is not None:
+        deviation(CGI_HEADERS, f"a CGI response with Status {status} (no non-parsed-header status line)",
+                  repr(cgi.nph_status_line), what=f"an HTTP status line {cgi.nph_status_line!r} instead of CGI headers")
     if cgi.status != status:
         raise Violation(f"a CGI response with Status {status}", f"Status {cgi.status}")
     return cgi

@@ -25,6 +25,7 @@ RECORD_FRAMING = "FCGI-3.3-1"  # every record the application sends is well fram
 OWN_REQUEST_ID = "FCGI-3.3-2"  # every application record carries its request's id
 NOTHING_AFTER_EMPTY_STDOUT = "FCGI-3.3-12"  # nothing follows the empty STDOUT record
 KEEP_CONN_KEEPS = "FCGI-3.5-2"  # with FCGI_KEEP_CONN the connection stays open after a request
+CGI_HEADERS = "FCGI-6.1-1"  # the response is CGI: Status and Location headers, no HTTP status line
 GET_VALUES_KEEPS = "FCGI-3.5-5"  # GET_VALUES on a KEEP_CONN connection does not close it
 UNKNOWN_TYPE_ANSWERED = "FCGI-4.2-1"  # an unknown management type gets UNKNOWN_TYPE
 STDOUT_TERMINATED = "FCGI-5.3-6"  # STDOUT ends with an empty record before END_REQUEST

@@ -121,6 +121,8 @@ def deviations(results: Sequence[CaseResult]) -> list[DeviationSummary]:
         if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and not outcome.excused:
             entry(result.case.id).verdict = outcome.verdict
         for seen in outcome.also_seen:
+            if seen.requirement == outcome.blocked_by:
+                continue  # listed as blocked by it
             listed = entry(seen.requirement).seen_by
             if result.case.id not in listed:
                 listed.append(result.case.id)

@@ -104,40 +104,64 @@ class DeviationSummary:
     blocked: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class VerdictRow:
+    """What the deviations summary needs of one case's result (from a CaseResult or a matrix run)."""
+
+    id: str
+    title: str
+    verdict: Verdict
+    also_seen: tuple[str, ...] = ()  # requirement ids seen deviating
+    blocked_by: str | None = None
+    excused: bool = False
+
+
 def deviations(results: Sequence[CaseResult]) -> list[DeviationSummary]:
+    """The root causes of a run (summarize_deviations over its case results)."""
+    return summarize_deviations([
+        VerdictRow(r.case.id, r.case.title, r.outcome.verdict, tuple(d.requirement for d in r.outcome.also_seen),
+                   r.outcome.blocked_by, r.outcome.excused)
+        for r in results
+    ])
+
+
+def summarize_deviations(rows: Sequence[VerdictRow]) -> list[DeviationSummary]:
     """The root causes: every requirement that failed (or warned) in its own case, or that another
     case saw deviate, with the cases that saw it and those it blocked; in spec order."""
-    by_id = {r.case.id: r for r in results}
+    by_id = {row.id: row for row in rows}
     found: dict[str, DeviationSummary] = {}
 
     def entry(requirement: str) -> DeviationSummary:
         if requirement not in found:
             own = by_id.get(requirement)
-            found[requirement] = DeviationSummary(requirement, own.case.title if own else "")
+            found[requirement] = DeviationSummary(requirement, own.title if own else "")
         return found[requirement]
 
-    for result in results:
-        outcome = result.outcome
-        if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and not outcome.excused:
-            entry(result.case.id).verdict = outcome.verdict
-        for seen in outcome.also_seen:
-            if seen.requirement == outcome.blocked_by:
+    for row in rows:
+        if row.verdict in (Verdict.FAIL, Verdict.WARN) and not row.excused:
+            entry(row.id).verdict = row.verdict
+        for requirement in row.also_seen:
+            if requirement == row.blocked_by:
                 continue  # listed as blocked by it
-            listed = entry(seen.requirement).seen_by
-            if result.case.id not in listed:
-                listed.append(result.case.id)
-        if outcome.blocked_by:
-            entry(outcome.blocked_by).blocked.append(result.case.id)
+            listed = entry(requirement).seen_by
+            if row.id not in listed:
+                listed.append(row.id)
+        if row.blocked_by:
+            entry(row.blocked_by).blocked.append(row.id)
     for summary in found.values():
         own = by_id.get(summary.requirement)
-        if summary.verdict is None and own is not None and own.outcome.verdict in (Verdict.FAIL, Verdict.WARN):
-            summary.verdict = own.outcome.verdict
+        if summary.verdict is None and own is not None and own.verdict in (Verdict.FAIL, Verdict.WARN):
+            summary.verdict = own.verdict
     return sorted(found.values(), key=lambda d: case_id_sort_key(d.requirement))
 
 
 def format_deviations(results: Sequence[CaseResult], colour: bool = False) -> list[str]:
     """The report's lead: "N deviations (as failing cases: ...)", each with who else met it."""
-    found = deviations(results)
+    return format_deviation_lines(deviations(results), colour)
+
+
+def format_deviation_lines(found: Sequence[DeviationSummary], colour: bool = False) -> list[str]:
+    """"N deviations (as failing cases: ...)", then each with the cases that saw it or were blocked by it."""
     if not found:
         return []
     failing = [d.requirement for d in found if d.verdict is not None]

@@ -83,6 +83,7 @@ class FaultRun:
     intended: list[str] = field(default_factory=list)  # cases whose catches= name the fault
     caught: dict[str, str] = field(default_factory=dict)  # case id -> verdict (fail/warn)
     blocked: dict[str, str] = field(default_factory=dict)  # case id -> the requirement that blocked it
+    seen: dict[str, list[str]] = field(default_factory=dict)  # case id -> requirements it saw deviate (also seen)
     errors: dict[str, str] = field(default_factory=dict)  # case id -> harness error text
     missed: dict[str, str] = field(default_factory=dict)  # intended case id -> what it said instead
     seconds: float = 0.0
@@ -110,6 +111,8 @@ def run_fault(pool: ReferencePool, fault: str, cases: Iterable[Case], *, base_wa
         intended = fault in case.catches
         if intended:
             run.intended.append(case.id)
+        if outcome.also_seen:
+            run.seen[case.id] = [d.requirement for d in outcome.also_seen]
         if outcome.verdict in CAUGHT:
             run.caught[case.id] = outcome.verdict.value
         elif outcome.verdict is Verdict.BLOCKED:

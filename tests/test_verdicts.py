@@ -15,7 +15,7 @@ from harness.wire.codec import Record, RecordType, Role, begin_request_body, end
 from harness.wire.connection import ConnectionClosed, ReadTimeout, TraceEntry
 from harness.suite.checks import expect_stream_terminated
 from harness.suite.judge import Facts, judge
-from harness.suite.observations import STDOUT_TERMINATED, kept_connection_closed
+from harness.suite.observations import STDOUT_TERMINATED, trace_deviations, kept_connection_closed, root_deviations
 from harness.reports.results import CaseResult, format_report, format_summary, json_report
 from harness.targets.base import TcpTarget, Target, TargetUnreachable
 from harness.reports.pytest_items import fails_run
@@ -490,3 +490,16 @@ def test_report_leads_with_the_deviations() -> None:
     document = json.loads(json.dumps(json_report(results)))
     assert document["deviations"][0] == {"requirement": "FCGI-3.5-2", "verdict": "fail", "seen_by": ["FCGI-3.3-2"],
                                          "blocked": ["FCGI-3.4-1"]}
+
+
+def test_a_close_after_an_early_end_or_a_late_record_is_the_inactive_ids_requirement() -> None:
+    rejected = Record(RecordType.END_REQUEST, 1, end_request_body(0, 3))  # UNKNOWN_ROLE
+    begin = Record(RecordType.BEGIN_REQUEST, 1, begin_request_body(0xFFFF, 1))
+    early = kept_connection_closed("c", [_entry(">", begin), _entry("<", rejected), _entry("<", "EOF")])
+    assert early is not None and early.requirement == "FCGI-3.3-8"
+    late = _kept_request_then(_entry(">", Record(RecordType.STDIN, 1, b"late")), _entry("<", "EOF"))
+    seen = [d.requirement for d in trace_deviations("c", late)]
+    assert seen == ["FCGI-3.3-8"]
+    # Where the target closes after complete KEEP_CONN requests too, those closes are that deviation.
+    keep_conn = Deviation("FCGI-3.5-2", "the connection was closed after a request sent with FCGI_KEEP_CONN")
+    assert root_deviations([keep_conn, Deviation("FCGI-3.3-8", "the connection was closed after STDIN")]) == [keep_conn]

@@ -260,6 +260,8 @@ def json_report(
             entry["note"] = outcome.note
         if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and case.catches:
             entry["looks_like"] = list(case.catches)
+        if case.prerequisites:
+            entry["prerequisites"] = list(case.prerequisites)
         if outcome.blocked_by:
             entry["blocked_by"] = outcome.blocked_by
         if outcome.also_seen:

@@ -88,11 +88,16 @@ def blocked(requirement: str, expected: Sequence[str] | str, actual: str, *, rea
 
 END_REQUEST_ONCE = "FCGI-5.4-3"  # exactly one END_REQUEST per request
 STDERR_TERMINATED = "FCGI-5.3-4"  # STDERR is absent or ends with an empty record
-# Without these a response cannot be read at all (its records misframed, under another id, of
-# another type, END_REQUEST before the output or twice): every case relies on them, and a case that
-# fails after seeing one deviate is BLOCKED by it (harness/suite/judge.py).
-READ_PREREQUISITES = (
+INACTIVE_NEVER_BEGUN = "FCGI-3.3-7"  # records for never-begun ids are ignored
+INACTIVE_FINISHED = "FCGI-3.3-8"  # records for a finished id are ignored
+# What every case relies on: without the first six a response cannot be read at all (its records
+# misframed, under another id, of another type, END_REQUEST before the output or twice); without the
+# last two a whole request sent in one write (BEGIN, PARAMS, STDIN) may end the connection when the
+# target answers early (an unknown role, an abort). A case that fails after seeing one deviate is
+# BLOCKED by it (harness/suite/judge.py).
+COMMON_PREREQUISITES = (
     RECORD_FRAMING, OWN_REQUEST_ID, APPLICATION_RECORD_TYPES, END_REQUEST_LAST, END_REQUEST_BODY, END_REQUEST_ONCE,
+    INACTIVE_NEVER_BEGUN, INACTIVE_FINISHED,
 )
 
 # Record types only a web server sends (spec §8): an application sending one misuses a stream.
@@ -100,6 +105,10 @@ _WEB_SERVER_TYPES = {1: "BEGIN_REQUEST", 2: "ABORT_REQUEST", 4: "PARAMS", 5: "ST
 _BEGIN, _ABORT, _STDOUT, _STDERR, _END, _GET_VALUES = 1, 2, 6, 7, 3, 9
 _KEEP_CONN = 1
 _MAX_KNOWN_TYPE, _UNKNOWN_TYPE, _GET_VALUES_RESULT = 11, 11, 10
+_STREAM_OR_ABORT = (2, 4, 5, 8)  # ABORT_REQUEST, PARAMS, STDIN, DATA
+KEEP_CONN_CLOSED = "the connection was closed after a request sent with FCGI_KEEP_CONN"
+EARLY_END_CLOSED = ("the connection was closed after a KEEP_CONN request ended early, its PARAMS and STDIN "
+                    "following its END_REQUEST")
 # Harness remarks in a trace (connection.note and its own) that say why the target may close.
 _CLOSE_CAUSES = ("SIGTERM", "signal", "by harness")
 
@@ -112,7 +121,7 @@ def deviations_in_traces(ctx: "CaseContext") -> list[Deviation]:
     left out (the case judges it)."""
     found: list[Deviation] = []
     for conn in ctx.connections:
-        found.extend(_trace_deviations(conn.label, conn.trace))
+        found.extend(trace_deviations(conn.label, conn.trace))
         pending = conn.pending_bytes
         if pending and pending[0] != 1:
             # A header that never became a record: misframed output the reader is still waiting on.
@@ -133,13 +142,19 @@ _UNREADABLE = (RECORD_FRAMING, OWN_REQUEST_ID, APPLICATION_RECORD_TYPES, END_REQ
 
 
 def root_deviations(seen: Sequence[Deviation]) -> list[Deviation]:
-    """The deviations without those explained by a deviation every response relies on."""
-    if not any(d.requirement in _UNREADABLE for d in seen):
-        return list(seen)
-    return [d for d in seen if d.requirement not in _CONSEQUENCES]
+    """The deviations without those another one explains: stream findings of a response that could
+    not be read, and closes after records for inactive ids where the target closes a KEEP_CONN
+    connection after every request anyway."""
+    roots = list(seen)
+    if any(d.requirement == KEEP_CONN_KEEPS for d in roots):
+        roots = [d for d in roots if not (d.requirement in (INACTIVE_FINISHED, INACTIVE_NEVER_BEGUN)
+                                          and d.what.startswith("the connection was closed after"))]
+    if any(d.requirement in _UNREADABLE for d in roots):
+        roots = [d for d in roots if d.requirement not in _CONSEQUENCES]
+    return roots
 
 
-def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
+def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
     """One connection's trace (harness/wire/connection.py TraceEntry list), read in order."""
     found: list[Deviation] = []
     begun: dict[int, int] = {}  # id -> flags of its BEGIN_REQUEST, while not ended
@@ -150,6 +165,7 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
     unknown_sent: list[int] = []  # unknown management types sent and not yet answered with UNKNOWN_TYPE
     received_since_unknown = False
     last_received_type: int | None = None
+    inactive_sent: tuple[str, str] | None = None  # a record just sent for an inactive id: (requirement, what)
     for entry in trace:
         direction, item = getattr(entry, "direction", ""), getattr(entry, "item", None)
         at = f"{label} at {getattr(entry, 'at_ms', 0.0):.1f} ms"
@@ -160,6 +176,13 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
                 aborted.discard(item.request_id)
             elif item.type == _ABORT:
                 aborted.add(item.request_id)
+            elif item.type in _STREAM_OR_ABORT and item.request_id != 0 and inactive_sent is None and (
+                item.request_id in ended or item.request_id not in begun
+            ):
+                finished = item.request_id in ended
+                inactive_sent = (INACTIVE_FINISHED if finished else INACTIVE_NEVER_BEGUN,
+                                 f"{_WEB_SERVER_TYPES[item.type]} for the {'finished' if finished else 'never-begun'} "
+                                 f"id {item.request_id}")
             elif item.type > _MAX_KNOWN_TYPE and item.request_id == 0 and not unknown_sent:
                 unknown_sent.append(item.type)
                 received_since_unknown = False
@@ -171,6 +194,10 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             continue
         if direction != "<":
             continue
+        if isinstance(item, str) and item in ("EOF", "RST") and inactive_sent is not None and not unknown_sent:
+            found.append(Deviation(inactive_sent[0], f"the connection was closed after {inactive_sent[1]}",
+                                   f"{label}: {item}"))
+            continue
         if isinstance(item, str) and item in ("EOF", "RST") and unknown_sent:
             found.append(Deviation(UNKNOWN_TYPE_ANSWERED, f"the connection was closed after a record of unknown "
                                    f"type {unknown_sent[0]}, without UNKNOWN_TYPE", f"{label}: {item}"))
@@ -181,12 +208,17 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             found.append(Deviation(GET_VALUES_KEEPS, "the connection was closed after GET_VALUES_RESULT on a "
                                    "KEEP_CONN connection", f"{label}: {item} after GET_VALUES_RESULT"))
         if isinstance(item, str) and item in ("EOF", "RST") and last_end is not None:
-            end_id, _ = last_end
+            end_id, complete = last_end
             if begun.get(end_id) == _KEEP_CONN and end_id not in aborted and (
                 not sent_after_end or sent_after_end[0] in (_BEGIN, _GET_VALUES)
             ):
-                found.append(Deviation(KEEP_CONN_KEEPS, "the connection was closed after a request sent with "
-                                       "FCGI_KEEP_CONN", f"{label}: {item} after END_REQUEST id={end_id}"))
+                evidence = f"{label}: {item} after END_REQUEST id={end_id}"
+                if complete:
+                    found.append(Deviation(KEEP_CONN_KEEPS, KEEP_CONN_CLOSED, evidence))
+                else:
+                    # Ended early (a rejected role): its PARAMS and STDIN, already on the way, reached a finished
+                    # id. On the wire a close for those records looks the same as one for KEEP_CONN ignored.
+                    found.append(Deviation(INACTIVE_FINISHED, EARLY_END_CLOSED, evidence))
             continue
         if not hasattr(item, "type"):
             continue
@@ -196,6 +228,7 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             break  # nothing after a misframed record can be read
         described = f"{at}: {item.describe()}"
         last_received_type = item.type
+        inactive_sent = None  # the target answered after it: a later close is not that record's doing
         if item.type == _UNKNOWN_TYPE:
             unknown_sent.clear()
         elif unknown_sent:
@@ -227,6 +260,6 @@ def _trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
 
 
 def kept_connection_closed(label: str, trace: Sequence[object]) -> Deviation | None:
-    """FCGI-3.5-2's deviation if this connection's trace shows it: closed by the target after a
-    completed request sent with FCGI_KEEP_CONN."""
-    return next((d for d in _trace_deviations(label, trace) if d.requirement == KEEP_CONN_KEEPS), None)
+    """The deviation if this connection's trace shows it closed by the target after a request sent
+    with FCGI_KEEP_CONN: FCGI-3.5-2's, or FCGI-3.3-8's where the request had ended early."""
+    return next((d for d in trace_deviations(label, trace) if d.what in (KEEP_CONN_CLOSED, EARLY_END_CLOSED)), None)

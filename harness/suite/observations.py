@@ -4,8 +4,9 @@ Every shared check (harness/suite/checks.py) checks one requirement, named by th
 that owns it (the constants below). A deviation of the running case's own requirement is a
 Violation, as always. A deviation of another requirement is that other case's failure: here it is
 recorded on the running case as "also seen" (CaseContext.also_seen) and the check goes on where it
-can; where it cannot, the case is BLOCKED by that requirement (harness/verdicts.py Blocked, weighed
-by harness/suite/judge.py). Outside a running case (the project's own tests call checks directly)
+can; where the case then cannot check its own requirement and relies on that one (its prerequisites,
+and COMMON_PREREQUISITES below), the judge (harness/suite/judge.py) makes it BLOCKED. A case may
+also raise harness/verdicts.py Blocked itself. Outside a running case (the project's own tests call checks directly)
 every deviation is a Violation.
 """
 
@@ -15,7 +16,7 @@ import contextlib
 import contextvars
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from harness.verdicts import Blocked, Deviation, Violation
+from harness.verdicts import Deviation, Violation
 
 if TYPE_CHECKING:
     from harness.suite.case import CaseContext
@@ -32,6 +33,10 @@ STDOUT_TERMINATED = "FCGI-5.3-6"  # STDOUT ends with an empty record before END_
 END_REQUEST_BODY = "FCGI-5.5-1"  # END_REQUEST bodies are 8 bytes
 END_REQUEST_LAST = "FCGI-5.5-4"  # END_REQUEST is the last record of its request
 APPLICATION_RECORD_TYPES = "FCGI-A-1"  # output is STDOUT/STDERR, not another stream type
+END_REQUEST_ONCE = "FCGI-5.4-3"  # exactly one END_REQUEST per request
+STDERR_TERMINATED = "FCGI-5.3-4"  # STDERR is absent or ends with an empty record
+INACTIVE_NEVER_BEGUN = "FCGI-3.3-7"  # records for never-begun ids are ignored
+INACTIVE_FINISHED = "FCGI-3.3-8"  # records for a finished id are ignored
 
 _running: contextvars.ContextVar["CaseContext | None"] = contextvars.ContextVar("fcgispec_running_case", default=None)
 
@@ -44,11 +49,6 @@ def observing(ctx: "CaseContext") -> Iterator[None]:
         yield
     finally:
         _running.reset(token)
-
-
-def running_case() -> "CaseContext | None":
-    """The context of the case running now (None outside a case)."""
-    return _running.get()
 
 
 def is_own(requirement: str) -> bool:
@@ -77,19 +77,6 @@ def note(requirement: str, what: str, evidence: str = "") -> None:
         ctx.also_seen.append(Deviation(requirement, what, evidence))
 
 
-def blocked(requirement: str, expected: Sequence[str] | str, actual: str, *, reason: str) -> Blocked | Violation:
-    """The exception for a deviation of requirement that the check cannot get past: a Violation in
-    its own case, else Blocked (the deviation also recorded as seen)."""
-    if is_own(requirement):
-        return Violation(list([expected] if isinstance(expected, str) else expected), actual)
-    note(requirement, actual)
-    return Blocked(requirement, reason)
-
-
-END_REQUEST_ONCE = "FCGI-5.4-3"  # exactly one END_REQUEST per request
-STDERR_TERMINATED = "FCGI-5.3-4"  # STDERR is absent or ends with an empty record
-INACTIVE_NEVER_BEGUN = "FCGI-3.3-7"  # records for never-begun ids are ignored
-INACTIVE_FINISHED = "FCGI-3.3-8"  # records for a finished id are ignored
 # What every case relies on: without the first six a response cannot be read at all (its records
 # misframed, under another id, of another type, END_REQUEST before the output or twice); without the
 # last two a whole request sent in one write (BEGIN, PARAMS, STDIN) may end the connection when the

@@ -152,8 +152,8 @@ def abort_at_every_phase(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.4-3",
-    # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    # More than one request on a KEEP_CONN connection, one of them aborted (answered: FCGI-5.4-1).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.4-1"),
     title="Exactly one END_REQUEST per request: completed, aborted mid-STDIN, rejected (probe: aborted while working)",
     requirement="A request ID R becomes active when the application receives a record {FCGI_BEGIN_REQUEST, R, ...} "
     "and becomes inactive when the application sends a record {FCGI_END_REQUEST, R, ...} to the Web server.",
@@ -195,8 +195,8 @@ def one_end_request_each(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.4-4",
-    # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    # More than one request on a KEEP_CONN connection, one of them aborted (answered: FCGI-5.4-1).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.4-1"),
     title="After an aborted request a KEEP_CONN connection serves the next one; without KEEP_CONN it closes",
     requirement="If not zero, the application does not close the connection after responding to this request; "
     "the Web server retains responsibility for the connection.",

@@ -93,8 +93,8 @@ def _await_end(conn: FcgiConnection, request_id: int, timeout: float) -> Respons
 
 @case(
     "FCGI-5.5-1",
-    # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    # More than one request on a KEEP_CONN connection, one of them aborted (answered: FCGI-5.4-1).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.4-1"),
     title="END_REQUEST bodies are 8 bytes with a defined protocolStatus: completed, rejected and aborted requests",
     requirement="typedef struct { unsigned char appStatusB3; unsigned char appStatusB2; unsigned char appStatusB1; "
     "unsigned char appStatusB0; unsigned char protocolStatus; unsigned char reserved[3]; } FCGI_EndRequestBody;",
@@ -244,8 +244,8 @@ def overloaded_or_queued(ctx: CaseContext) -> str:
 
 @case(
     "FCGI-5.5-4",
-    # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    # More than one request on a KEEP_CONN connection, one of them aborted (answered: FCGI-5.4-1).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.4-1"),
     title="END_REQUEST is the last record of its request: nothing for the id follows (completed, long, aborted)",
     requirement="The application sends a FCGI_END_REQUEST record to terminate a request, either because the "
     "application has processed the request or because the application has rejected the request.",

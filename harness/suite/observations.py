@@ -37,6 +37,7 @@ END_REQUEST_ONCE = "FCGI-5.4-3"  # exactly one END_REQUEST per request
 STDERR_TERMINATED = "FCGI-5.3-4"  # STDERR is absent or ends with an empty record
 INACTIVE_NEVER_BEGUN = "FCGI-3.3-7"  # records for never-begun ids are ignored
 INACTIVE_FINISHED = "FCGI-3.3-8"  # records for a finished id are ignored
+ABORT_ANSWERED = "FCGI-5.4-1"  # ABORT_REQUEST of an active request gets its END_REQUEST
 
 _running: contextvars.ContextVar["CaseContext | None"] = contextvars.ContextVar("fcgispec_running_case", default=None)
 
@@ -153,6 +154,7 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
     received_since_unknown = False
     last_received_type: int | None = None
     inactive_sent: tuple[str, str] | None = None  # a record just sent for an inactive id: (requirement, what)
+    abort_waited: set[int] = set()  # active ids aborted, then a wait for the target timed out
     for entry in trace:
         direction, item = getattr(entry, "direction", ""), getattr(entry, "item", None)
         at = f"{label} at {getattr(entry, 'at_ms', 0.0):.1f} ms"
@@ -176,6 +178,8 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             if last_end is not None:
                 sent_after_end.append(item.type)
             continue
+        if direction == "!" and isinstance(item, str) and item.startswith("timeout"):
+            abort_waited |= {i for i in aborted if i in begun and i not in ended}
         if direction == "!" and isinstance(item, str) and any(word in item for word in _CLOSE_CAUSES):
             last_end = None  # the harness made the target close (a signal, its own close): not the target's doing
             continue
@@ -239,6 +243,10 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             last_end, sent_after_end = (item.request_id, complete), []
         else:
             last_end = None
+    for request_id in sorted(abort_waited - ended):
+        found.append(Deviation(ABORT_ANSWERED, f"no END_REQUEST after ABORT_REQUEST for the active id {request_id}",
+                               f"{label}: a wait timed out after the ABORT_REQUEST"))
+        break
     if unknown_sent and received_since_unknown:
         # Answers to what was sent after it came, UNKNOWN_TYPE never did.
         found.append(Deviation(UNKNOWN_TYPE_ANSWERED, f"no UNKNOWN_TYPE answer to a record of type {unknown_sent[0]}",

@@ -281,8 +281,8 @@ def web_server_closes_mid_request(ctx: CaseContext) -> str:
 
 @case(
     "FCGI-3.5-5",
-    # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    # More than one request on a KEEP_CONN connection, GET_VALUES answered between them.
+    prerequisites=("FCGI-3.5-2", "FCGI-4.1-1"),
     title="GET_VALUES on a KEEP_CONN connection, before and between requests, does not close it",
     requirement=WEB_SERVER_CLOSES + " (An application may receive a FCGI_GET_VALUES record at any time.)",
     level=Level.REQUIRED,

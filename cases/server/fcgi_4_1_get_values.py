@@ -84,6 +84,8 @@ def get_values_unknown_names_omitted(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-4.1-3",
+    # GET_VALUES answered at all.
+    prerequisites=("FCGI-4.1-1",),
     title="GET_VALUES_RESULT holds only the names asked for",
     requirement=RESPONDS,
     level=Level.RECOMMENDED,
@@ -113,8 +115,8 @@ def get_values_empty_query(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-4.1-5",
-    # Requests and GET_VALUES on one KEEP_CONN connection, which stays open after each.
-    prerequisites=("FCGI-3.5-2", "FCGI-3.5-5"),
+    # Requests and GET_VALUES on one KEEP_CONN connection, which stays open after each; GET_VALUES answered.
+    prerequisites=("FCGI-3.5-2", "FCGI-3.5-5", "FCGI-4.1-1"),
     title="GET_VALUES at any time: before a request, between PARAMS and STDIN, between requests",
     requirement="An application may receive a FCGI_GET_VALUES record at any time.",
     level=Level.REQUIRED,
@@ -399,6 +401,8 @@ LATENCY = 0.5
 
 @case(
     "FCGI-4.1-7",
+    # GET_VALUES answered at all.
+    prerequisites=("FCGI-4.1-1",),
     title=f"GET_VALUES while a request is busy is answered within {LATENCY:g} s, before that request ends",
     requirement="An application may receive a FCGI_GET_VALUES record at any time. "
     "The application's response should not involve the application proper but only the FastCGI library.",

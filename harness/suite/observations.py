@@ -37,6 +37,7 @@ END_REQUEST_ONCE = "FCGI-5.4-3"  # exactly one END_REQUEST per request
 STDERR_TERMINATED = "FCGI-5.3-4"  # STDERR is absent or ends with an empty record
 INACTIVE_NEVER_BEGUN = "FCGI-3.3-7"  # records for never-begun ids are ignored
 INACTIVE_FINISHED = "FCGI-3.3-8"  # records for a finished id are ignored
+GET_VALUES_ANSWERED = "FCGI-4.1-1"  # GET_VALUES gets one GET_VALUES_RESULT, with the null id
 ABORT_ANSWERED = "FCGI-5.4-1"  # ABORT_REQUEST of an active request gets its END_REQUEST
 
 _running: contextvars.ContextVar["CaseContext | None"] = contextvars.ContextVar("fcgispec_running_case", default=None)
@@ -155,6 +156,8 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
     last_received_type: int | None = None
     inactive_sent: tuple[str, str] | None = None  # a record just sent for an inactive id: (requirement, what)
     abort_waited: set[int] = set()  # active ids aborted, then a wait for the target timed out
+    get_values_pending = False  # GET_VALUES sent, no GET_VALUES_RESULT since
+    get_values_waited = False  # ... and a wait for the target timed out meanwhile
     for entry in trace:
         direction, item = getattr(entry, "direction", ""), getattr(entry, "item", None)
         at = f"{label} at {getattr(entry, 'at_ms', 0.0):.1f} ms"
@@ -165,6 +168,8 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
                 aborted.discard(item.request_id)
             elif item.type == _ABORT:
                 aborted.add(item.request_id)
+            elif item.type == _GET_VALUES:
+                get_values_pending = True
             elif item.type in _STREAM_OR_ABORT and item.request_id != 0 and inactive_sent is None and (
                 item.request_id in ended or item.request_id not in begun
             ):
@@ -180,6 +185,7 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             continue
         if direction == "!" and isinstance(item, str) and item.startswith("timeout"):
             abort_waited |= {i for i in aborted if i in begun and i not in ended}
+            get_values_waited = get_values_waited or get_values_pending
         if direction == "!" and isinstance(item, str) and any(word in item for word in _CLOSE_CAUSES):
             last_end = None  # the harness made the target close (a signal, its own close): not the target's doing
             continue
@@ -219,6 +225,11 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             break  # nothing after a misframed record can be read
         described = f"{at}: {item.describe()}"
         last_received_type = item.type
+        if item.type == _GET_VALUES_RESULT:
+            get_values_pending = get_values_waited = False
+            if item.request_id != 0:
+                found.append(Deviation(GET_VALUES_ANSWERED, f"GET_VALUES_RESULT under request id {item.request_id}, "
+                                       "not the null id", described))
         inactive_sent = None  # the target answered after it: a later close is not that record's doing
         if item.type == _UNKNOWN_TYPE:
             unknown_sent.clear()
@@ -243,6 +254,9 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             last_end, sent_after_end = (item.request_id, complete), []
         else:
             last_end = None
+    if get_values_waited:
+        found.append(Deviation(GET_VALUES_ANSWERED, "no GET_VALUES_RESULT to GET_VALUES",
+                               f"{label}: a wait timed out after the GET_VALUES"))
     for request_id in sorted(abort_waited - ended):
         found.append(Deviation(ABORT_ANSWERED, f"no END_REQUEST after ABORT_REQUEST for the active id {request_id}",
                                f"{label}: a wait timed out after the ABORT_REQUEST"))

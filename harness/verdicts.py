@@ -119,8 +119,9 @@ class Outcome:
 
     @property
     def excluded_but_passed(self) -> bool:
-        """Excluded, yet it no longer deviates: the exclude list can lose this line."""
-        return self.excluded is not None and not self.excused
+        """Excluded, yet it no longer deviates: the exclude list can lose this line (not when it was
+        blocked: its own requirement was not exercised)."""
+        return self.excluded is not None and not self.excused and self.verdict is not Verdict.BLOCKED
 
 
 class AdapterTimeout(Exception):

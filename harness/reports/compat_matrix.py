@@ -322,7 +322,9 @@ def write_expected(run: TargetRun, root: Path = ROOT) -> Path:
             cases[case.id] = previous
             continue
         entry: dict[str, Any] = {"verdict": case.verdict}
-        if case.verdict != "pass":
+        if case.verdict == "blocked":
+            entry["why"] = " ".join(case.note.split())  # "blocked by FCGI-x.y-z: what it met": its own explanation
+        elif case.verdict != "pass":
             entry["why"] = "TODO: " + (case.summary() or case.title)
         cases[case.id] = entry
     document = {

@@ -503,3 +503,21 @@ def test_a_close_after_an_early_end_or_a_late_record_is_the_inactive_ids_require
     # Where the target closes after complete KEEP_CONN requests too, those closes are that deviation.
     keep_conn = Deviation("FCGI-3.5-2", "the connection was closed after a request sent with FCGI_KEEP_CONN")
     assert root_deviations([keep_conn, Deviation("FCGI-3.3-8", "the connection was closed after STDIN")]) == [keep_conn]
+
+
+def test_catch_matrix_prints_failing_cases_per_fault() -> None:
+    from harness.suite.catch_matrix import FaultRun, format_matrix
+
+    runs = [
+        FaultRun("keep-conn-close", intended=["FCGI-3.5-2"], caught={"FCGI-3.5-2": "fail"},
+                 blocked={"FCGI-3.4-1": "FCGI-3.5-2"}),
+        FaultRun("get-values-ignored", intended=["FCGI-4.1-1", "FCGI-4.1-2"],
+                 caught={"FCGI-4.1-1": "fail", "FCGI-4.1-2": "fail"}),
+        FaultRun("reply-id-zero", intended=["FCGI-3.3-2"], caught={"FCGI-3.3-2": "fail", "FCGI-3.4-1": "fail",
+                                                                   "FCGI-3.4-3": "fail", "FCGI-3.4-5": "fail"}),
+    ]
+    text = format_matrix(runs)
+    assert "  keep-conn-close    [ 1] FCGI-3.5-2* ; blocked: FCGI-3.4-1" in text
+    assert "FCGI-4.1-1* FCGI-4.1-2* (breaks several requirements)" in text
+    assert text.splitlines()[-1] == ("Specificity: failing cases per fault: mean 2.3, median 2, worst 4 (reply-id-zero); "
+                                     "1 blocked verdicts in all")

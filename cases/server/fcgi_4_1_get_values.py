@@ -401,8 +401,6 @@ LATENCY = 0.5
 
 @case(
     "FCGI-4.1-7",
-    # GET_VALUES answered at all.
-    prerequisites=("FCGI-4.1-1",),
     title=f"GET_VALUES while a request is busy is answered within {LATENCY:g} s, before that request ends",
     requirement="An application may receive a FCGI_GET_VALUES record at any time. "
     "The application's response should not involve the application proper but only the FastCGI library.",

@@ -67,6 +67,7 @@ def params_any_order_or_none(ctx: CaseContext) -> str:
         if not ctx.params_match(sorted(report.params), sorted(sent)):
             raise Violation(f"the {len(sent)} params as sent (in any order)", f"{len(report.params)} params, differing")
 
+    conn = ctx.connection_for_next_request(conn)  # the empty PARAMS stream is judged, not the first request's close
     conn.note("request 2: an empty PARAMS stream (its terminator alone)")
     conn.send_records(
         [

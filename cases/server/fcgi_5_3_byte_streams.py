@@ -13,7 +13,7 @@ from harness.suite.case import CaseContext, case
 from harness.suite.case_requests import request_records
 from harness.wire.connection import FcgiConnection, Response, WriteTimeout
 from harness.wire.codec import Record, RecordReader, RecordType, decode_end_request
-from harness.wire.probe_app import parse_cgi, pattern_bytes, probe_query
+from harness.wire.probe_app import ProbeError, parse_cgi, pattern_bytes, probe_query
 from harness.verdicts import Level, Unsupported, Violation
 from harness.suite.checks import (
     expect_cgi_response,
@@ -219,7 +219,10 @@ def large_interleaved_output(ctx: CaseContext) -> None:
     response = _read_slowly(ctx, conn, 1)
     expect_end_request(response)
     expect_stream_terminated(response.records, RecordType.STDOUT)
-    body = parse_cgi(response.stdout).body
+    try:
+        body = parse_cgi(response.stdout).body
+    except ProbeError as error:
+        raise Violation(f"a CGI response with a {LARGE_OUTPUT}-byte body", str(error)) from None
     if len(body) != LARGE_OUTPUT or body != pattern_bytes(LARGE_OUTPUT):
         raise Violation(f"a {LARGE_OUTPUT}-byte out= pattern body", f"a {len(body)}-byte body" + (
             "" if len(body) != LARGE_OUTPUT else " with other bytes"))

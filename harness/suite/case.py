@@ -199,6 +199,11 @@ class CaseContext:
         self._targets[id(conn)] = target
         return conn
 
+    def glance_for_close(self, conn: FcgiConnection) -> None:
+        """Before the next request on a KEEP_CONN connection: a close the target made after the last one
+        shows in the trace before that request (FCGI-3.5-2's deviation, not one the next request caused)."""
+        conn.wait_closed(self.seconds(CLOSE_GLANCE))
+
     def connection_for_next_request(self, conn: FcgiConnection) -> FcgiConnection:
         """conn, or a new connection when the target closed conn after a completed request sent with
         FCGI_KEEP_CONN: for a case whose own requirement is not about the connection, the work-around

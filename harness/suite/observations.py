@@ -95,6 +95,7 @@ _BEGIN, _ABORT, _STDOUT, _STDERR, _END, _GET_VALUES = 1, 2, 6, 7, 3, 9
 _KEEP_CONN = 1
 _MAX_KNOWN_TYPE, _UNKNOWN_TYPE, _GET_VALUES_RESULT = 11, 11, 10
 _STREAM_OR_ABORT = (2, 4, 5, 8)  # ABORT_REQUEST, PARAMS, STDIN, DATA
+_PARAMS = 4
 KEEP_CONN_CLOSED = "the connection was closed after a request sent with FCGI_KEEP_CONN"
 EARLY_END_CLOSED = ("the connection was closed after a KEEP_CONN request ended early, its PARAMS and STDIN "
                     "following its END_REQUEST")
@@ -150,7 +151,7 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
     aborted: set[int] = set()
     ended: set[int] = set()  # ids whose END_REQUEST came and that were not begun again
     last_end: tuple[int, bool] | None = None  # the last thing received was END_REQUEST (id, complete)
-    sent_after_end: list[int] = []  # record types sent since that END_REQUEST
+    sent_after_end: list[object] = []  # records sent since that END_REQUEST
     unknown_sent: list[int] = []  # unknown management types sent and not yet answered with UNKNOWN_TYPE
     received_since_unknown = False
     last_received_type: int | None = None
@@ -181,7 +182,7 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
                 unknown_sent.append(item.type)
                 received_since_unknown = False
             if last_end is not None:
-                sent_after_end.append(item.type)
+                sent_after_end.append(item)
             continue
         if direction == "!" and isinstance(item, str) and item.startswith("timeout"):
             abort_waited |= {i for i in aborted if i in begun and i not in ended}
@@ -200,15 +201,13 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
                                    f"type {unknown_sent[0]}, without UNKNOWN_TYPE", f"{label}: {item}"))
             unknown_sent.clear()
         elif isinstance(item, str) and item in ("EOF", "RST") and last_received_type == _GET_VALUES_RESULT and (
-            _KEEP_CONN in begun.values()
+            _KEEP_CONN in begun.values() and not get_values_pending  # a later GET_VALUES may be the cause
         ):
             found.append(Deviation(GET_VALUES_KEEPS, "the connection was closed after GET_VALUES_RESULT on a "
                                    "KEEP_CONN connection", f"{label}: {item} after GET_VALUES_RESULT"))
         if isinstance(item, str) and item in ("EOF", "RST") and last_end is not None:
             end_id, complete = last_end
-            if begun.get(end_id) == _KEEP_CONN and end_id not in aborted and (
-                not sent_after_end or sent_after_end[0] in (_BEGIN, _GET_VALUES)
-            ):
+            if begun.get(end_id) == _KEEP_CONN and end_id not in aborted and _plainly_next(end_id, sent_after_end):
                 evidence = f"{label}: {item} after END_REQUEST id={end_id}"
                 if complete:
                     found.append(Deviation(KEEP_CONN_KEEPS, KEEP_CONN_CLOSED, evidence))
@@ -266,6 +265,20 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
         found.append(Deviation(UNKNOWN_TYPE_ANSWERED, f"no UNKNOWN_TYPE answer to a record of type {unknown_sent[0]}",
                                f"{label}: other records came after it, no UNKNOWN_TYPE"))
     return found
+
+
+def _plainly_next(ended_id: int, sent: Sequence[object]) -> bool:
+    """Whether what was sent after a request's END_REQUEST cannot itself explain a close: nothing, a
+    GET_VALUES, or a new request under another id with parameters (a close on the same id reused, on
+    an empty PARAMS stream or on late records is another requirement's matter)."""
+    if not sent:
+        return True
+    first = sent[0]
+    if first.type == _GET_VALUES:  # type: ignore[attr-defined]
+        return True
+    if first.type != _BEGIN or first.request_id == ended_id:  # type: ignore[attr-defined]
+        return False
+    return any(r.type == _PARAMS and r.request_id == first.request_id and r.content for r in sent)  # type: ignore[attr-defined]
 
 
 def kept_connection_closed(label: str, trace: Sequence[object]) -> Deviation | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import begin_record, plain_request, request_records, send_request
+from harness.suite.case_requests import begin_record, kept_connection, plain_request, request_records, send_request
 from harness.wire.connection import FcgiConnection, Response
 from harness.wire.codec import (
     ProtocolStatus,
@@ -129,7 +129,7 @@ def unknown_role_rejected(ctx: CaseContext) -> None:
 def unused_flag_bits_ignored(ctx: CaseContext) -> None:
     """BEGIN_REQUEST flags 0xFF and 0xFE, odd reserved bytes: only KEEP_CONN decides whether the connection stays."""
     reserved = b"\xa5" * 5
-    conn = ctx.connect()
+    conn = kept_connection(ctx)  # kept with flags exactly KEEP_CONN: then with the other bits set?
     conn.note("flags 0xFF (KEEP_CONN and every unused bit), reserved bytes 0xA5")
     for request_id in (1, 2):
         conn.send_records(

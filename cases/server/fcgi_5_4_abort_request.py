@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import begin_record, plain_request, request_records, start_open_stdin
+from harness.suite.case_requests import begin_record, kept_connection, plain_request, request_records, start_open_stdin
 from harness.wire.connection import ConnectionClosed, FcgiConnection, Response
 from harness.wire.codec import ProtocolStatus, Record, RecordType, encode_params, encode_record
 from harness.wire.probe_app import probe_query
@@ -130,7 +130,7 @@ def abort_answered_promptly(ctx: CaseContext) -> str | None:
     catches=("no-end-after-abort", "abort-ignored", "late-record-close"),
 )
 def abort_at_every_phase(ctx: CaseContext) -> None:
-    conn = ctx.connect()
+    conn = kept_connection(ctx)  # a target that closes after every request is not judged on ABORTs
     conn.send_records([begin_record(1)])
     conn.note("request 1: BEGIN only")
     _abort_answered(ctx, conn, 1, "sent right after BEGIN_REQUEST")
@@ -204,7 +204,7 @@ def one_end_request_each(ctx: CaseContext) -> None:
     catches=("abort-closes-connection", "keep-conn-never-close"),
 )
 def connection_after_abort(ctx: CaseContext) -> None:
-    conn = ctx.connect("KEEP_CONN set")
+    conn = kept_connection(ctx, "KEEP_CONN set")  # kept after a plain request: then after an abort?
     _start_open_stdin(ctx, conn, 1)
     _abort_answered(ctx, conn, 1, "while STDIN was open")
     plain_request(ctx, conn, 2, "END_REQUEST id=2 on the connection (KEEP_CONN set)")

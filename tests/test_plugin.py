@@ -14,7 +14,7 @@ from harness.targets.base import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-SUMMARY = re.compile(r"^\d+ cases: \d+ passed, \d+ failed, \d+ warnings, \d+ info, \d+ unsupported, \d+ errors$")
+SUMMARY = re.compile(r"^\d+ cases: \d+ passed, \d+ failed, \d+ warnings, \d+ info, \d+ unsupported, \d+ errors(, \d+ blocked)?$")
 
 
 def run_suite(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

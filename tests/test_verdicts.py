@@ -458,8 +458,13 @@ def _kept_request_then(*after: TraceEntry, flags: int = 1) -> list[TraceEntry]:
 
 def test_the_traces_show_a_keep_conn_connection_closed_after_a_request() -> None:
     second = Record(RecordType.BEGIN_REQUEST, 2, begin_request_body(Role.RESPONDER, 1))
-    closed = kept_connection_closed("c", _kept_request_then(_entry(">", second), _entry("<", "EOF")))
+    params = Record(RecordType.PARAMS, 2, b"\x01\x01ab")
+    closed = kept_connection_closed("c", _kept_request_then(_entry(">", second), _entry(">", params), _entry("<", "EOF")))
     assert closed is not None and closed.requirement == "FCGI-3.5-2"
+    # The next request reuses the id just ended, or has an empty PARAMS stream: a close may be for that.
+    reused = Record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, 1))
+    assert kept_connection_closed("c", _kept_request_then(_entry(">", reused), _entry("<", "EOF"))) is None
+    assert kept_connection_closed("c", _kept_request_then(_entry(">", second), _entry("<", "EOF"))) is None
     # Not the target's deviation: KEEP_CONN was not (exactly) set, the harness had it killed, the
     # request was aborted, or the close followed a late record the target may close on.
     assert kept_connection_closed("c", _kept_request_then(_entry("<", "EOF"), flags=0xFF)) is None

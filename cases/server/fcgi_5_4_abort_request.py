@@ -152,8 +152,9 @@ def abort_at_every_phase(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.4-3",
-    # More than one request on a KEEP_CONN connection, one of them aborted (answered: FCGI-5.4-1).
-    prerequisites=("FCGI-3.5-2", "FCGI-5.4-1"),
+    # More than one request on a KEEP_CONN connection: one aborted (answered: FCGI-5.4-1), one of an
+    # unknown role (rejected: FCGI-5.1-2).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.1-2", "FCGI-5.4-1"),
     title="Exactly one END_REQUEST per request: completed, aborted mid-STDIN, rejected (probe: aborted while working)",
     requirement="A request ID R becomes active when the application receives a record {FCGI_BEGIN_REQUEST, R, ...} "
     "and becomes inactive when the application sends a record {FCGI_END_REQUEST, R, ...} to the Web server.",

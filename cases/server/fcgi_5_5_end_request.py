@@ -93,8 +93,9 @@ def _await_end(conn: FcgiConnection, request_id: int, timeout: float) -> Respons
 
 @case(
     "FCGI-5.5-1",
-    # More than one request on a KEEP_CONN connection, one of them aborted (answered: FCGI-5.4-1).
-    prerequisites=("FCGI-3.5-2", "FCGI-5.4-1"),
+    # More than one request on a KEEP_CONN connection: one aborted (answered: FCGI-5.4-1), one of an
+    # unknown role (rejected: FCGI-5.1-2).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.1-2", "FCGI-5.4-1"),
     title="END_REQUEST bodies are 8 bytes with a defined protocolStatus: completed, rejected and aborted requests",
     requirement="typedef struct { unsigned char appStatusB3; unsigned char appStatusB2; unsigned char appStatusB1; "
     "unsigned char appStatusB0; unsigned char protocolStatus; unsigned char reserved[3]; } FCGI_EndRequestBody;",

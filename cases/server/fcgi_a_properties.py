@@ -29,8 +29,9 @@ def _check(record: Record) -> None:
 
 @case(
     "FCGI-A-1",
-    # Requests (one aborted), GET_VALUES and an unknown type on one KEEP_CONN connection, which stays usable.
-    prerequisites=("FCGI-3.5-2", "FCGI-3.5-5", "FCGI-4.1-1", "FCGI-4.2-1", "FCGI-5.4-1"),
+    # Requests (one aborted, one of an unknown role), GET_VALUES and an unknown type on one KEEP_CONN
+    # connection, which stays usable.
+    prerequisites=("FCGI-3.5-2", "FCGI-3.5-5", "FCGI-4.1-1", "FCGI-4.2-1", "FCGI-5.1-2", "FCGI-5.4-1"),
     title="The app sends only STDOUT, STDERR, END_REQUEST, GET_VALUES_RESULT and UNKNOWN_TYPE, ids per their kind",
     requirement="WS->App: records of this type can only be sent by the Web server to the application. Records of "
     "other types can only be sent by the application to the Web server.",

@@ -21,7 +21,7 @@ from harness.targets.liveness import detect_probe_app, liveness_probe
 from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params
 from harness.suite.case_requests import post_params
 from harness.targets.base import Target, TargetUnreachable
-from harness.suite.observations import COMMON_PREREQUISITES, deviations_in_traces, kept_connection_closed, note, observing, root_deviations
+from harness.suite.observations import COMMON_PREREQUISITES, deviations_in_traces, kept_connection_closed, note, observing, own_deviation_in_traces, root_deviations
 from harness.verdicts import Deviation, HarnessError, Level, Outcome, Unsupported, Verdict
 
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
@@ -393,7 +393,7 @@ def run_case(
     outcome = judge(Facts(
         level=case.level, returned=returned, raised=raised, protocol_error=case.protocol_error,
         liveness=liveness, notice=notice, excluded=excluded, also_seen=tuple(ctx.also_seen),
-        prerequisites=(*case.prerequisites, *COMMON_PREREQUISITES),
+        prerequisites=(*case.prerequisites, *COMMON_PREREQUISITES), own_deviation=own_deviation_in_traces(ctx),
     ))
     outcome.duration = duration
     if keep_trace or outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED) or outcome.also_seen:

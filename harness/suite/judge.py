@@ -20,7 +20,8 @@ The rules, in the order judge() applies them:
      raised Blocked(by, reason)    BLOCKED by that requirement: another requirement's deviation kept
                                    the case from exercising its own (that requirement's case fails)
      raised a Violation, FcgiTimeout or ConnectionClosed after a deviation of one of the case's
-     prerequisites (Facts.also_seen, Facts.prerequisites)
+     prerequisites (Facts.also_seen, Facts.prerequisites), unless the traces show the case's own
+     requirement broken too (Facts.own_deviation)
                                    BLOCKED by that prerequisite: what the case met was its effect
      raised FcgiTimeout            as a Violation: expected = what was awaited, actual "Timeout"
      raised ConnectionClosed       as a Violation: the exchange should have completed
@@ -138,6 +139,8 @@ class Facts:
     # relies on (its own prerequisites and those every response relies on).
     also_seen: tuple[Deviation, ...] = ()
     prerequisites: tuple[str, ...] = ()
+    # The traces show the case's own requirement broken too: then it fails, whatever else deviated.
+    own_deviation: Deviation | None = None
 
 
 def judge(facts: Facts) -> Outcome:
@@ -188,7 +191,7 @@ def _what_the_run_showed(facts: Facts) -> Outcome:
     if raised is None:
         return _passed(level, facts.returned)
     # Before the run's own result: what it met was the effect of a prerequisite's deviation.
-    if isinstance(raised, (Violation, FcgiTimeout, ConnectionClosed)):
+    if isinstance(raised, (Violation, FcgiTimeout, ConnectionClosed)) and facts.own_deviation is None:
         prerequisite = next((d for d in facts.also_seen if d.requirement in facts.prerequisites), None)
         if prerequisite is not None:
             return _blocked(prerequisite.requirement, f"{prerequisite.what}; then {_met(raised)}")

@@ -38,6 +38,7 @@ STDERR_TERMINATED = "FCGI-5.3-4"  # STDERR is absent or ends with an empty recor
 INACTIVE_NEVER_BEGUN = "FCGI-3.3-7"  # records for never-begun ids are ignored
 INACTIVE_FINISHED = "FCGI-3.3-8"  # records for a finished id are ignored
 GET_VALUES_ANSWERED = "FCGI-4.1-1"  # GET_VALUES gets one GET_VALUES_RESULT, with the null id
+UNKNOWN_ROLE_REJECTED = "FCGI-5.1-2"  # an unknown role gets END_REQUEST UNKNOWN_ROLE, the connection kept
 ABORT_ANSWERED = "FCGI-5.4-1"  # ABORT_REQUEST of an active request gets its END_REQUEST
 
 _running: contextvars.ContextVar["CaseContext | None"] = contextvars.ContextVar("fcgispec_running_case", default=None)
@@ -96,11 +97,21 @@ _KEEP_CONN = 1
 _MAX_KNOWN_TYPE, _UNKNOWN_TYPE, _GET_VALUES_RESULT = 11, 11, 10
 _STREAM_OR_ABORT = (2, 4, 5, 8)  # ABORT_REQUEST, PARAMS, STDIN, DATA
 _PARAMS = 4
+_UNKNOWN_ROLE_STATUS = 3
 KEEP_CONN_CLOSED = "the connection was closed after a request sent with FCGI_KEEP_CONN"
 EARLY_END_CLOSED = ("the connection was closed after a KEEP_CONN request ended early, its PARAMS and STDIN "
                     "following its END_REQUEST")
 # Harness remarks in a trace (connection.note and its own) that say why the target may close.
 _CLOSE_CAUSES = ("SIGTERM", "signal", "by harness")
+
+
+def own_deviation_in_traces(ctx: "CaseContext") -> Deviation | None:
+    """The running case's own requirement's deviation, where the traces show it too."""
+    for conn in ctx.connections:
+        for seen in trace_deviations(conn.label, conn.trace):
+            if seen.requirement == ctx.case.id:
+                return seen
+    return None
 
 
 def deviations_in_traces(ctx: "CaseContext") -> list[Deviation]:
@@ -157,6 +168,7 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
     last_received_type: int | None = None
     inactive_sent: tuple[str, str] | None = None  # a record just sent for an inactive id: (requirement, what)
     abort_waited: set[int] = set()  # active ids aborted, then a wait for the target timed out
+    unknown_roles: set[int] = set()  # ids begun with an unknown role, not yet ended
     get_values_pending = False  # GET_VALUES sent, no GET_VALUES_RESULT since
     get_values_waited = False  # ... and a wait for the target timed out meanwhile
     for entry in trace:
@@ -165,6 +177,8 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
         if direction == ">" and hasattr(item, "type"):
             if item.type == _BEGIN:
                 begun[item.request_id] = item.content[2] if len(item.content) > 2 else 0
+                if len(item.content) >= 2 and int.from_bytes(item.content[:2], "big") not in (1, 2, 3):
+                    unknown_roles.add(item.request_id)
                 ended.discard(item.request_id)
                 aborted.discard(item.request_id)
             elif item.type == _ABORT:
@@ -191,6 +205,10 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             last_end = None  # the harness made the target close (a signal, its own close): not the target's doing
             continue
         if direction != "<":
+            continue
+        if isinstance(item, str) and item in ("EOF", "RST") and unknown_roles:
+            found.append(Deviation(UNKNOWN_ROLE_REJECTED, "the connection was closed on an unknown role, without "
+                                   "END_REQUEST UNKNOWN_ROLE", f"{label}: {item} (id {min(unknown_roles)})"))
             continue
         if isinstance(item, str) and item in ("EOF", "RST") and inactive_sent is not None and not unknown_sent:
             found.append(Deviation(inactive_sent[0], f"the connection was closed after {inactive_sent[1]}",
@@ -245,6 +263,11 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
         mine = item.request_id in begun  # a request this connection began (else another check's matter)
         if item.type in (_STDOUT, _STDERR) and mine and item.request_id in ended:
             found.append(Deviation(END_REQUEST_LAST, "output records after the request's END_REQUEST", described))
+        if item.type == _END and item.request_id in unknown_roles:
+            unknown_roles.discard(item.request_id)
+            if len(item.content) >= 5 and item.content[4] != _UNKNOWN_ROLE_STATUS:
+                found.append(Deviation(UNKNOWN_ROLE_REJECTED, "an unknown role served, not rejected with "
+                                       "UNKNOWN_ROLE", described))
         if item.type == _END and mine:
             if item.request_id in ended:
                 found.append(Deviation(END_REQUEST_ONCE, "a second END_REQUEST for one request", described))
@@ -269,8 +292,9 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
 
 def _plainly_next(ended_id: int, sent: Sequence[object]) -> bool:
     """Whether what was sent after a request's END_REQUEST cannot itself explain a close: nothing, a
-    GET_VALUES, or a new request under another id with parameters (a close on the same id reused, on
-    an empty PARAMS stream or on late records is another requirement's matter)."""
+    GET_VALUES, or one new request of a known role under another id with parameters (a close on the
+    same id reused, an unknown role, a second request, an empty PARAMS stream or late records is
+    another requirement's matter)."""
     if not sent:
         return True
     first = sent[0]
@@ -278,7 +302,12 @@ def _plainly_next(ended_id: int, sent: Sequence[object]) -> bool:
         return True
     if first.type != _BEGIN or first.request_id == ended_id:  # type: ignore[attr-defined]
         return False
-    return any(r.type == _PARAMS and r.request_id == first.request_id and r.content for r in sent)  # type: ignore[attr-defined]
+    role = int.from_bytes(first.content[:2], "big") if len(first.content) >= 2 else 0  # type: ignore[attr-defined]
+    one_request = all(r.request_id == first.request_id and r.type in (_BEGIN, _PARAMS, 5, 8) for r in sent)  # type: ignore[attr-defined]
+    # A known role (an unknown one may be closed on), one request (a second may be refused by a close).
+    return role in (1, 2, 3) and one_request and sum(r.type == _BEGIN for r in sent) == 1 and any(  # type: ignore[attr-defined]
+        r.type == _PARAMS and r.request_id == first.request_id and r.content for r in sent  # type: ignore[attr-defined]
+    )
 
 
 def kept_connection_closed(label: str, trace: Sequence[object]) -> Deviation | None:

@@ -340,6 +340,7 @@ def multiplexed_requests(ctx: CaseContext) -> None:
 
     count = min(CONCURRENT, capabilities.max_reqs or CONCURRENT)
     ids = list(range(3, 3 + count))
+    conn = ctx.connection_for_next_request(conn)  # multiplexing is judged, not the close after App. B.4
     conn.note(f"{count} requests begun, each with STDIN open; then their STDIN ends in reverse order")
     pieces: list[bytes] = []
     for request_id in ids:

@@ -225,7 +225,10 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
                                    "KEEP_CONN connection", f"{label}: {item} after GET_VALUES_RESULT"))
         if isinstance(item, str) and item in ("EOF", "RST") and last_end is not None:
             end_id, complete = last_end
-            if begun.get(end_id) == _KEEP_CONN and end_id not in aborted and _plainly_next(end_id, sent_after_end):
+            others_active = any(i != end_id and i not in ended for i in begun)  # a concurrent request may be the cause
+            if begun.get(end_id) == _KEEP_CONN and end_id not in aborted and not others_active and _plainly_next(
+                end_id, sent_after_end
+            ):
                 evidence = f"{label}: {item} after END_REQUEST id={end_id}"
                 if complete:
                     found.append(Deviation(KEEP_CONN_KEEPS, KEEP_CONN_CLOSED, evidence))

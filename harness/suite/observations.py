@@ -161,7 +161,7 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
     begun: dict[int, int] = {}  # id -> flags of its BEGIN_REQUEST, while not ended
     aborted: set[int] = set()
     ended: set[int] = set()  # ids whose END_REQUEST came and that were not begun again
-    last_end: tuple[int, bool] | None = None  # the last thing received was END_REQUEST (id, complete)
+    last_end: tuple[int, bool, bool] | None = None  # the last received was END_REQUEST: id, complete, others active
     sent_after_end: list[object] = []  # records sent since that END_REQUEST
     unknown_sent: list[int] = []  # unknown management types sent and not yet answered with UNKNOWN_TYPE
     received_since_unknown = False
@@ -224,8 +224,7 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
             found.append(Deviation(GET_VALUES_KEEPS, "the connection was closed after GET_VALUES_RESULT on a "
                                    "KEEP_CONN connection", f"{label}: {item} after GET_VALUES_RESULT"))
         if isinstance(item, str) and item in ("EOF", "RST") and last_end is not None:
-            end_id, complete = last_end
-            others_active = any(i != end_id and i not in ended for i in begun)  # a concurrent request may be the cause
+            end_id, complete, others_active = last_end
             if begun.get(end_id) == _KEEP_CONN and end_id not in aborted and not others_active and _plainly_next(
                 end_id, sent_after_end
             ):
@@ -276,7 +275,9 @@ def trace_deviations(label: str, trace: Sequence[object]) -> list[Deviation]:
                 found.append(Deviation(END_REQUEST_ONCE, "a second END_REQUEST for one request", described))
             ended.add(item.request_id)
             complete = len(item.content) >= 5 and item.content[4] == 0
-            last_end, sent_after_end = (item.request_id, complete), []
+            # Another request still in flight at this END_REQUEST may be what a close is for.
+            others_active = any(i != item.request_id and i not in ended for i in begun)
+            last_end, sent_after_end = (item.request_id, complete, others_active), []
         else:
             last_end = None
     if get_values_waited:

@@ -420,7 +420,9 @@ def _markdown_deviations(run: TargetRun) -> list[str]:
     if not lines:
         return [f"- **{run.target}**: no deviations", ""]
     head, rest = lines[0], lines[1:]
-    return [f"- **{run.target}**: {_md_escape(head)}", *(f"  - {_md_escape(line.strip())}" for line in rest), ""]
+    # A deviation's line, then its "also seen by" and "blocked" lines (indented deeper) under it.
+    items = [("    - " if line.startswith("      ") else "  - ") + _md_escape(line.strip()) for line in rest]
+    return [f"- **{run.target}**: {_md_escape(head)}", *items, ""]
 
 
 def _case_rows(runs: Sequence[TargetRun]) -> list[tuple[str, str, str]]:

@@ -132,7 +132,7 @@ class CaseFile(pytest.File):
 class CaseItem(VerdictItem):
     case_type = Case
     case_fields = ("id", "section", "title", "requirement", "level", "timeout", "needs_probe_app", "catches",
-                   "reference_args")
+                   "reference_args", "prerequisites")
     report_attribute = REPORT_ATTRIBUTE
     marker = "fcgispec"
     reports_depth = True

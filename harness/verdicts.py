@@ -19,6 +19,8 @@ class Verdict(str, enum.Enum):
     INFO = "info"
     UNSUPPORTED = "unsupported"
     ERROR = "error"
+    # Neither pass nor fail: a deviation of another requirement kept the case from exercising its own.
+    BLOCKED = "blocked"
 
 
 class Depth(str, enum.Enum):
@@ -71,6 +73,29 @@ class Observed(Exception):
         super().__init__(note)
 
 
+class Blocked(Exception):
+    """A deviation of another requirement (the case that owns it: `by`) kept the case from
+    exercising its own; the owning case fails, this one is BLOCKED."""
+
+    def __init__(self, by: str, reason: str) -> None:
+        self.by = by
+        self.reason = reason
+        super().__init__(f"blocked by {by}: {reason}")
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A deviation a case saw of a requirement other than its own: `requirement` is the id of the
+    case that owns it (and fails for it); recorded under the case as "also seen", not its verdict."""
+
+    requirement: str
+    what: str
+    evidence: str = ""
+
+    def describe(self) -> str:
+        return f"{self.requirement} {self.what}" + (f" ({self.evidence})" if self.evidence else "")
+
+
 class HarnessError(Exception):
     """The harness could not run the case (not the target's fault)."""
 
@@ -95,6 +120,10 @@ class Outcome:
     # The spawned target exited with status 0 while the case ran (a request limit, an idle exit): what
     # the case saw is that exit, not one of the known bugs its fault modes replay.
     exited_cleanly: bool = False
+    # Deviations of other requirements seen on the way; they do not change this verdict.
+    also_seen: list[Deviation] = field(default_factory=list)
+    # BLOCKED: the id of the requirement whose deviation kept the case from its own.
+    blocked_by: str | None = None
 
     @property
     def excused(self) -> bool:
@@ -103,8 +132,9 @@ class Outcome:
 
     @property
     def excluded_but_passed(self) -> bool:
-        """Excluded, yet it no longer deviates: the exclude list can lose this line."""
-        return self.excluded is not None and not self.excused
+        """Excluded, yet it no longer deviates: the exclude list can lose this line (not when it was
+        blocked: its own requirement was not exercised)."""
+        return self.excluded is not None and not self.excused and self.verdict is not Verdict.BLOCKED
 
 
 class AdapterTimeout(Exception):

@@ -94,7 +94,8 @@ static void write_headers(struct fcgi_request *req, const char *content_type, co
     unsigned status = short_stdin ? 400 : p->status;
     char head[512]; /* every part is bounded: status <= 999, a fixed type, 64 hex digits */
     struct text t = {head, sizeof(head), 0};
-    text_add(&t, "Status: ");
+    /* Fault nph-status-line: "HTTP/1.1 200 OK", as a non-parsed-header CGI script writes it. */
+    text_add(&t, fault_on(req->faults, FAULT_NPH_STATUS_LINE) ? "HTTP/1.1 " : "Status: ");
     text_add_u64(&t, status);
     text_add(&t, status == 200 ? " OK\r\nContent-Type: " : " Probe\r\nContent-Type: ");
     text_add(&t, content_type);

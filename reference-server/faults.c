@@ -124,6 +124,11 @@ static const struct fault_info fault_table[FAULT_COUNT] = {
         "ignores FCGI_WEB_SERVER_ADDRS and serves any peer"},
     [FAULT_ABORT_ON_MALFORMED] = {"abort-on-malformed",
         "the process aborts (SIGABRT) on malformed input, as libfcgi's assertion in fcgiapp.c does on name-value lengths past the end of PARAMS (CVE-2025-23016 family)"},
+    [FAULT_NPH_STATUS_LINE] = {"nph-status-line",
+        "the probe app starts its response with an HTTP status line (a CGI non-parsed-header script) "
+        "instead of the Status header"},
+    [FAULT_NO_EMPTY_STDERR] = {"no-empty-stderr",
+        "ends a STDERR stream it used without the empty record"},
     [FAULT_CLOSE_WITH_RST] = {"close-with-rst",
         "closes connections with an RST instead of a graceful FIN, which can destroy the last response in flight (php-fpm before PR #1333)"},
     [FAULT_MAX_CONNS_OVERSTATED] = {"max-conns-overstated",

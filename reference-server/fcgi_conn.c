@@ -316,7 +316,7 @@ static void emit_terminators(struct fcgi_conn *c, struct fcgi_request *req)
 {
     if (!fault(c, FAULT_NO_EMPTY_STDOUT))
         emit_stream_chunk(c, req, FCGI_STDOUT, NULL, 0);
-    if (req->flags & REQ_STDERR_USED)
+    if ((req->flags & REQ_STDERR_USED) && !fault(c, FAULT_NO_EMPTY_STDERR))
         emit_stream_chunk(c, req, FCGI_STDERR, NULL, 0);
 }
 

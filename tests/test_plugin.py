@@ -14,7 +14,7 @@ from harness.targets.base import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-SUMMARY = re.compile(r"^\d+ cases: \d+ passed, \d+ failed, \d+ warnings, \d+ info, \d+ unsupported, \d+ errors$")
+SUMMARY = re.compile(r"^\d+ cases: \d+ passed, \d+ failed, \d+ warnings, \d+ info, \d+ unsupported, \d+ errors(, \d+ blocked)?$")
 
 
 def run_suite(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -172,3 +172,29 @@ def test_server_run_has_no_client_cases(tmp_path: Path) -> None:
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert {"REG-go-3514-tls-dead-conn-reuse", "REG-go-persist-conn-leak",
             "REG-go-read-to-end-reuses-conn"} <= set(re.findall(r"::(REG-[\w.-]+)", client.stdout)), client.stdout
+
+
+def test_one_bug_fails_its_case_blocks_and_is_seen_by_others(tmp_path: Path) -> None:
+    # keep-conn-close breaks FCGI-3.5-2 only: FCGI-3.3-2 (ids) goes on on a new connection and
+    # passes, FCGI-3.4-1 needs its follow-up request on the same connection and is blocked.
+    junit, report = tmp_path / "junit.xml", tmp_path / "report.json"
+    result = run_suite("--case", "FCGI-3.5-2", "--case", "FCGI-3.3-2", "--case", "FCGI-3.4-1",
+                       "--target", fault_target("keep-conn-close"), "--junitxml", str(junit),
+                       "--report-json", str(report), "--fcgi-timeout", "1")
+    assert result.returncode == 1, result.stdout + result.stderr
+    section = result.stdout[result.stdout.index("fcgispec report"):]
+    lead = section[section.index("1 deviation (as failing cases: FCGI-3.5-2)"):section.index("3.3. Records")]
+    assert "also seen by: FCGI-3.3-2" in lead and "blocked: FCGI-3.4-1" in lead, lead
+    assert "✔ FCGI-3.3-2 " in section and "Also seen: FCGI-3.5-2 the connection was closed" in section
+    assert "⊘ FCGI-3.4-1 " in section and "(blocked by FCGI-3.5-2: " in section
+    assert last_line(result).startswith("3 cases: 1 passed, 1 failed,") and last_line(result).endswith(", 1 blocked")
+    xml = junit.read_text()
+    assert xml.count("<failure") == 1 and '<skipped type="pytest.skip" message="blocked by FCGI-3.5-2: ' in xml
+    document = json.loads(report.read_text())
+    cases = {c["id"]: c for c in document["cases"]}
+    assert cases["FCGI-3.4-1"]["verdict"] == "blocked" and cases["FCGI-3.4-1"]["blocked_by"] == "FCGI-3.5-2"
+    assert cases["FCGI-3.3-2"]["verdict"] == "pass"
+    assert [seen["requirement"] for seen in cases["FCGI-3.3-2"]["also_seen"]] == ["FCGI-3.5-2"]
+    assert document["deviations"] == [{"requirement": "FCGI-3.5-2", "verdict": "fail", "seen_by": ["FCGI-3.3-2"],
+                                       "blocked": ["FCGI-3.4-1"]}]
+    assert document["summary"]["blocked"] == 1

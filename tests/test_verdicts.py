@@ -11,11 +11,17 @@ from typing import Callable, Iterator
 import pytest
 
 from harness.suite.case import Case, CaseContext, case, load_cases, run_case, select_cases
-from harness.wire.connection import ReadTimeout
+from harness.wire.codec import Record, RecordType, Role, begin_request_body, end_request_body
+from harness.wire.connection import ConnectionClosed, ReadTimeout, TraceEntry
+from harness.suite.checks import expect_stream_terminated
+from harness.suite.judge import Facts, judge
+from harness.suite.observations import STDOUT_TERMINATED, trace_deviations, kept_connection_closed, root_deviations
 from harness.reports.results import CaseResult, format_report, format_summary, json_report
 from harness.targets.base import TcpTarget, Target, TargetUnreachable
 from harness.reports.pytest_items import fails_run
 from harness.verdicts import (
+    Blocked,
+    Deviation,
     Level,
     Observed,
     Outcome,
@@ -182,9 +188,11 @@ def test_report_and_json() -> None:
     ]
     text = format_report(results)
     lines = text.splitlines()
-    assert lines[0] == "3.3. Records"
-    assert lines[1] == "  ✔ FCGI-3.3-1 t [protocol only]"
-    assert lines[2] == "  × FCGI-3.3-2 t [protocol only]"
+    # The root causes lead: the requirements that failed in their own case.
+    assert lines[:3] == ["1 deviation (as failing cases: FCGI-3.3-2)", "  × FCGI-3.3-2 t", ""]
+    assert lines[3] == "3.3. Records"
+    assert lines[4] == "  ✔ FCGI-3.3-1 t [protocol only]"
+    assert lines[5] == "  × FCGI-3.3-2 t [protocol only]"
     assert "       Expected: a" in text and "                 b" in text and "         Actual: c" in text
     assert format_summary(results) == "2 cases: 1 passed, 1 failed, 0 warnings, 0 info, 0 unsupported, 0 errors"
     document = json.loads(json.dumps(json_report(results, target="x")))
@@ -387,3 +395,134 @@ def test_judge_client_processes() -> None:
     assert judge(Facts(Level.REQUIRED, adapter_ends=(killed,))).verdict is Verdict.PASS
     outcome = judge(Facts(Level.REQUIRED, scenario_errors=("step 2 failed",)))
     assert (outcome.verdict, outcome.actual) == (Verdict.ERROR, "scenario server error: step 2 failed")
+
+
+# -- one requirement per verdict: also seen, blocked, prerequisites --------------------------
+
+
+def _stdout_without_terminator() -> list[Record]:
+    return [Record(RecordType.STDOUT, 1, b"Status: 200 OK\r\n\r\n"), Record(RecordType.END_REQUEST, 1, bytes(8))]
+
+
+def _checks_stdout(ctx: CaseContext) -> None:
+    expect_stream_terminated(_stdout_without_terminator(), RecordType.STDOUT)
+
+
+def test_a_shared_check_fails_only_the_case_that_owns_its_requirement() -> None:
+    owner = run_case(make_case(Level.REQUIRED, _checks_stdout, STDOUT_TERMINATED), UnreachableTarget(),
+                     check_liveness=False)
+    assert owner.verdict is Verdict.FAIL and owner.actual == "END_REQUEST without an empty STDOUT record before it"
+    other = run_case(make_case(Level.REQUIRED, _checks_stdout), UnreachableTarget(), check_liveness=False)
+    assert other.verdict is Verdict.PASS
+    assert [(d.requirement, d.what) for d in other.also_seen] == [
+        (STDOUT_TERMINATED, "END_REQUEST without an empty STDOUT record before it")]
+    with pytest.raises(Violation):  # outside a running case every check is its own
+        _checks_stdout(None)  # type: ignore[arg-type]
+
+
+def test_blocked_is_its_own_verdict_and_does_not_fail_the_run() -> None:
+    def blocked(ctx: CaseContext) -> None:
+        raise Blocked("FCGI-3.5-2", "the connection was closed after a KEEP_CONN request")
+
+    outcome = run_case(make_case(Level.REQUIRED, blocked), UnreachableTarget(), check_liveness=False)
+    assert (outcome.verdict, outcome.blocked_by) == (Verdict.BLOCKED, "FCGI-3.5-2")
+    assert outcome.note == "blocked by FCGI-3.5-2: the connection was closed after a KEEP_CONN request"
+    assert not fails_run(outcome, strict=True)
+
+
+@pytest.mark.parametrize("raised", [Violation("END_REQUEST id=2", "connection closed (EOF)"),
+                                    ReadTimeout("END_REQUEST id=2"), ConnectionClosed("eof")])
+def test_a_failure_after_a_prerequisite_deviated_is_blocked(raised: Exception) -> None:
+    closed = Deviation("FCGI-3.5-2", "the connection was closed after a request sent with FCGI_KEEP_CONN")
+    facts = dict(level=Level.REQUIRED, raised=raised, also_seen=(closed,))
+    blocked = judge(Facts(**facts, prerequisites=("FCGI-3.5-2",)))
+    assert (blocked.verdict, blocked.blocked_by) == (Verdict.BLOCKED, "FCGI-3.5-2")
+    assert blocked.note.startswith("blocked by FCGI-3.5-2: the connection was closed after a request sent with")
+    assert blocked.also_seen == [closed]
+    # Not a prerequisite: the case fails, the deviation is told beside its verdict.
+    failed = judge(Facts(**facts, prerequisites=("FCGI-4.2-1",)))
+    assert failed.verdict is Verdict.FAIL and failed.also_seen == [closed]
+    # Also seen never changes a pass.
+    assert judge(Facts(Level.REQUIRED, also_seen=(closed,), prerequisites=("FCGI-3.5-2",))).verdict is Verdict.PASS
+
+
+def _entry(direction: str, item: object) -> TraceEntry:
+    return TraceEntry(0.0, direction, item)  # type: ignore[arg-type]
+
+
+def _kept_request_then(*after: TraceEntry, flags: int = 1) -> list[TraceEntry]:
+    begin = Record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, flags))
+    end = Record(RecordType.END_REQUEST, 1, end_request_body(0, 0))
+    return [_entry(">", begin), _entry("<", Record(RecordType.STDOUT, 1, b"")), _entry("<", end), *after]
+
+
+def test_the_traces_show_a_keep_conn_connection_closed_after_a_request() -> None:
+    second = Record(RecordType.BEGIN_REQUEST, 2, begin_request_body(Role.RESPONDER, 1))
+    params = Record(RecordType.PARAMS, 2, b"\x01\x01ab")
+    closed = kept_connection_closed("c", _kept_request_then(_entry(">", second), _entry(">", params), _entry("<", "EOF")))
+    assert closed is not None and closed.requirement == "FCGI-3.5-2"
+    # The next request reuses the id just ended, or has an empty PARAMS stream: a close may be for that.
+    reused = Record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.RESPONDER, 1))
+    assert kept_connection_closed("c", _kept_request_then(_entry(">", reused), _entry("<", "EOF"))) is None
+    assert kept_connection_closed("c", _kept_request_then(_entry(">", second), _entry("<", "EOF"))) is None
+    # Not the target's deviation: KEEP_CONN was not (exactly) set, the harness had it killed, the
+    # request was aborted, or the close followed a late record the target may close on.
+    assert kept_connection_closed("c", _kept_request_then(_entry("<", "EOF"), flags=0xFF)) is None
+    assert kept_connection_closed("c", _kept_request_then(_entry("!", "SIGTERM to the group"), _entry("<", "EOF"))) is None
+    aborted = _kept_request_then(_entry("<", "EOF"))
+    aborted.insert(1, _entry(">", Record(RecordType.ABORT_REQUEST, 1, b"")))
+    assert kept_connection_closed("c", aborted) is None
+    late = Record(RecordType.STDIN, 1, b"late")
+    assert kept_connection_closed("c", _kept_request_then(_entry(">", late), _entry("<", "EOF"))) is None
+
+
+def test_report_leads_with_the_deviations() -> None:
+    closed = Deviation("FCGI-3.5-2", "the connection was closed after a request sent with FCGI_KEEP_CONN")
+    owner = make_case(Level.REQUIRED, violate, "FCGI-3.5-2")
+    seer, blocked = make_case(Level.REQUIRED, violate, "FCGI-3.3-2"), make_case(Level.REQUIRED, violate, "FCGI-3.4-1")
+    results = [
+        CaseResult(owner, Outcome(Verdict.FAIL, expected=["open"], actual="EOF")),
+        CaseResult(seer, Outcome(Verdict.PASS, also_seen=[closed])),
+        CaseResult(blocked, Outcome(Verdict.BLOCKED, note="blocked by FCGI-3.5-2: closed", blocked_by="FCGI-3.5-2",
+                                    also_seen=[closed])),
+    ]
+    lines = format_report(results).splitlines()
+    assert lines[:4] == ["1 deviation (as failing cases: FCGI-3.5-2)", "  × FCGI-3.5-2 t",
+                         "      also seen by: FCGI-3.3-2", "      blocked: FCGI-3.4-1"]
+    assert "  ⊘ FCGI-3.4-1 t (blocked by FCGI-3.5-2: closed)" in lines
+    assert "      Also seen: FCGI-3.5-2 the connection was closed after a request sent with FCGI_KEEP_CONN" in lines
+    assert format_summary(results).endswith(", 1 blocked")
+    document = json.loads(json.dumps(json_report(results)))
+    assert document["deviations"][0] == {"requirement": "FCGI-3.5-2", "verdict": "fail", "seen_by": ["FCGI-3.3-2"],
+                                         "blocked": ["FCGI-3.4-1"]}
+
+
+def test_a_close_after_an_early_end_or_a_late_record_is_the_inactive_ids_requirement() -> None:
+    rejected = Record(RecordType.END_REQUEST, 1, end_request_body(0, 3))  # UNKNOWN_ROLE
+    begin = Record(RecordType.BEGIN_REQUEST, 1, begin_request_body(0xFFFF, 1))
+    early = kept_connection_closed("c", [_entry(">", begin), _entry("<", rejected), _entry("<", "EOF")])
+    assert early is not None and early.requirement == "FCGI-3.3-8"
+    late = _kept_request_then(_entry(">", Record(RecordType.STDIN, 1, b"late")), _entry("<", "EOF"))
+    seen = [d.requirement for d in trace_deviations("c", late)]
+    assert seen == ["FCGI-3.3-8"]
+    # Where the target closes after complete KEEP_CONN requests too, those closes are that deviation.
+    keep_conn = Deviation("FCGI-3.5-2", "the connection was closed after a request sent with FCGI_KEEP_CONN")
+    assert root_deviations([keep_conn, Deviation("FCGI-3.3-8", "the connection was closed after STDIN")]) == [keep_conn]
+
+
+def test_catch_matrix_prints_failing_cases_per_fault() -> None:
+    from harness.suite.catch_matrix import FaultRun, format_matrix
+
+    runs = [
+        FaultRun("keep-conn-close", intended=["FCGI-3.5-2"], caught={"FCGI-3.5-2": "fail"},
+                 blocked={"FCGI-3.4-1": "FCGI-3.5-2"}),
+        FaultRun("get-values-ignored", intended=["FCGI-4.1-1", "FCGI-4.1-2"],
+                 caught={"FCGI-4.1-1": "fail", "FCGI-4.1-2": "fail"}),
+        FaultRun("reply-id-zero", intended=["FCGI-3.3-2"], caught={"FCGI-3.3-2": "fail", "FCGI-3.4-1": "fail",
+                                                                   "FCGI-3.4-3": "fail", "FCGI-3.4-5": "fail"}),
+    ]
+    text = format_matrix(runs)
+    assert "  keep-conn-close    [ 1] FCGI-3.5-2* ; blocked: FCGI-3.4-1" in text
+    assert "FCGI-4.1-1* FCGI-4.1-2* (breaks several requirements)" in text
+    assert text.splitlines()[-1] == ("Specificity: failing cases per fault: mean 2.3, median 2, worst 4 (reply-id-zero); "
+                                     "1 blocked verdicts in all")

@@ -288,6 +288,8 @@ def padding_is_skipped(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-3.3-4",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="Records of 65535 content bytes plus padding (PARAMS with 255, STDIN with 1, as Go writes them) are accepted",
     requirement="contentData: Between 0 and 65535 bytes of data, interpreted according to the record type. "
     "paddingData: Between 0 and 255 bytes of data, which are ignored.",
@@ -332,6 +334,8 @@ ALIGNMENT = 8
 
 @case(
     "FCGI-3.3-5",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="Records the application sends are padded to multiples of 8 bytes (STDOUT of 1, 13 and 70001 bytes, "
     "END_REQUEST, GET_VALUES_RESULT, UNKNOWN_TYPE)",
     requirement="We recommend that records be placed on boundaries that are multiples of eight bytes. "

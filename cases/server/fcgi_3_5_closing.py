@@ -223,6 +223,8 @@ def _settled_baseline(ctx: CaseContext) -> ProcessStats | None:
 
 @case(
     "FCGI-3.5-4",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="The web server closes mid-request (during PARAMS, during STDIN, during output; FIN and RST): "
     "the application survives, other connections are untouched, nothing leaks",
     requirement=WEB_SERVER_CLOSES + " When an application closes a connection or finds that a connection has closed, "
@@ -279,6 +281,8 @@ def web_server_closes_mid_request(ctx: CaseContext) -> str:
 
 @case(
     "FCGI-3.5-5",
+    # More than one request on a KEEP_CONN connection, GET_VALUES answered between them.
+    prerequisites=("FCGI-3.5-2", "FCGI-4.1-1"),
     title="GET_VALUES on a KEEP_CONN connection, before and between requests, does not close it",
     requirement=WEB_SERVER_CLOSES + " (An application may receive a FCGI_GET_VALUES record at any time.)",
     level=Level.REQUIRED,

@@ -84,6 +84,8 @@ def get_values_unknown_names_omitted(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-4.1-3",
+    # GET_VALUES answered at all.
+    prerequisites=("FCGI-4.1-1",),
     title="GET_VALUES_RESULT holds only the names asked for",
     requirement=RESPONDS,
     level=Level.RECOMMENDED,
@@ -113,10 +115,13 @@ def get_values_empty_query(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-4.1-5",
+    # Requests and GET_VALUES on one KEEP_CONN connection, which stays open after each; GET_VALUES answered.
+    prerequisites=("FCGI-3.5-2", "FCGI-3.5-5", "FCGI-4.1-1"),
     title="GET_VALUES at any time: before a request, between PARAMS and STDIN, between requests",
     requirement="An application may receive a FCGI_GET_VALUES record at any time.",
     level=Level.REQUIRED,
-    catches=("mgmt-mid-request-close", "get-values-close"),
+    # get-values-close (a close after GET_VALUES_RESULT) is FCGI-3.5-5's: it blocks this case.
+    catches=("mgmt-mid-request-close",),
 )
 def get_values_any_time(ctx: CaseContext) -> str | None:
     """GET_VALUES before a request, while it waits for STDIN, and after it: each answered, the requests served."""
@@ -399,6 +404,17 @@ BUSY_MS = 1500
 LATENCY = 0.5
 
 
+def _late_answer(ctx: CaseContext, conn: FcgiConnection, sent: float) -> str:
+    """After the wait: when GET_VALUES_RESULT came, waiting until the busy request has surely ended."""
+    until = sent + BUSY_MS / 1000.0 + ctx.answer_wait  # the probe sleeps BUSY_MS, unscaled
+    while True:
+        event = next_event(conn, max(until - time.monotonic(), 0.0))
+        if isinstance(event, str):
+            return "; no GET_VALUES_RESULT at all"
+        if event.type == RecordType.GET_VALUES_RESULT:
+            return f"; GET_VALUES_RESULT came after {(time.monotonic() - sent) * 1000:.0f} ms"
+
+
 @case(
     "FCGI-4.1-7",
     title=f"GET_VALUES while a request is busy is answered within {LATENCY:g} s, before that request ends",
@@ -424,6 +440,9 @@ def get_values_while_busy(ctx: CaseContext) -> str:
     wanted = f"GET_VALUES_RESULT id=0 within {wait:g}s while {busy}"
     while True:
         event = next_event(conn, max(sent + wait - time.monotonic(), 0.0))
+        if event == TIMEOUT:
+            # How late it came (if at all) is the evidence; an answer that never comes is FCGI-4.1-1's.
+            raise Violation(wanted, "Timeout" + _late_answer(ctx, conn, sent))
         if isinstance(event, str):
             raise Violation(wanted, describe_event(event))
         if event.type == RecordType.GET_VALUES_RESULT and event.request_id == MANAGEMENT_REQUEST_ID:

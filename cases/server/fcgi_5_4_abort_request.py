@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from harness.suite.case import CaseContext, case
-from harness.suite.case_requests import begin_record, plain_request, request_records, start_open_stdin
+from harness.suite.case_requests import begin_record, kept_connection, plain_request, request_records, start_open_stdin
 from harness.wire.connection import ConnectionClosed, FcgiConnection, Response
 from harness.wire.codec import ProtocolStatus, Record, RecordType, encode_params, encode_record
 from harness.wire.probe_app import probe_query
@@ -122,13 +122,15 @@ def abort_answered_promptly(ctx: CaseContext) -> str | None:
 
 @case(
     "FCGI-5.4-2",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="ABORT before PARAMS, mid-PARAMS (END_REQUEST), for a never-begun id and after END_REQUEST (ignored)",
     requirement=ABORTS,
     level=Level.REQUIRED,
     catches=("no-end-after-abort", "abort-ignored", "late-record-close"),
 )
 def abort_at_every_phase(ctx: CaseContext) -> None:
-    conn = ctx.connect()
+    conn = kept_connection(ctx)  # a target that closes after every request is not judged on ABORTs
     conn.send_records([begin_record(1)])
     conn.note("request 1: BEGIN only")
     _abort_answered(ctx, conn, 1, "sent right after BEGIN_REQUEST")
@@ -150,6 +152,9 @@ def abort_at_every_phase(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.4-3",
+    # More than one request on a KEEP_CONN connection: one aborted (answered: FCGI-5.4-1), one of an
+    # unknown role (rejected: FCGI-5.1-2).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.1-2", "FCGI-5.4-1"),
     title="Exactly one END_REQUEST per request: completed, aborted mid-STDIN, rejected (probe: aborted while working)",
     requirement="A request ID R becomes active when the application receives a record {FCGI_BEGIN_REQUEST, R, ...} "
     "and becomes inactive when the application sends a record {FCGI_END_REQUEST, R, ...} to the Web server.",
@@ -191,6 +196,8 @@ def one_end_request_each(ctx: CaseContext) -> None:
 
 @case(
     "FCGI-5.4-4",
+    # More than one request on a KEEP_CONN connection, one of them aborted (answered: FCGI-5.4-1).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.4-1"),
     title="After an aborted request a KEEP_CONN connection serves the next one; without KEEP_CONN it closes",
     requirement="If not zero, the application does not close the connection after responding to this request; "
     "the Web server retains responsibility for the connection.",
@@ -198,7 +205,7 @@ def one_end_request_each(ctx: CaseContext) -> None:
     catches=("abort-closes-connection", "keep-conn-never-close"),
 )
 def connection_after_abort(ctx: CaseContext) -> None:
-    conn = ctx.connect("KEEP_CONN set")
+    conn = kept_connection(ctx, "KEEP_CONN set")  # kept after a plain request: then after an abort?
     _start_open_stdin(ctx, conn, 1)
     _abort_answered(ctx, conn, 1, "while STDIN was open")
     plain_request(ctx, conn, 2, "END_REQUEST id=2 on the connection (KEEP_CONN set)")

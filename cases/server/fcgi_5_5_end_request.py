@@ -93,6 +93,9 @@ def _await_end(conn: FcgiConnection, request_id: int, timeout: float) -> Respons
 
 @case(
     "FCGI-5.5-1",
+    # More than one request on a KEEP_CONN connection: one aborted (answered: FCGI-5.4-1), one of an
+    # unknown role (rejected: FCGI-5.1-2).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.1-2", "FCGI-5.4-1"),
     title="END_REQUEST bodies are 8 bytes with a defined protocolStatus: completed, rejected and aborted requests",
     requirement="typedef struct { unsigned char appStatusB3; unsigned char appStatusB2; unsigned char appStatusB1; "
     "unsigned char appStatusB0; unsigned char protocolStatus; unsigned char reserved[3]; } FCGI_EndRequestBody;",
@@ -104,8 +107,10 @@ def end_request_body_shape(ctx: CaseContext) -> str | None:
     conn = ctx.connect()
     conn.send_records(request_records(1, ctx.probe_params()))
     responses = [("a completed request", ProtocolStatus.REQUEST_COMPLETE, read_response(conn, 1, ctx.answer_wait))]
+    conn = ctx.connection_for_next_request(conn)  # the bodies are judged, not the connection
     conn.send_records(request_records(2, ctx.probe_params(), role=0xFFFF))
     responses.append(("a request for role 0xFFFF", ProtocolStatus.UNKNOWN_ROLE, read_response(conn, 2, ctx.answer_wait)))
+    conn = ctx.connection_for_next_request(conn)
     _start_open_stdin(ctx, conn, 3)
     conn.abort(3)
     responses.append(("an aborted request", ProtocolStatus.REQUEST_COMPLETE, read_response(conn, 3, ctx.answer_wait)))
@@ -125,6 +130,8 @@ def end_request_body_shape(ctx: CaseContext) -> str | None:
 
 @case(
     "FCGI-5.5-2",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="FCGI_MPXS_CONNS=0: a second concurrent request gets CANT_MPX_CONN (or waits), and the first completes",
     requirement="FCGI_CANT_MPX_CONN: rejecting a new request. This happens when a Web server sends concurrent "
     "requests over one connection to an application that is designed to process one request at a time per connection.",
@@ -238,11 +245,13 @@ def overloaded_or_queued(ctx: CaseContext) -> str:
 
 @case(
     "FCGI-5.5-4",
+    # More than one request on a KEEP_CONN connection, one of them aborted (answered: FCGI-5.4-1).
+    prerequisites=("FCGI-3.5-2", "FCGI-5.4-1"),
     title="END_REQUEST is the last record of its request: nothing for the id follows (completed, long, aborted)",
     requirement="The application sends a FCGI_END_REQUEST record to terminate a request, either because the "
     "application has processed the request or because the application has rejected the request.",
     level=Level.REQUIRED,
-    catches=("end-before-stdout", "end-request-twice"),
+    catches=("end-before-stdout",),
 )
 def end_request_is_last(ctx: CaseContext) -> None:
     """Nothing for an id follows its END_REQUEST (a completed, a long and an aborted request)."""
@@ -284,6 +293,8 @@ COMPARED_CONCURRENT = 3
 
 @case(
     "FCGI-5.5-5",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title=f"FCGI_MPXS_CONNS=1: App. B.4 (two interleaved requests answered out of order), then {CONCURRENT} concurrent ids",
     requirement="FCGI_MPXS_CONNS: \"0\" if this application does not multiplex connections (i.e. handle concurrent "
     "requests over each connection), \"1\" otherwise.",
@@ -338,6 +349,7 @@ def multiplexed_requests(ctx: CaseContext) -> None:
 
     count = min(CONCURRENT, capabilities.max_reqs or CONCURRENT)
     ids = list(range(3, 3 + count))
+    conn = ctx.connection_for_next_request(conn)  # multiplexing is judged, not the close after App. B.4
     conn.note(f"{count} requests begun, each with STDIN open; then their STDIN ends in reverse order")
     pieces: list[bytes] = []
     for request_id in ids:

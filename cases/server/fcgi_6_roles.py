@@ -52,11 +52,14 @@ def _cgi_headers_of(response: Response, what: str):
 
 @case(
     "FCGI-6.1-1",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="The response is CGI (Status:/Location: headers, no NPH status line); probe: NUL-free values arrive as sent",
     requirement="Role protocols do not support the non-parsed header feature of CGI. FastCGI applications set "
     "response status using the Status and Location CGI headers.",
     level=Level.REQUIRED,
-    catches=("stdout-as-data",),
+    # stdout-as-data (output not on STDOUT) is FCGI-A-1's: it blocks this case.
+    catches=("nph-status-line",),
 )
 def cgi_response_format(ctx: CaseContext) -> None:
     """The answer is CGI with Status: headers; probe: a param value without a trailing NUL arrives as sent."""
@@ -128,6 +131,8 @@ def full_duplex(ctx: CaseContext) -> str | None:
 
 @case(
     "FCGI-6.2-2",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="appStatus is the CGI exit status: probe app_status=938 (App. B.3) and 0",
     requirement="The application sets the protocolStatus component to FCGI_REQUEST_COMPLETE and the appStatus "
     "component to the status code that the CGI program would have returned via the exit system call.",
@@ -160,6 +165,8 @@ def _unsupported_if_unknown_role(response: Response, role_name: str) -> None:
 
 @case(
     "FCGI-6.3-1",
+    # More than one request on a KEEP_CONN connection.
+    prerequisites=("FCGI-3.5-2",),
     title="Authorizer: a CGI answer to PARAMS without CONTENT_LENGTH/SCRIPT_NAME; probe: 200 with Variable-* or a denial",
     requirement="An Authorizer application's 200 response may include headers whose names are prefixed with "
     "Variable-. These headers communicate name-value pairs from the application to the Web server.",

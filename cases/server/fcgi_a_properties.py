@@ -29,18 +29,22 @@ def _check(record: Record) -> None:
 
 @case(
     "FCGI-A-1",
+    # Requests (one aborted, one of an unknown role), GET_VALUES and an unknown type on one KEEP_CONN
+    # connection, which stays usable.
+    prerequisites=("FCGI-3.5-2", "FCGI-3.5-5", "FCGI-4.1-1", "FCGI-4.2-1", "FCGI-5.1-2", "FCGI-5.4-1"),
     title="The app sends only STDOUT, STDERR, END_REQUEST, GET_VALUES_RESULT and UNKNOWN_TYPE, ids per their kind",
     requirement="WS->App: records of this type can only be sent by the Web server to the application. Records of "
     "other types can only be sent by the application to the Web server.",
     level=Level.REQUIRED,
-    catches=("stdout-as-data", "reply-id-zero", "get-values-id-1"),
+    catches=("stdout-as-data",),
 )
 def only_application_types(ctx: CaseContext) -> None:
     """Everything the app sends back is an application record type, with ids per its kind."""
     conn = ctx.connect()
     query = probe_query(out=100000, err="fcgispec") if ctx.has_probe_app else ""
-    conn.get_values([b"FCGI_MPXS_CONNS"])
+    # The unknown type first: a close after it and one after GET_VALUES_RESULT then tell apart.
     conn.send_record(UNKNOWN_MANAGEMENT_TYPE, MANAGEMENT_REQUEST_ID, b"")
+    conn.get_values([b"FCGI_MPXS_CONNS"])
     # Whether they are answered is §4's business: here only what comes back is judged.
     awaited: set[tuple[str, int]] = set()
     # A completed request (probe: with STDOUT and STDERR), a rejected role, an aborted request.

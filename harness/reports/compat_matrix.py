@@ -44,7 +44,8 @@ from harness.targets.named import NAMED_TARGETS
 from harness.targets.base import Target, TargetError
 from harness.targets.selection import parse_target
 from harness.suite.judge import Facts, judge
-from harness.verdicts import Outcome
+from harness.reports.results import DeviationSummary, VerdictRow, format_deviation_lines, summarize_deviations
+from harness.verdicts import Outcome, Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = ROOT / "cases" / "server"
@@ -60,8 +61,9 @@ TARGET_RUN_TIMEOUT = 1800.0
 EVIDENCE_RECORDS = 80
 # Rough seconds per run (fcgiwrap forks a Perl CGI per request; uwsgi closes every connection).
 SLOW_TARGETS = {"fcgiwrap": 120, "uwsgi": 90, "perl-fcgi": 30, "libfcgi": 30, "net-async-fastcgi": 30, "mojo-fastcgi": 30}
-MARKS = {"pass": "✔", "fail": "×", "warn": "!", "info": "i", "unsupported": "-", "error": "E", "missing": "?"}
-VERDICT_ORDER = ("pass", "fail", "warn", "info", "unsupported", "error")
+MARKS = {"pass": "✔", "fail": "×", "warn": "!", "info": "i", "unsupported": "-", "error": "E", "missing": "?",
+         "blocked": "⊘"}
+VERDICT_ORDER = ("pass", "fail", "warn", "info", "unsupported", "error", "blocked")
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -83,6 +85,9 @@ class CaseRun:
     duration: float = 0.0
     trace: str = ""
     target_log: str = ""
+    # Deviations of other requirements seen on the way ("FCGI-x.y-z what"), and what blocked the case.
+    also_seen: list[str] = field(default_factory=list)
+    blocked_by: str = ""
 
     @classmethod
     def of(cls, case: Case, outcome: Outcome) -> "CaseRun":
@@ -99,6 +104,8 @@ class CaseRun:
             duration=round(outcome.duration, 3),
             trace=outcome.trace,
             target_log=outcome.target_log[-2000:],
+            also_seen=[seen.describe() for seen in outcome.also_seen],
+            blocked_by=outcome.blocked_by or "",
         )
 
     def summary(self) -> str:
@@ -128,6 +135,14 @@ class TargetRun:
         for run in self.cases:
             counts[run.verdict] = counts.get(run.verdict, 0) + 1
         return counts
+
+    def deviations(self) -> list[DeviationSummary]:
+        """The root causes of this target's verdicts (harness/reports/results.py summarize_deviations)."""
+        return summarize_deviations([
+            VerdictRow(case.id, case.title, Verdict(case.verdict), tuple(seen.split(" ", 1)[0] for seen in case.also_seen),
+                       case.blocked_by or None)
+            for case in self.cases if case.verdict in {v.value for v in Verdict}
+        ])
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -307,7 +322,9 @@ def write_expected(run: TargetRun, root: Path = ROOT) -> Path:
             cases[case.id] = previous
             continue
         entry: dict[str, Any] = {"verdict": case.verdict}
-        if case.verdict != "pass":
+        if case.verdict == "blocked":
+            entry["why"] = " ".join(case.note.split())  # "blocked by FCGI-x.y-z: what it met": its own explanation
+        elif case.verdict != "pass":
             entry["why"] = "TODO: " + (case.summary() or case.title)
         cases[case.id] = entry
     document = {
@@ -355,8 +372,15 @@ def format_markdown(
         "",
         "Legend: ✔ pass, × fail (a required behaviour broken), ! warn (a recommendation missed), i info (the spec "
         "leaves it open; what the target did is recorded), - unsupported (a feature the target does not offer, or "
-        "a check its probe app cannot make on its platform), E error (the harness could not run the case).",
+        "a check its probe app cannot make on its platform), E error (the harness could not run the case), "
+        "⊘ blocked (another requirement's deviation kept the case from its own).",
         "",
+        "## Deviations per target",
+        "",
+        "Each requirement a target broke fails its own case once; the other cases that met it list it as also seen "
+        "or are blocked by it.",
+        "",
+        *[line for run in runs for line in _markdown_deviations(run)],
         "## Targets",
         "",
         "| target | what runs | Debian packages | pass | fail | warn | info | unsupported | error | run time |",
@@ -388,6 +412,17 @@ def format_markdown(
     started = min((run.started for run in runs if run.started), default="")
     lines += ["", f"Generated {started[:10]}; {sum(len(run.cases) for run in runs)} case runs."]
     return "\n".join(lines) + "\n"
+
+
+def _markdown_deviations(run: TargetRun) -> list[str]:
+    """One target's root causes as a Markdown list item with its sub-items."""
+    lines = format_deviation_lines(run.deviations())
+    if not lines:
+        return [f"- **{run.target}**: no deviations", ""]
+    head, rest = lines[0], lines[1:]
+    # A deviation's line, then its "also seen by" and "blocked" lines (indented deeper) under it.
+    items = [("    - " if line.startswith("      ") else "  - ") + _md_escape(line.strip()) for line in rest]
+    return [f"- **{run.target}**: {_md_escape(head)}", *items, ""]
 
 
 def _case_rows(runs: Sequence[TargetRun]) -> list[tuple[str, str, str]]:
@@ -493,6 +528,15 @@ document.querySelectorAll('table.sortable').forEach(function (table) {
 _VERDICT_RANK = {"fail": "0", "error": "1", "warn": "2", "info": "3", "unsupported": "4", "pass": "5", "missing": "6"}
 
 
+def _html_deviations(run: TargetRun) -> str:
+    """One target's root causes: a line, then one item per broken requirement."""
+    lines = format_deviation_lines(run.deviations())
+    if not lines:
+        return f"<p><b>{html.escape(run.target)}</b>: no deviations</p>"
+    items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in lines[1:])
+    return f"<p><b>{html.escape(run.target)}</b>: {html.escape(lines[0])}</p><ul>{items}</ul>"
+
+
 def _case_sort_key_text(case_id: str) -> str:
     return re.sub(r"\d+", lambda m: m.group(0).zfill(5), case_id)
 
@@ -507,6 +551,8 @@ def format_html(runs: Sequence[TargetRun], *, expected: Mapping[str, Mapping[str
         "<p>The server suite against each target. Click a column heading to sort (by verdict in a target's column: "
         "failures first). Click a cell to see what was expected, what was seen and the records exchanged "
         "(<code>&gt;</code> sent by the suite, <code>&lt;</code> by the target).</p>",
+        "<h2>Deviations per target</h2>",
+        *[_html_deviations(run) for run in runs],
         "<table class='sortable counts'><thead><tr><th>target</th><th>description</th><th>packages</th>"
         + "".join(f"<th>{v}</th>" for v in VERDICT_ORDER)
         + "<th>run time (s)</th><th>capabilities</th></tr></thead><tbody>",
@@ -570,7 +616,9 @@ def format_summary(runs: Sequence[TargetRun]) -> str:
         counts = run.counts()
         text = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER)
         lines.append(f"  {run.target:<{width}}  {text}  ({run.wall_time:.0f} s)" + (f"  [{run.start_error}]" if run.start_error else ""))
-    return "\n".join(lines)
+    # The root causes first, per target: one line per broken requirement.
+    deviations = [f"  {run.target}: {line.strip()}" for run in runs for line in format_deviation_lines(run.deviations())[:1]]
+    return "\n".join(deviations + lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,7 @@ Verdict -> pytest, for both suites (the one place this is written down):
   WARN with --strict        failed (in the call)                    <failure>   fails
   FAIL                      failed (in the call)                    <failure>   fails
   UNSUPPORTED               skipped: "unsupported: WHY"             <skipped>   passes
+  BLOCKED                   skipped: "blocked by FCGI-x.y-z: WHY"   <skipped>   passes
   ERROR                     error (in setup)                        <error>     fails
   excused: a FAIL, WARN or  skipped (in setup):                     <skipped>   passes
   ERROR in --exclude-file   "excluded (VERDICT): REASON"
@@ -31,7 +32,7 @@ import pytest
 
 from harness.reports.results import CaseResult, format_details, format_summary
 from harness.suite.judge import Facts, judge
-from harness.verdicts import Depth, Level, Outcome, Verdict
+from harness.verdicts import Depth, Deviation, Level, Outcome, Verdict
 
 
 def fails_run(outcome: Outcome, strict: bool) -> bool:
@@ -133,6 +134,9 @@ class VerdictItem(pytest.Item):
             raise CaseFailed(self._details())
         if self.outcome.verdict is Verdict.UNSUPPORTED:
             pytest.skip(f"unsupported: {self.outcome.note}")
+        if self.outcome.verdict is Verdict.BLOCKED:
+            # Another requirement's deviation (its own case fails) kept this case from its own.
+            pytest.skip(self.outcome.note)
 
     def _details(self) -> str:
         assert self.outcome is not None
@@ -175,6 +179,8 @@ def _outcome_to_dict(outcome: Outcome) -> dict[str, Any]:
         "target_log": outcome.target_log, "target_alive": outcome.target_alive, "excluded": outcome.excluded,
         "depth": outcome.depth.value,
         "exited_cleanly": outcome.exited_cleanly,
+        "also_seen": [[d.requirement, d.what, d.evidence] for d in outcome.also_seen],
+        "blocked_by": outcome.blocked_by,
     }
 
 
@@ -184,6 +190,8 @@ def _outcome_from_dict(data: dict[str, Any]) -> Outcome:
         duration=data["duration"], trace=data["trace"], target_log=data["target_log"], target_alive=data["target_alive"],
         excluded=data["excluded"], depth=Depth(data.get("depth", Depth.PROTOCOL.value)),
         exited_cleanly=data.get("exited_cleanly", False),
+        also_seen=[Deviation(*seen) for seen in data.get("also_seen", ())],
+        blocked_by=data.get("blocked_by"),
     )
 
 

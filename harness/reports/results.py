@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from harness.suite.case import SECTION_TITLES, Case
+from harness.suite.case import SECTION_TITLES, Case, case_id_sort_key
 from harness.targets.faults import describe_faults
 from harness.verdicts import Depth, Outcome, Verdict
 
@@ -18,6 +18,7 @@ MARKS = {
     Verdict.INFO: "i",
     Verdict.UNSUPPORTED: "-",
     Verdict.ERROR: "E",
+    Verdict.BLOCKED: "⊘",
 }
 EXCUSED_MARK = "~"  # an excluded (known) deviation
 # How deep a verdict looked, as shown after a judged case's title.
@@ -31,6 +32,7 @@ _COLOURS = {
     Verdict.INFO: "36",
     Verdict.UNSUPPORTED: "36",
     Verdict.ERROR: "35",
+    Verdict.BLOCKED: "36",
 }
 
 
@@ -64,8 +66,11 @@ def format_details(result: CaseResult, *, with_trace: bool = True) -> list[str]:
         # Known bugs this case catches: a maintainer's first guess at the cause.
         for index, known in enumerate(describe_faults(case.catches)):
             lines.append(("     Looks like: " if index == 0 else "                 ") + known)
-    if outcome.note:
+    if outcome.note and outcome.verdict is not Verdict.BLOCKED:  # a blocked case's note is on its line
         lines.append(f"           Note: {outcome.note}")
+    for index, seen in enumerate(outcome.also_seen):
+        # Other requirements' deviations: each fails its own case, not this one.
+        lines.append(("      Also seen: " if index == 0 else "                 ") + seen.describe())
     if with_trace and outcome.trace and outcome.verdict in (Verdict.FAIL, Verdict.WARN, Verdict.ERROR):
         lines.append("    Trace:")
         lines.extend(_indent(outcome.trace, "    "))
@@ -82,6 +87,8 @@ def format_case_line(result: CaseResult, colour: bool = False) -> str:
     line = f"  {mark} {result.case.id} {result.case.title}"
     if verdict is Verdict.UNSUPPORTED and outcome.note:
         line += f" (unsupported: {outcome.note})"
+    if verdict is Verdict.BLOCKED:
+        line += f" ({outcome.note})"
     if outcome.excused:
         line += f" (excluded, {verdict.value}: {outcome.excluded})"
         return _paint(line, Verdict.UNSUPPORTED, colour)
@@ -92,9 +99,97 @@ def format_case_line(result: CaseResult, colour: bool = False) -> str:
     return _paint(line, verdict, colour)
 
 
+@dataclass
+class DeviationSummary:
+    """One requirement the target broke: its own case, and the cases that saw it or were blocked by it."""
+
+    requirement: str
+    title: str = ""
+    verdict: Verdict | None = None  # its own case's verdict (None: not run here)
+    seen_by: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    """What the deviations summary needs of one case's result (from a CaseResult or a matrix run)."""
+
+    id: str
+    title: str
+    verdict: Verdict
+    also_seen: tuple[str, ...] = ()  # requirement ids seen deviating
+    blocked_by: str | None = None
+    excused: bool = False
+
+
+def deviations(results: Sequence[CaseResult]) -> list[DeviationSummary]:
+    """The root causes of a run (summarize_deviations over its case results)."""
+    return summarize_deviations([
+        VerdictRow(r.case.id, r.case.title, r.outcome.verdict, tuple(d.requirement for d in r.outcome.also_seen),
+                   r.outcome.blocked_by, r.outcome.excused)
+        for r in results
+    ])
+
+
+def summarize_deviations(rows: Sequence[VerdictRow]) -> list[DeviationSummary]:
+    """The root causes: every requirement that failed (or warned) in its own case, or that another
+    case saw deviate, with the cases that saw it and those it blocked; in spec order."""
+    by_id = {row.id: row for row in rows}
+    found: dict[str, DeviationSummary] = {}
+
+    def entry(requirement: str) -> DeviationSummary:
+        if requirement not in found:
+            own = by_id.get(requirement)
+            found[requirement] = DeviationSummary(requirement, own.title if own else "")
+        return found[requirement]
+
+    for row in rows:
+        if row.verdict in (Verdict.FAIL, Verdict.WARN) and not row.excused:
+            entry(row.id).verdict = row.verdict
+        for requirement in row.also_seen:
+            if requirement == row.blocked_by:
+                continue  # listed as blocked by it
+            listed = entry(requirement).seen_by
+            if row.id not in listed:
+                listed.append(row.id)
+        if row.blocked_by:
+            entry(row.blocked_by).blocked.append(row.id)
+    for summary in found.values():
+        own = by_id.get(summary.requirement)
+        if summary.verdict is None and own is not None and own.verdict in (Verdict.FAIL, Verdict.WARN):
+            summary.verdict = own.verdict
+    return sorted(found.values(), key=lambda d: case_id_sort_key(d.requirement))
+
+
+def format_deviations(results: Sequence[CaseResult], colour: bool = False) -> list[str]:
+    """The report's lead: "N deviations (as failing cases: ...)", each with who else met it."""
+    return format_deviation_lines(deviations(results), colour)
+
+
+def format_deviation_lines(found: Sequence[DeviationSummary], colour: bool = False) -> list[str]:
+    """"N deviations (as failing cases: ...)", then each with the cases that saw it or were blocked by it."""
+    if not found:
+        return []
+    failing = [d.requirement for d in found if d.verdict is not None]
+    lines = [f"{len(found)} deviation{'s' if len(found) != 1 else ''} (as failing cases: {', '.join(failing) or 'none'})"]
+    for summary in found:
+        verdict = summary.verdict or Verdict.INFO
+        mark = MARKS[verdict] if summary.verdict else "?"
+        head = f"  {mark} {summary.requirement} {summary.title}".rstrip()
+        if summary.verdict is None:
+            head += " (its own case did not fail here: seen by other cases only)"
+        lines.append(_paint(head, verdict, colour))
+        if summary.seen_by:
+            lines.append(f"      also seen by: {', '.join(sorted(summary.seen_by, key=case_id_sort_key))}")
+        if summary.blocked:
+            lines.append(f"      blocked: {', '.join(sorted(summary.blocked, key=case_id_sort_key))}")
+    return lines
+
+
 def format_report(results: Sequence[CaseResult], *, colour: bool = False, with_trace: bool = True) -> str:
-    """Cases grouped per spec section, in id order, details under non-passing ones."""
-    lines: list[str] = []
+    """The deviations first (root causes), then cases grouped per spec section, in id order,
+    details under non-passing ones."""
+    lines: list[str] = format_deviations(results, colour)
     current_section: str | None = None
     for result in sorted(results, key=lambda r: r.case.sort_key):
         if result.case.section != current_section:
@@ -143,6 +238,8 @@ def format_summary(results: Sequence[CaseResult], *, duration: float | None = No
         f"{counts[Verdict.WARN]} warnings, {counts[Verdict.INFO]} info, "
         f"{counts[Verdict.UNSUPPORTED]} unsupported, {counts[Verdict.ERROR]} errors"
     )
+    if counts[Verdict.BLOCKED]:
+        summary += f", {counts[Verdict.BLOCKED]} blocked"
     excused = sum(r.outcome.excused for r in results)
     stale = sum(r.outcome.excluded_but_passed for r in results)
     if excused or stale:
@@ -188,6 +285,14 @@ def json_report(
             entry["note"] = outcome.note
         if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and case.catches and not outcome.exited_cleanly:
             entry["looks_like"] = list(case.catches)
+        if case.prerequisites:
+            entry["prerequisites"] = list(case.prerequisites)
+        if outcome.blocked_by:
+            entry["blocked_by"] = outcome.blocked_by
+        if outcome.also_seen:
+            entry["also_seen"] = [
+                {"requirement": d.requirement, "what": d.what, "evidence": d.evidence} for d in outcome.also_seen
+            ]
         if outcome.excluded is not None:
             entry["excluded"] = outcome.excluded
             entry["excluded_but_passed"] = outcome.excluded_but_passed
@@ -205,6 +310,11 @@ def json_report(
         "strict": strict,
         **dict(meta or {}),
         "summary": summary,
+        "deviations": [
+            {"requirement": d.requirement, "verdict": d.verdict.value if d.verdict else None,
+             "seen_by": d.seen_by, "blocked": d.blocked}
+            for d in deviations(results)
+        ],
         "cases": entries,
     }
 

@@ -24,7 +24,8 @@ from harness.wire.codec import Role
 from harness.suite import comparison
 from harness.suite.case_requests import post_params
 from harness.targets.base import Target, TargetUnreachable
-from harness.verdicts import Depth, HarnessError, Level, Outcome, Unsupported, Verdict
+from harness.suite.observations import COMMON_PREREQUISITES, deviations_in_traces, kept_connection_closed, note, observing, own_deviation_in_traces, root_deviations
+from harness.verdicts import Depth, Deviation, HarnessError, Level, Outcome, Unsupported, Verdict
 
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
 SECTION_TITLES = {
@@ -64,6 +65,8 @@ EXIT_GRACE = 1.0
 BASE_WAIT = 5.0
 # How long a target must stay silent before "nothing more comes" is concluded (unscaled).
 QUIET_WAIT = 0.25
+# How long a case glances at a connection for the target's close before its next request (unscaled).
+CLOSE_GLANCE = 0.05
 
 
 def scale_for(base_wait: float) -> float:
@@ -93,6 +96,10 @@ class Case:
     # nonzero status": a target that exits (nonzero) after it is warned, not failed;
     # one that crashes (a signal) or stops answering without exiting fails.
     protocol_error: bool = False
+    # Requirements (ids of the cases that own them) this case relies on to exercise its own,
+    # e.g. ("FCGI-3.5-2",): the connection stays open with KEEP_CONN. A deviation of one of them
+    # makes the case BLOCKED (harness/suite/judge.py) where the case cannot work around it.
+    prerequisites: tuple[str, ...] = ()
 
     @property
     def sort_key(self) -> tuple[tuple[tuple[int, int | str], ...], int]:
@@ -123,6 +130,7 @@ def case(
     catches: Sequence[str] = (),
     reference_args: Sequence[str] = (),
     protocol_error: bool = False,
+    prerequisites: Sequence[str] = (),
 ) -> Callable[[Callable[["CaseContext"], "str | None"]], Case]:
     """Decorator turning `def run(ctx) -> None | str` into a Case."""
     match = _CASE_ID.match(id) or _NAMED_ID.match(id)
@@ -142,6 +150,7 @@ def case(
             catches=tuple(catches),
             reference_args=tuple(reference_args),
             protocol_error=protocol_error,
+            prerequisites=tuple(prerequisites),
         )
 
     return wrap
@@ -163,6 +172,9 @@ class CaseContext:
         self.depth = Depth.PROTOCOL
         # Told in the outcome's note whatever the case returns (e.g. a comparison fallback).
         self.notes: list[str] = []
+        # Deviations of other requirements seen on the way (harness/suite/observations.py).
+        self.also_seen: list[Deviation] = []
+        self._targets: dict[int, Target | None] = {}  # id of a connection -> the variant it goes to (None: the target)
 
     def seconds(self, base: float) -> float:
         """A wait of `base` seconds, scaled by --fcgi-timeout."""
@@ -191,7 +203,26 @@ class CaseContext:
             deadline=lambda: self.deadline,
         )
         self.connections.append(conn)
+        self._targets[id(conn)] = target
         return conn
+
+    def glance_for_close(self, conn: FcgiConnection) -> None:
+        """Before the next request on a KEEP_CONN connection: a close the target made after the last one
+        shows in the trace before that request (FCGI-3.5-2's deviation, not one the next request caused)."""
+        conn.wait_closed(self.seconds(CLOSE_GLANCE))
+
+    def connection_for_next_request(self, conn: FcgiConnection) -> FcgiConnection:
+        """conn, or a new connection when the target closed conn after a completed request sent with
+        FCGI_KEEP_CONN: for a case whose own requirement is not about the connection, the work-around
+        of FCGI-3.5-2's deviation (recorded as also seen; that case fails for it)."""
+        if conn.wait_closed(self.seconds(CLOSE_GLANCE)) == "open":
+            return conn
+        closed = kept_connection_closed(conn.label, conn.trace)
+        if closed is None or self.case.id == closed.requirement:
+            return conn  # closed for another reason: the case meets the close and judges it
+        note(closed.requirement, closed.what, closed.evidence)
+        conn.note("closed by the target after a KEEP_CONN request: the next request goes on a new connection")
+        return self.connect(f"{conn.label}, again", target=self._targets.get(id(conn)))
 
     def request(
         self,
@@ -398,7 +429,8 @@ def run_case(
     try:
         if case.needs_probe_app:
             ctx.require_probe_app()
-        returned = case.run(ctx)
+        with observing(ctx):
+            returned = case.run(ctx)
     except Exception as error:  # whatever it is, the judge weighs it (a bug in the case too)
         raised = error
     finally:
@@ -409,11 +441,18 @@ def run_case(
     # A case that could not reach the target before it sent anything says nothing about the
     # target: it is not probed (the judge makes it an ERROR, the harness's problem).
     never_reached = isinstance(raised, TargetUnreachable) and not ctx.connections
+    # The deviations of other requirements that the traces show, whatever the case checked itself.
+    for seen in deviations_in_traces(ctx):
+        if all(d.requirement != seen.requirement for d in ctx.also_seen):
+            ctx.also_seen.append(seen)
+    ctx.also_seen = root_deviations(ctx.also_seen)
     liveness = _liveness(target, scale, case.protocol_error) if check_liveness and not never_reached else None
     exit_during_case = _exit_during_case(ctx, liveness)
     outcome = judge(Facts(
         level=case.level, returned=returned, raised=raised, protocol_error=case.protocol_error,
         liveness=liveness, notice=notice, excluded=excluded, exit_during_case=exit_during_case,
+        also_seen=tuple(ctx.also_seen),
+        prerequisites=(*case.prerequisites, *COMMON_PREREQUISITES), own_deviation=own_deviation_in_traces(ctx),
     ))
     outcome.duration = duration
     if probe_reports_parsed() > reports_before:
@@ -421,7 +460,7 @@ def run_case(
     outcome.depth = ctx.depth
     for text in ctx.notes if outcome.verdict is not Verdict.UNSUPPORTED else ():
         outcome.note = (outcome.note + "; " if outcome.note else "") + text
-    if keep_trace or outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED):
+    if keep_trace or outcome.verdict not in (Verdict.PASS, Verdict.UNSUPPORTED) or outcome.also_seen:
         outcome.trace = ctx.traces()
         outcome.target_log = target.log_tail()
         if variant_logs:

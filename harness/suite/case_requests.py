@@ -16,6 +16,8 @@ from harness.wire.connection import FcgiConnection, Response
 from harness.wire.codec import KEEP_CONN, RecordType, Role, begin_request_body, encode_params, encode_record, stream_records
 from harness.wire.probe_app import probe_params, probe_query
 from harness.suite.checks import complete_request
+from harness.suite.observations import kept_connection_closed, note
+from harness.verdicts import Blocked
 
 if TYPE_CHECKING:
     from harness.suite.case import CaseContext
@@ -102,3 +104,24 @@ def plain_request(
     return complete_request(
         conn, request_id, ctx.probe_params(), keep_conn=keep_conn, timeout=timeout, expected=expected
     )
+
+
+# The id of the plain request that shows a connection is kept (high: no case's own ids meet it).
+KEEP_CONN_PROBE_ID = 0xFFFE
+
+
+def kept_connection(ctx: CaseContext, label: str | None = None) -> FcgiConnection:
+    """A new connection on which a plain KEEP_CONN request was served and that the target kept open.
+
+    For a case that sends, after a request, what may itself make a target close (late records, an
+    ABORT, odd flags): a target that closes after every KEEP_CONN request shows that first, as
+    FCGI-3.5-2's deviation, and blocks the case instead of failing it for a close it did not cause.
+    """
+    conn = ctx.connect(label)
+    plain_request(ctx, conn, KEEP_CONN_PROBE_ID, f"END_REQUEST id={KEEP_CONN_PROBE_ID} for a plain request first")
+    ctx.glance_for_close(conn)
+    closed = kept_connection_closed(conn.label, conn.trace) if conn.closed_how is not None else None
+    if closed is not None and closed.requirement != ctx.case.id:
+        note(closed.requirement, closed.what, closed.evidence)
+        raise Blocked(closed.requirement, f"{closed.what}, so the case's own requests could not follow on it")
+    return conn

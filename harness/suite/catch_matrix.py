@@ -82,6 +82,8 @@ class FaultRun:
     fault: str
     intended: list[str] = field(default_factory=list)  # cases whose catches= name the fault
     caught: dict[str, str] = field(default_factory=dict)  # case id -> verdict (fail/warn)
+    blocked: dict[str, str] = field(default_factory=dict)  # case id -> the requirement that blocked it
+    seen: dict[str, list[str]] = field(default_factory=dict)  # case id -> requirements it saw deviate (also seen)
     errors: dict[str, str] = field(default_factory=dict)  # case id -> harness error text
     missed: dict[str, str] = field(default_factory=dict)  # intended case id -> what it said instead
     seconds: float = 0.0
@@ -92,6 +94,11 @@ class FaultRun:
     @classmethod
     def from_json(cls, text: str) -> "FaultRun":
         return cls(**json.loads(text))
+
+    @property
+    def several_owners(self) -> bool:
+        """More than one case fails and each lists the fault: it breaks several requirements."""
+        return len(self.caught) > 1 and all(case_id in self.intended for case_id in self.caught)
 
 
 def run_fault(pool: ReferencePool, fault: str, cases: Iterable[Case], *, base_wait: float = MATRIX_BASE_WAIT) -> FaultRun:
@@ -104,8 +111,12 @@ def run_fault(pool: ReferencePool, fault: str, cases: Iterable[Case], *, base_wa
         intended = fault in case.catches
         if intended:
             run.intended.append(case.id)
+        if outcome.also_seen:
+            run.seen[case.id] = [d.requirement for d in outcome.also_seen]
         if outcome.verdict in CAUGHT:
             run.caught[case.id] = outcome.verdict.value
+        elif outcome.verdict is Verdict.BLOCKED:
+            run.blocked[case.id] = outcome.blocked_by or ""
         elif outcome.verdict is Verdict.ERROR:
             run.errors[case.id] = outcome.actual[:2000]
         # Caught means FAIL or WARN: a REQUIRED case may also warn (RecommendationMissed,
@@ -122,18 +133,39 @@ def fault_list_names(binary: str | None = None) -> list[str]:
 
 def format_matrix(runs: Sequence[FaultRun]) -> str:
     """One line per fault: the cases that caught it, '*' marking those meant to (catches=)."""
-    lines = ["Catch matrix: fault -> cases that caught it (* = listed in the case's catches=; ! = meant to, but did not)"]
+    lines = [
+        "Catch matrix: fault -> [failing cases] cases that caught it (* = listed in the case's catches=; "
+        "! = meant to, but did not); blocked: cases it kept from their own requirement"
+    ]
     width = max((len(run.fault) for run in runs), default=10)
     for run in sorted(runs, key=lambda r: r.fault):
         shown = [f"{case_id}{'*' if case_id in run.intended else ''}" for case_id in sorted(run.caught, key=case_id_sort_key)]
         shown += [f"!{case_id}" for case_id in sorted(run.missed, key=case_id_sort_key)]
         if not run.intended:
             shown.append("(no case lists this fault)")
-        lines.append(f"  {run.fault:<{width}}  {' '.join(shown) or '(caught by none)'}")
+        if run.several_owners:
+            shown.append("(breaks several requirements)")
+        if run.blocked:
+            shown.append(f"; blocked: {' '.join(sorted(run.blocked, key=case_id_sort_key))}")
+        lines.append(f"  {run.fault:<{width}} [{len(run.caught):2}] {' '.join(shown) or '(caught by none)'}")
     total = sum(run.seconds for run in runs)
     lines.append(f"{len(runs)} faults; {sum(not r.missed and bool(r.intended) for r in runs)} caught by their intended "
                  f"cases; {total:.1f} s of case time")
+    lines.append(format_specificity(runs))
     return "\n".join(lines)
+
+
+def format_specificity(runs: Sequence[FaultRun]) -> str:
+    """How many cases each fault fails: one bug should fail the case(s) of the requirement it breaks."""
+    counts = sorted(len(run.caught) for run in runs)
+    if not counts:
+        return "Specificity: no faults run"
+    middle = len(counts) // 2
+    median = counts[middle] if len(counts) % 2 else (counts[middle - 1] + counts[middle]) / 2
+    worst = max(runs, key=lambda r: len(r.caught))
+    blocked = sum(len(run.blocked) for run in runs)
+    return (f"Specificity: failing cases per fault: mean {sum(counts) / len(counts):.1f}, median {median:g}, "
+            f"worst {len(worst.caught)} ({worst.fault}); {blocked} blocked verdicts in all")
 
 
 

@@ -1,5 +1,9 @@
-"""Shared verifiers (like h2spec's spec.Verify*): each checks one observable
-behaviour and raises Violation with Expected/Actual text when it is not met."""
+"""Shared verifiers (like h2spec's spec.Verify*): each checks one observable behaviour of one
+requirement and raises Violation with Expected/Actual text when it is not met.
+
+A check whose requirement is not the running case's own (the ids in harness/suite/observations.py)
+records the deviation on the case as also seen and goes on where it can: it fails the case that
+owns the requirement, not every case that met it on the way."""
 
 from __future__ import annotations
 
@@ -16,6 +20,14 @@ from harness.wire.codec import (
 )
 from harness.wire.probe_app import CgiResponse, ProbeError, ProbeReport, parse_cgi, parse_probe_report, sha256_hex
 from harness.verdicts import Violation
+from harness.suite.observations import (
+    CGI_HEADERS,
+    END_REQUEST_BODY,
+    NOTHING_AFTER_EMPTY_STDOUT,
+    STDERR_TERMINATED,
+    STDOUT_TERMINATED,
+    deviation,
+)
 
 TIMEOUT = "Timeout"
 
@@ -100,7 +112,12 @@ def expect_end_request(
     if last is None or last.type != RecordType.END_REQUEST:
         raise Violation(wanted, "no END_REQUEST")
     if len(last.content) != 8 or response.end is None:
-        raise Violation([wanted, "an 8-byte END_REQUEST body"], last.describe())
+        # The body's requirement is FCGI-5.5-1's; its first five bytes still say the statuses.
+        deviation(END_REQUEST_BODY, [wanted, "an 8-byte END_REQUEST body"], last.describe(),
+                  what=f"END_REQUEST bodies of {len(last.content)} bytes, not 8", evidence=last.describe())
+        if len(last.content) < 5:
+            raise Violation([wanted, "an 8-byte END_REQUEST body"], last.describe())
+        response.end = EndRequest(int.from_bytes(last.content[:4], "big"), last.content[4])
     if response.end.protocol_status != protocol_status or (
         app_status is not None and response.end.app_status != app_status
     ):
@@ -114,6 +131,11 @@ def expect_stream_terminated(records: Sequence[Record], record_type: int) -> Non
     records: everything received for one request, in order (END_REQUEST included).
     """
     name = type_name(record_type)
+    # STDOUT: the empty record is FCGI-5.3-6's requirement, nothing after it FCGI-3.3-12's; STDERR: FCGI-5.3-4's.
+    terminated, nothing_after = (
+        (STDOUT_TERMINATED, NOTHING_AFTER_EMPTY_STDOUT) if record_type == RecordType.STDOUT
+        else (STDERR_TERMINATED, STDERR_TERMINATED)
+    )
     expected = [
         f"zero or more non-empty {name} records, then one empty {name} record before END_REQUEST",
     ]
@@ -121,19 +143,22 @@ def expect_stream_terminated(records: Sequence[Record], record_type: int) -> Non
     for index, record in enumerate(records):
         if record.type == RecordType.END_REQUEST:
             if ended_at is None:
-                raise Violation(expected, f"END_REQUEST without an empty {name} record before it")
+                deviation(terminated, expected, f"END_REQUEST without an empty {name} record before it",
+                          evidence=f"id={record.request_id}")
             return
         if record.type != record_type:
             continue
         if ended_at is not None:
-            raise Violation(
+            deviation(
+                nothing_after,
                 expected + [f"no {name} after the empty {name} record"],
                 f"{record.describe()} after the empty {name} record (record #{index + 1})",
             )
+            continue
         if not record.content:
             ended_at = index
     if ended_at is None:
-        raise Violation(expected, f"no empty {name} record")
+        deviation(terminated, expected, f"no empty {name} record")
 
 
 def expect_single_end_request(conn: FcgiConnection, request_id: int, quiet_seconds: float) -> None:
@@ -190,6 +215,9 @@ def expect_cgi_response(response: Response, status: int = 200) -> CgiResponse:
         cgi = parse_cgi(response.stdout)
     except ProbeError as error:
         raise Violation(f"a CGI response with Status {status}", str(error)) from None
+    if cgi.nph_status_line is not None:
+        deviation(CGI_HEADERS, f"a CGI response with Status {status} (no non-parsed-header status line)",
+                  repr(cgi.nph_status_line), what=f"an HTTP status line {cgi.nph_status_line!r} instead of CGI headers")
     if cgi.status != status:
         raise Violation(f"a CGI response with Status {status}", f"Status {cgi.status}")
     return cgi

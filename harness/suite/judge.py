@@ -17,6 +17,12 @@ The rules, in the order judge() applies them:
                                    with its expected and actual
      raised RecommendationMissed   WARN whatever the level (INFO for UNSPECIFIED)
      raised Unsupported(reason)    UNSUPPORTED, note = reason
+     raised Blocked(by, reason)    BLOCKED by that requirement: another requirement's deviation kept
+                                   the case from exercising its own (that requirement's case fails)
+     raised a Violation, FcgiTimeout or ConnectionClosed after a deviation of one of the case's
+     prerequisites (Facts.also_seen, Facts.prerequisites), unless the traces show the case's own
+     requirement broken too (Facts.own_deviation)
+                                   BLOCKED by that prerequisite: what the case met was its effect
      raised FcgiTimeout            as a Violation: expected = what was awaited, actual "Timeout"
      raised ConnectionClosed       as a Violation: the exchange should have completed
      raised AdapterTimeout         FAIL whatever the level: the client hung (client suite)
@@ -45,6 +51,8 @@ The rules, in the order judge() applies them:
    printed a sanitizer report FAILs.
 4. A notice (the target was restarted before the case) is added to the note, and the
    --exclude-file reason is attached (Outcome.excused: an excluded FAIL, WARN or ERROR).
+5. Deviations of other requirements the case saw (also_seen) are carried on the Outcome; they
+   never change its verdict (each fails the case that owns the requirement).
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ from harness.targets.base import TargetError
 from harness.verdicts import (
     AdapterDied,
     AdapterTimeout,
+    Blocked,
+    Deviation,
     HarnessError,
     Level,
     Observed,
@@ -131,6 +141,12 @@ class Facts:
     # Told before the case ran (e.g. the target was restarted), and the --exclude-file reason.
     notice: str = ""
     excluded: str | None = None
+    # Server suite: deviations of other requirements the case saw, and the requirements the case
+    # relies on (its own prerequisites and those every response relies on).
+    also_seen: tuple[Deviation, ...] = ()
+    prerequisites: tuple[str, ...] = ()
+    # The traces show the case's own requirement broken too: then it fails, whatever else deviated.
+    own_deviation: Deviation | None = None
     # Server suite: a spawned target that exited while the case ran.
     exit_during_case: "ExitDuringCase | None" = None
 
@@ -166,6 +182,7 @@ def judge(facts: Facts) -> Outcome:
     if facts.notice:
         _add_note(outcome, facts.notice)
     outcome.excluded = facts.excluded
+    outcome.also_seen = list(facts.also_seen)
     return outcome
 
 
@@ -182,11 +199,30 @@ def _passed(level: Level, note: str | None) -> Outcome:
     return Outcome(Verdict.INFO if level is Level.UNSPECIFIED else Verdict.PASS, note=note or "")
 
 
+def _met(raised: BaseException) -> str:
+    """What a blocked case ran into, in a few words."""
+    if isinstance(raised, FcgiTimeout):
+        return f"no answer came ({getattr(raised, 'awaited', '') or raised})"
+    if isinstance(raised, ConnectionClosed):
+        return "the connection was closed"
+    assert isinstance(raised, Violation)
+    return f"{raised.actual.splitlines()[0] if raised.actual else 'nothing'} where {raised.expected[0]} was awaited"
+
+
+def _blocked(by: str, reason: str) -> Outcome:
+    return Outcome(Verdict.BLOCKED, actual=reason, note=f"blocked by {by}: {reason}", blocked_by=by)
+
+
 def _what_the_run_showed(facts: Facts) -> Outcome:
     """Rule 1: the run's own result."""
     level, raised = facts.level, facts.raised
     if raised is None:
         return _passed(level, facts.returned)
+    # Before the run's own result: what it met was the effect of a prerequisite's deviation.
+    if isinstance(raised, (Violation, FcgiTimeout, ConnectionClosed)) and facts.own_deviation is None:
+        prerequisite = next((d for d in facts.also_seen if d.requirement in facts.prerequisites), None)
+        if prerequisite is not None:
+            return _blocked(prerequisite.requirement, f"{prerequisite.what}; then {_met(raised)}")
     if isinstance(raised, RecommendationMissed):
         verdict = Verdict.INFO if level is Level.UNSPECIFIED else Verdict.WARN
         return Outcome(verdict, expected=raised.expected, actual=raised.actual)
@@ -194,6 +230,8 @@ def _what_the_run_showed(facts: Facts) -> Outcome:
         return Outcome(violation_verdict(level), expected=raised.expected, actual=raised.actual)
     if isinstance(raised, Unsupported):
         return Outcome(Verdict.UNSUPPORTED, note=raised.reason)
+    if isinstance(raised, Blocked):
+        return _blocked(raised.by, raised.reason)
     if isinstance(raised, Observed):
         return _passed(level, raised.note)
     if isinstance(raised, FcgiTimeout):

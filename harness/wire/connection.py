@@ -298,6 +298,11 @@ class FcgiConnection:
         """Every record in the trace that went this way ('<' received, '>' sent), consumed or not."""
         return [entry.item for entry in self.trace if entry.direction == direction and isinstance(entry.item, Record)]
 
+    @property
+    def pending_bytes(self) -> bytes:
+        """Received bytes that do not (yet) form a whole record."""
+        return self._reader.pending
+
     def unread_records(self) -> list[Record]:
         """Records received but not yet consumed by a read."""
         return list(self._inbox)

@@ -76,6 +76,8 @@ class CgiResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    # The output began with an HTTP status line (non-parsed headers), read as its Status.
+    nph_status_line: str | None = None
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()
@@ -97,7 +99,12 @@ def parse_cgi(stdout: bytes) -> CgiResponse:
     head = stdout[:head_end].decode("latin-1")
     body = stdout[head_end + len(separator) :]
     headers: list[tuple[str, str]] = []
-    for line in head.replace("\r\n", "\n").split("\n"):
+    lines = head.replace("\r\n", "\n").split("\n")
+    nph = lines[0] if lines[0].startswith("HTTP/") else None
+    if nph is not None:
+        # Not CGI (FCGI-6.1-1 judges that); its code still says what the app answered.
+        lines[0] = "Status: " + nph.partition(" ")[2]
+    for line in lines:
         if not line:
             continue
         name, colon, value = line.partition(":")
@@ -111,7 +118,7 @@ def parse_cgi(stdout: bytes) -> CgiResponse:
                 status = int(value.split()[0])
             except (ValueError, IndexError):
                 raise ProbeError(f"malformed Status header {value!r}") from None
-    return CgiResponse(status, headers, body)
+    return CgiResponse(status, headers, body, nph)
 
 
 @dataclass(frozen=True)

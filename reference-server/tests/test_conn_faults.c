@@ -631,6 +631,14 @@ static const struct conn_case fault_cases[] = {
     {"STDOUT and STDERR", F(STDOUT_AS_DATA), .input = OPS(REQ(1, R, KEEP, "err=e", "")), .want = EXPECT(COMPLETE(1)),
      .faulty = EXPECT(COMPARED_BY(stdout_records_as_data), COUNT_MIN(FCGI_DATA, 1, 1), COUNT(FCGI_STDOUT, ANY_ID, 0))},
 
+    {"STDERR used", F(NO_EMPTY_STDERR), .input = OPS(REQ(1, R, KEEP, "err=e", "")),
+     .want = EXPECT(COMPLETE(1), COUNT(FCGI_STDERR, 1, 2)), .faulty = EXPECT(ENDS(1), COUNT(FCGI_STDERR, 1, 1))},
+    {"STDERR unused", F(NO_EMPTY_STDERR), .input = OPS(REQ(1, R, KEEP, "", "")),
+     .want = EXPECT(COUNT(FCGI_STDERR, 1, 0)), .faulty = EXPECT(SAME_OUTPUT)},
+    {"a probe response", F(NPH_STATUS_LINE), .input = OPS(REQ(1, R, KEEP, "", "")),
+     .want = EXPECT(COMPLETE(1), OUT_HAS("Status: 200 OK\r\n"), OUT_LACKS("HTTP/1.1")),
+     .faulty = EXPECT(COMPLETE(1), OUT_HAS("HTTP/1.1 200 OK\r\n"), OUT_LACKS("Status: "))},
+
     {"GET_VALUES with --max-conns 7", F(MAX_CONNS_OVERSTATED), .config = {.max_conns = 7},
      .input = OPS(GET_VALUES("FCGI_MAX_CONNS\nFCGI_MAX_REQS\nFCGI_MPXS_CONNS")),
      .want = EXPECT(VALUES("FCGI_MAX_CONNS=7\nFCGI_MAX_REQS=4096\nFCGI_MPXS_CONNS=1")),

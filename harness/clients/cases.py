@@ -61,6 +61,11 @@ class ClientCase:
     needs_tls: bool = False
 
     @property
+    def prerequisites(self) -> tuple[str, ...]:
+        """What the case relies on, as server cases declare it: a client scenario declares nothing."""
+        return ()
+
+    @property
     def catches(self) -> tuple[str, ...]:
         """'name: description' for the report's 'Looks like' lines (harness/reports/results.py)."""
         return tuple(f"{m}: {MISTAKES.get(m, '')}".rstrip(": ") for m in self.mistakes)

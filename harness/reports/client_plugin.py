@@ -115,7 +115,8 @@ def format_client_report(results: list[CaseResult], *, colour: bool = False) -> 
             if lines:
                 lines.append("")
             lines.append(family or "Other")
-        lines.append(format_case_line(result, colour))
+        # A client scenario is judged from its server ledger: the FastCGI depth tags do not apply.
+        lines.append(format_case_line(result, colour, with_depth=False))
         if result.outcome.verdict is not Verdict.UNSUPPORTED:
             lines.extend(format_details(result))
     return "\n".join(lines)

@@ -80,7 +80,7 @@ def format_details(result: CaseResult, *, with_trace: bool = True) -> list[str]:
     return lines
 
 
-def format_case_line(result: CaseResult, colour: bool = False) -> str:
+def format_case_line(result: CaseResult, colour: bool = False, *, with_depth: bool = True) -> str:
     outcome = result.outcome
     verdict = outcome.verdict
     mark = EXCUSED_MARK if outcome.excused else MARKS[verdict]
@@ -94,7 +94,7 @@ def format_case_line(result: CaseResult, colour: bool = False) -> str:
         return _paint(line, Verdict.UNSUPPORTED, colour)
     if outcome.excluded_but_passed:
         line += f" (excluded but passed: {outcome.excluded}; prune it from the exclude list)"
-    if verdict in JUDGED:
+    if with_depth and verdict in JUDGED:
         line += f" {DEPTH_TAGS[outcome.depth]}"
     return _paint(line, verdict, colour)
 

@@ -19,12 +19,12 @@ ROOT = Path(__file__).resolve().parent
 
 from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
 from harness.suite.comparison import ComparisonOracle
-from harness.suite.case import BASE_WAIT, Case, import_case_module, cases_in_module, run_case, select_cases
+from harness.suite.case import BASE_WAIT, WAIT_ROUND_TRIPS, Case, import_case_module, cases_in_module, run_case, select_cases
 from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusions
 from harness.targets.liveness import settle_probe_app
 from harness.reports.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker
 from harness.reports.results import format_depth_summary, format_report, write_json_report
-from harness.targets.base import Target, TargetError
+from harness.targets.base import ROUND_TRIP_SAMPLES, Target, TargetError
 from harness.targets.selection import PROBE_APP_CHOICES, declare_probe_app, parse_probe_limitations, parse_target
 from harness.verdicts import Outcome
 
@@ -139,6 +139,7 @@ class CaseItem(VerdictItem):
     capabilities: object | None = None  # what GET_VALUES said, once the case ran
     probe_app: dict[str, Any] | None = None  # whether the target has the probe app, and why
     determinism: dict[str, Any] | None = None  # whether its answers can be compared (once a case asked)
+    round_trip_ms: float | None = None  # the target's measured round trip when the case ran
 
     def setup(self) -> None:
         # The case runs here so that a harness ERROR is a pytest setup error.
@@ -153,6 +154,7 @@ class CaseItem(VerdictItem):
         self.outcome = run_case(self.case, target, scale=scale, notice=notice or "", excluded=excluded)
         self.capabilities = target.discovered_capabilities
         self.probe_app = {"found": bool(target.has_probe_app), "reason": target.probe_app_reason}
+        self.round_trip_ms = round(target.round_trip * 1000, 2)
         oracle = target.comparison_oracle
         if isinstance(oracle, ComparisonOracle) and oracle.determinism is not None:
             self.determinism = oracle.determinism.to_dict()
@@ -168,6 +170,7 @@ class CaseItem(VerdictItem):
             "capabilities": _capabilities_to_dict(self.capabilities),
             "probe_app": self.probe_app,
             "determinism": self.determinism,
+            "round_trip_ms": self.round_trip_ms,
         }
 
 
@@ -187,6 +190,7 @@ class ResultCollector(ResultsReport):
         self.capabilities: dict[str, Any] | None = None
         self.probe_app: dict[str, Any] | None = None
         self.determinism: dict[str, Any] | None = None
+        self.round_trip_ms: float | None = None  # the slowest worker's measure
         self.other_tests = False  # reports of items that are not cases (self-tests)
 
     def received(self, data: dict[str, Any] | None) -> None:
@@ -200,6 +204,8 @@ class ResultCollector(ResultsReport):
             self.probe_app = data["probe_app"]
         if self.determinism is None and data.get("determinism") is not None:
             self.determinism = data["determinism"]
+        if data.get("round_trip_ms") is not None:
+            self.round_trip_ms = max(self.round_trip_ms or 0.0, data["round_trip_ms"])
 
     def before_summary(self) -> None:
         # A case run's failures are told once, in the fcgispec report with the records
@@ -214,6 +220,7 @@ class ResultCollector(ResultsReport):
             f"Capabilities: {_describe_capabilities(self.capabilities)}",
             f"Probe app: {_describe_probe_app(self.probe_app)}",
             f"Deterministic answers: {_describe_determinism(self.determinism, self.probe_app)}",
+            f"Round trip: {_describe_round_trip(self.round_trip_ms)}",
         ]
 
     def summary_lines(self) -> list[str]:
@@ -228,6 +235,7 @@ class ResultCollector(ResultsReport):
             "capabilities": self.capabilities,
             "probe_app": self.probe_app,
             "determinism": self.determinism,
+            "round_trip_ms": self.round_trip_ms,
             "started": self.started_at,
             "wall_time": round(time.monotonic() - self.started, 3),
             "exclude_file": self.config.getoption("--exclude-file"),
@@ -300,6 +308,13 @@ def _describe_probe_app(data: dict[str, Any] | None) -> str:
     if data["found"]:
         return f"found ({data['reason']}): content is checked by its reports"
     return f"none ({data['reason']}): content is checked only by comparison, where a case can"
+
+
+def _describe_round_trip(milliseconds: float | None) -> str:
+    if milliseconds is None:
+        return "not measured (no case ran)"
+    return (f"{milliseconds:.1f} ms (a new connection and a plain request, the median of the last {ROUND_TRIP_SAMPLES}); "
+            f"every wait is {WAIT_ROUND_TRIPS} of them longer than its base")
 
 
 def _describe_determinism(data: dict[str, Any] | None, probe_app: dict[str, Any] | None) -> str:

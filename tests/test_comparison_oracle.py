@@ -39,7 +39,7 @@ COMPARING = (
 CONTENT_FAULTS = {
     "padded-stdin-lost": "FCGI-3.3-3",
     "params-split-pair-lost": "FCGI-3.3-10",
-    "stdin-first-record-only": "FCGI-3.3-11",
+    "stdin-first-record-only": "FCGI-3.3-10",
     "foreign-id-stdin-accepted": "FCGI-3.3-7",
 }
 SCALE = scale_for(2.0)

@@ -163,7 +163,7 @@ SMALL_PARAMS = [
 @case(
     "FCGI-3.3-10",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.4-1", "FCGI-3.3-6"),
     title="A stream's value does not depend on its records: PARAMS cut inside lengths and names, PARAMS and STDIN "
     "in 1-byte records, PARAMS split in two at every offset",
     requirement=STREAM_REQUIREMENT,
@@ -230,7 +230,7 @@ HEADER_PAUSE_SECONDS = 0.01
 @case(
     "FCGI-3.3-11",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.3-10"),
     title="TCP segmentation changes nothing: headers cut at offsets 1..7 across writes, a request written one "
     "byte at a time, 300 records in one write",
     requirement="All data that flows over the transport connection is carried in FastCGI records.",

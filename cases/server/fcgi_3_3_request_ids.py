@@ -160,7 +160,7 @@ def _foreign_records(request_id: int) -> list[bytes]:
 @case(
     "FCGI-3.3-7",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.3-10"),
     title="PARAMS, STDIN, DATA and ABORT for never-begun ids (before and during request 1) are ignored",
     requirement=INACTIVE_REQUIREMENT,
     level=Level.REQUIRED,
@@ -202,7 +202,7 @@ def inactive_id_records_ignored(ctx: CaseContext) -> None:
 @case(
     "FCGI-3.3-8",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.3-6"),
     title="Late records for a finished id (a 2nd empty STDIN, then STDIN, PARAMS, DATA, ABORT after END_REQUEST) are ignored",
     requirement=INACTIVE_REQUIREMENT,
     level=Level.REQUIRED,

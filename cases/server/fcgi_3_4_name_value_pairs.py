@@ -89,7 +89,7 @@ def _bytes(text: bytes | str) -> bytes:
 @case(
     "FCGI-3.4-1",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.3-10", "FCGI-3.4-5"),
     title="Values of 127, 128, 255, 256, 65535 and 65536 bytes (1- and 4-byte lengths) arrive intact",
     requirement="Lengths of 127 bytes and less can be encoded in one byte, while longer lengths are always "
     "encoded in four bytes.",
@@ -108,7 +108,7 @@ def value_lengths_at_boundaries(ctx: CaseContext) -> None:
 @case(
     "FCGI-3.4-2",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.4-1"),
     title="Every length in the 4-byte form, also those below 128 (80 00 00 05 for 5, 80 00 00 00 for 0), is accepted",
     requirement="Lengths of 127 bytes and less can be encoded in one byte, while longer lengths are always "
     "encoded in four bytes.",
@@ -126,7 +126,7 @@ def short_lengths_in_long_form(ctx: CaseContext) -> None:
 @case(
     "FCGI-3.4-3",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.3-10", "FCGI-3.4-5"),
     title="Names of 128, 255, 256, 65535 and 65536 bytes (4-byte name lengths) arrive intact",
     requirement="The high-order bit of the first byte of a length indicates the length's encoding. "
     "A high-order zero implies a one-byte encoding, a one a four-byte encoding.",
@@ -222,7 +222,7 @@ def lengths_past_the_stream(ctx: CaseContext) -> str:
 @case(
     "FCGI-3.4-5",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.3-10", "FCGI-3.4-1"),
     title="PARAMS of 9 KiB (a 9000-byte value across 1000-byte records) and 72 KiB (600 pairs in 4 KiB records) "
     "arrive whole",
     requirement="In many of their roles, FastCGI applications need to read and write varying numbers of "
@@ -269,7 +269,7 @@ ODD_PAIRS = REQUIRED_PAIRS + NUL_PAIRS + [(b"FCGISPEC_DUPLICATE", b"first"), (b"
 @case(
     "FCGI-3.4-6",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.4-1"),
     title="An empty value, an empty name and values with any byte 0x01..0xFF arrive intact (NUL bytes too: "
     "recommended); duplicate names: what the application sees",
     requirement="This name-value pair format allows the sender to transmit binary values without additional encoding.",

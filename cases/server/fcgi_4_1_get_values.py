@@ -21,6 +21,7 @@ from harness.wire.codec import (
 from harness.wire.probe_app import probe_query
 from harness.verdicts import Level, Unsupported, Violation
 from harness.suite.checks import TIMEOUT, describe_event, expect_record, next_event
+from harness.suite.observations import GET_VALUES_ANSWERED, deviation
 
 # How long the mid-request GET_VALUES of FCGI-4.1-5 waits before STDIN is sent anyway.
 MID_REQUEST_ANSWER_WAIT = 0.5
@@ -32,11 +33,13 @@ RESPONDS = (
 
 
 def _ask(ctx: CaseContext, conn: FcgiConnection, names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
-    """Send GET_VALUES, read the one GET_VALUES_RESULT, return its decoded pairs."""
+    """Send GET_VALUES, read the one GET_VALUES_RESULT, return its decoded pairs. One under another
+    id than 0 is FCGI-4.1-1's deviation (told as also seen): its pairs are still read."""
     conn.get_values(names)
-    record = expect_record(
-        conn, RecordType.GET_VALUES_RESULT, MANAGEMENT_REQUEST_ID, ctx.seconds(3.0), expected="GET_VALUES_RESULT id=0"
-    )
+    record = expect_record(conn, RecordType.GET_VALUES_RESULT, None, ctx.seconds(3.0), expected="GET_VALUES_RESULT id=0")
+    if record.request_id != MANAGEMENT_REQUEST_ID:
+        deviation(GET_VALUES_ANSWERED, "GET_VALUES_RESULT id=0", record.describe(),
+                  what=f"GET_VALUES_RESULT under request id {record.request_id}, not the null id")
     try:
         return decode_params(record.content)
     except CodecError as error:
@@ -421,6 +424,8 @@ def _late_answer(ctx: CaseContext, conn: FcgiConnection, sent: float) -> str:
     requirement="An application may receive a FCGI_GET_VALUES record at any time. "
     "The application's response should not involve the application proper but only the FastCGI library.",
     level=Level.RECOMMENDED,
+    # An answer under another id is still an answer; one that never comes is FCGI-4.1-1's deviation.
+    prerequisites=("FCGI-4.1-1",),
     catches=("get-values-after-requests",),
 )
 def get_values_while_busy(ctx: CaseContext) -> str:
@@ -445,7 +450,10 @@ def get_values_while_busy(ctx: CaseContext) -> str:
             raise Violation(wanted, "Timeout" + _late_answer(ctx, conn, sent))
         if isinstance(event, str):
             raise Violation(wanted, describe_event(event))
-        if event.type == RecordType.GET_VALUES_RESULT and event.request_id == MANAGEMENT_REQUEST_ID:
+        if event.type == RecordType.GET_VALUES_RESULT:
+            if event.request_id != MANAGEMENT_REQUEST_ID:
+                deviation(GET_VALUES_ANSWERED, "GET_VALUES_RESULT id=0", event.describe(),
+                          what=f"GET_VALUES_RESULT under request id {event.request_id}, not the null id")
             return f"answered in {(time.monotonic() - sent) * 1000:.0f} ms while {busy}"
         if event.type == RecordType.END_REQUEST and event.request_id == 1:
             if not ctx.has_probe_app:

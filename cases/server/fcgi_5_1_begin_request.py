@@ -60,8 +60,9 @@ def _check_responder_response(response: Response, what: str) -> None:
     "that the request is complete.",
     level=Level.REQUIRED,
     # The output's shape is other cases' (FCGI-5.3-6 its empty record, FCGI-5.5-4 END_REQUEST last,
-    # FCGI-A-1 its record type); here: answered once the parameters are in.
+    # FCGI-A-1 its record type); here: answered once the parameters are in, which FCGI-5.2-1 says too.
     catches=("output-before-params-end",),
+    same_requirement_as=("FCGI-5.2-1",),
 )
 def responder_flow(ctx: CaseContext) -> None:
     # App. B.1, with flags 0 as shown there: a connection of its own.

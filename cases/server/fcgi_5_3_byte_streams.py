@@ -84,12 +84,12 @@ def stdin_never_terminated(ctx: CaseContext) -> str:
 @case(
     "FCGI-5.3-2",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.3-10"),
     title="64 KiB+1 and 4 MiB of STDIN in ~64 KiB records are read to the end and answered (probe: intact)",
     requirement="FCGI_STDIN is a stream record type used in sending arbitrary data from the Web server "
     "to the application.",
     level=Level.REQUIRED,
-    catches=("stdin-first-record-only", "stdin-stall-40k"),
+    catches=("stdin-stall-40k",),
     timeout=20.0,
 )
 def large_stdin_intact(ctx: CaseContext) -> None:

@@ -294,7 +294,7 @@ COMPARED_CONCURRENT = 3
 @case(
     "FCGI-5.5-5",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.3-10"),
     title=f"FCGI_MPXS_CONNS=1: App. B.4 (two interleaved requests answered out of order), then {CONCURRENT} concurrent ids",
     requirement="FCGI_MPXS_CONNS: \"0\" if this application does not multiplex connections (i.e. handle concurrent "
     "requests over each connection), \"1\" otherwise.",

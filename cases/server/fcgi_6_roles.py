@@ -91,6 +91,7 @@ DUPLEX_STDIN = 8 * 1024 * 1024
 
 @case(
     "FCGI-6.2-1",
+    prerequisites=("FCGI-3.3-10",),
     title="8 MiB of STDIN while reading STDOUT at once (probe echo=1: echoed as it arrives, intact)",
     requirement="The application must wait to finish reading FCGI_PARAMS before it begins writing FCGI_STDOUT "
     "and FCGI_STDERR, but it needn't finish reading from FCGI_STDIN before it begins writing these two streams.",
@@ -196,6 +197,7 @@ def authorizer_role(ctx: CaseContext) -> str | None:
 
 @case(
     "FCGI-6.4-1",
+    prerequisites=("FCGI-3.3-10",),
     title="Filter: nothing before STDIN ends, then the FCGI_DATA stream is read and answered (probe: DATA echoed)",
     requirement="The application must wait to finish reading FCGI_STDIN before it begins writing FCGI_STDOUT and "
     "FCGI_STDERR, but it needn't finish reading from FCGI_DATA before it begins writing these two streams.",

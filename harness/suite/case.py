@@ -16,16 +16,17 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
 from harness.wire.codec import RecordType
-from harness.wire.connection import FcgiConnection, Response, request
+from harness.wire.connection import ConnectionClosed, FcgiConnection, FcgiTimeout, Response, request
 from harness.suite.judge import ExitDuringCase, Facts, Liveness, judge
-from harness.targets.liveness import liveness_probe, settle_probe_app
+from harness.targets.liveness import liveness_probe, measure_round_trip, settle_probe_app
 from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params, probe_reports_parsed
 from harness.wire.codec import Role
 from harness.suite import comparison
 from harness.suite.case_requests import post_params
 from harness.targets.base import Target, TargetUnreachable
+from harness.suite.prerequisite_checks import CHECKS, check_prerequisites
 from harness.suite.observations import COMMON_PREREQUISITES, deviations_in_traces, kept_connection_closed, note, observing, own_deviation_in_traces, root_deviations
-from harness.verdicts import Depth, Deviation, HarnessError, Level, Outcome, Unsupported, Verdict
+from harness.verdicts import Depth, Deviation, HarnessError, Level, Outcome, RecommendationMissed, Unsupported, Verdict, Violation
 
 # Titles of the FastCGI 1.0 specification's sections, for report headings.
 SECTION_TITLES = {
@@ -67,6 +68,9 @@ BASE_WAIT = 5.0
 QUIET_WAIT = 0.25
 # How long a case glances at a connection for the target's close before its next request (unscaled).
 CLOSE_GLANCE = 0.05
+# Every wait is its base wait plus this many of the target's measured round trips: a target that takes
+# 45 ms per request (Nagle against delayed ACK) gets 0.18 s more, a loopback reference well under 1 ms.
+WAIT_ROUND_TRIPS = 4
 
 
 def scale_for(base_wait: float) -> float:
@@ -100,6 +104,9 @@ class Case:
     # e.g. ("FCGI-3.5-2",): the connection stays open with KEEP_CONN. A deviation of one of them
     # makes the case BLOCKED (harness/suite/judge.py) where the case cannot work around it.
     prerequisites: tuple[str, ...] = ()
+    # Requirements whose sentence this case's own requirement states too (seen from another
+    # section): their deviation is this case's own, so they never block it, not even as common ones.
+    same_requirement_as: tuple[str, ...] = ()
 
     @property
     def sort_key(self) -> tuple[tuple[tuple[int, int | str], ...], int]:
@@ -131,6 +138,7 @@ def case(
     reference_args: Sequence[str] = (),
     protocol_error: bool = False,
     prerequisites: Sequence[str] = (),
+    same_requirement_as: Sequence[str] = (),
 ) -> Callable[[Callable[["CaseContext"], "str | None"]], Case]:
     """Decorator turning `def run(ctx) -> None | str` into a Case."""
     match = _CASE_ID.match(id) or _NAMED_ID.match(id)
@@ -151,6 +159,7 @@ def case(
             reference_args=tuple(reference_args),
             protocol_error=protocol_error,
             prerequisites=tuple(prerequisites),
+            same_requirement_as=tuple(same_requirement_as),
         )
 
     return wrap
@@ -177,8 +186,8 @@ class CaseContext:
         self._targets: dict[int, Target | None] = {}  # id of a connection -> the variant it goes to (None: the target)
 
     def seconds(self, base: float) -> float:
-        """A wait of `base` seconds, scaled by --fcgi-timeout."""
-        return base * self.scale
+        """A wait of `base` seconds, scaled by --fcgi-timeout, plus WAIT_ROUND_TRIPS of the target's round trip."""
+        return base * self.scale + WAIT_ROUND_TRIPS * self.target.round_trip
 
     @property
     def answer_wait(self) -> float:
@@ -422,6 +431,7 @@ def run_case(
     """
     # Found out once per target, as the pytest plugin does: cases branch on it.
     settle_probe_app(target, LIVENESS_TIMEOUT * scale)
+    measure_round_trip(target, LIVENESS_TIMEOUT * scale)
     ctx = CaseContext(target, case, scale=scale)
     reports_before = probe_reports_parsed()
     returned: str | None = None
@@ -448,15 +458,25 @@ def run_case(
     ctx.also_seen = root_deviations(ctx.also_seen)
     liveness = _liveness(target, scale, case.protocol_error) if check_liveness and not never_reached else None
     exit_during_case = _exit_during_case(ctx, liveness)
+    if probe_reports_parsed() > reports_before:
+        ctx.checked_by_probe()  # it read the probe app's report of what it received
+    prerequisites = tuple(p for p in (*case.prerequisites, *COMMON_PREREQUISITES) if p not in case.same_requirement_as)
+    own_deviation = own_deviation_in_traces(ctx)
+    if _failed_on_target(raised) and own_deviation is None and liveness is not None and liveness.alive and not any(
+        d.requirement in prerequisites for d in ctx.also_seen
+    ):
+        # What the traces cannot show: the requirements it relies on, each checked by a request of its own.
+        ctx.deadline = time.monotonic() + ctx.answer_wait * (len(CHECKS) + 1)
+        try:
+            ctx.also_seen += check_prerequisites(ctx, prerequisites)
+        finally:
+            ctx.close_all()
     outcome = judge(Facts(
         level=case.level, returned=returned, raised=raised, protocol_error=case.protocol_error,
         liveness=liveness, notice=notice, excluded=excluded, exit_during_case=exit_during_case,
-        also_seen=tuple(ctx.also_seen),
-        prerequisites=(*case.prerequisites, *COMMON_PREREQUISITES), own_deviation=own_deviation_in_traces(ctx),
+        also_seen=tuple(ctx.also_seen), prerequisites=prerequisites, own_deviation=own_deviation,
     ))
     outcome.duration = duration
-    if probe_reports_parsed() > reports_before:
-        ctx.checked_by_probe()  # it read the probe app's report of what it received
     outcome.depth = ctx.depth
     for text in ctx.notes if outcome.verdict is not Verdict.UNSUPPORTED else ():
         outcome.note = (outcome.note + "; " if outcome.note else "") + text
@@ -466,6 +486,11 @@ def run_case(
         if variant_logs:
             outcome.target_log += ("\n" if outcome.target_log else "") + variant_logs
     return outcome
+
+
+def _failed_on_target(raised: Exception | None) -> bool:
+    """The run failed on what the target did (not unsupported, blocked or the harness's error)."""
+    return isinstance(raised, (Violation, FcgiTimeout, ConnectionClosed)) and not isinstance(raised, RecommendationMissed)
 
 
 def _exit_during_case(ctx: CaseContext, liveness: Liveness | None) -> ExitDuringCase | None:

@@ -106,8 +106,9 @@ def plain_request(
     )
 
 
-# The id of the plain request that shows a connection is kept (high: no case's own ids meet it).
-KEEP_CONN_PROBE_ID = 0xFFFE
+# The id of the plain request that shows a connection is kept: no case's own ids meet it, and its
+# high byte is zero, so that a target that mishandles ids above 255 (FCGI-3.3-9) still keeps it.
+KEEP_CONN_PROBE_ID = 250
 
 
 def kept_connection(ctx: CaseContext, label: str | None = None) -> FcgiConnection:

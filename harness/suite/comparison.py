@@ -285,28 +285,28 @@ class ComparisonOracle:
         return self.determinism
 
     def compare(self, ctx: CaseContext, answer: Answer, params: Params, stdin: bytes, role: int) -> str | None:
-        """None when the answer is the plain one's, else the difference; raises _NotComparable."""
+        """None when the answer is the plain one's, else the difference; raises NotComparable."""
         determinism = self.establish(ctx)
         if not determinism.deterministic:
             # The whole story is in the report header ("Deterministic answers"); the note stays short.
-            raise _NotComparable("the target's answers to the same canonical request differ")
+            raise NotComparable("the target's answers to the same canonical request differ")
         found = self.baseline(ctx, params, stdin, role, "request")
         if found.problem or found.answer is None:
-            raise _NotComparable(found.problem or "no plain answer")
+            raise NotComparable(found.problem or "no plain answer")
         if difference(found.answer, answer, found.mask) is None:
             return None
         # Before failing, one more plain answer: a run that only sometimes varies is then masked.
         fresh = self.plain_answer(ctx, params, stdin, role, "request, plain once more")
         if isinstance(fresh, str):
-            raise _NotComparable(f"the plain request got no answer: {fresh}")
+            raise NotComparable(f"the plain request got no answer: {fresh}")
         problem = learn(found.answer, fresh, found.mask)
         if problem:
             found.problem = f"two answers to the plain request differ: {problem}"
-            raise _NotComparable(found.problem)
+            raise NotComparable(found.problem)
         return difference(fresh, answer, found.mask)
 
 
-class _NotComparable(Exception):
+class NotComparable(Exception):
     """The target's plain answers do not agree: content cannot be compared."""
 
 
@@ -352,7 +352,7 @@ def expect_same_answer(
     pairs = list(params)
     try:
         found = oracle_of(ctx).compare(ctx, Answer.of(response), pairs, stdin, role)
-    except _NotComparable as why:
+    except NotComparable as why:
         ctx.note_once(f"content not compared: {why}; protocol checks only")
         return False
     ctx.checked_by_comparison()

@@ -40,6 +40,13 @@ INACTIVE_FINISHED = "FCGI-3.3-8"  # records for a finished id are ignored
 GET_VALUES_ANSWERED = "FCGI-4.1-1"  # GET_VALUES gets one GET_VALUES_RESULT, with the null id
 UNKNOWN_ROLE_REJECTED = "FCGI-5.1-2"  # an unknown role gets END_REQUEST UNKNOWN_ROLE, the connection kept
 ABORT_ANSWERED = "FCGI-5.4-1"  # ABORT_REQUEST of an active request gets its END_REQUEST
+# Checked by a request of their own when a case fails (harness/suite/prerequisite_checks.py).
+PARAMS_AWAITED = "FCGI-5.2-1"  # nothing is answered before the PARAMS stream ends
+RECORD_SPLITS = "FCGI-3.3-10"  # a stream's value does not depend on how it is cut into records
+LONG_LENGTHS = "FCGI-3.4-1"  # 4-byte name-value lengths are read as such
+LARGE_PARAMS = "FCGI-3.4-5"  # PARAMS of more than 8 KiB arrive whole
+REQUEST_IDS = "FCGI-3.3-9"  # requests with ids above 255 are answered under their ids
+ID_REUSE = "FCGI-3.3-6"  # an id is reused on a kept connection at once after its END_REQUEST
 
 _running: contextvars.ContextVar["CaseContext | None"] = contextvars.ContextVar("fcgispec_running_case", default=None)
 
@@ -82,13 +89,14 @@ def note(requirement: str, what: str, evidence: str = "") -> None:
 
 # What every case relies on: without the first six a response cannot be read at all (its records
 # misframed, under another id, of another type, END_REQUEST before the output or twice); without the
-# last two a whole request sent in one write (BEGIN, PARAMS, STDIN) may end the connection when the
-# target answers early (an unknown role, an abort). A case that fails after seeing one deviate is
-# BLOCKED by it (harness/suite/judge.py).
+# next two a whole request sent in one write (BEGIN, PARAMS, STDIN) may end the connection when the
+# target answers early (an unknown role, an abort); without the last, an answer may come from part of
+# the request. A case that fails after seeing one deviate is BLOCKED by it (harness/suite/judge.py).
 COMMON_PREREQUISITES = (
     RECORD_FRAMING, OWN_REQUEST_ID, APPLICATION_RECORD_TYPES, END_REQUEST_LAST, END_REQUEST_BODY, END_REQUEST_ONCE,
-    INACTIVE_NEVER_BEGUN, INACTIVE_FINISHED,
+    INACTIVE_NEVER_BEGUN, INACTIVE_FINISHED, PARAMS_AWAITED,
 )
+
 
 # Record types only a web server sends (spec §8): an application sending one misuses a stream.
 _WEB_SERVER_TYPES = {1: "BEGIN_REQUEST", 2: "ABORT_REQUEST", 4: "PARAMS", 5: "STDIN", 8: "DATA", 9: "GET_VALUES"}

@@ -37,6 +37,10 @@ NO_LIMITATIONS: Mapping[str, str] = MappingProxyType({})
 _process_group_members = group_members
 
 
+# How many of the last plain requests the round trip is the median of.
+ROUND_TRIP_SAMPLES = 5
+
+
 class TargetError(Exception):
     """The target could not be started or reached."""
 
@@ -61,6 +65,9 @@ class Target:
       script_filename             str | None: the SCRIPT_FILENAME its probe app needs; None: the default path [None]
       discovered_capabilities     Capabilities from GET_VALUES, kept once per target, restarts included [None]
       comparison_oracle           its plain answers (harness/suite/comparison.py), kept once asked [None]
+      prerequisite_findings       what the prerequisite checks found (harness/suite/prerequisite_checks.py) [None]
+      round_trip                  the median time of its last plain requests (liveness probes) [0.0]
+      note_round_trip(seconds)    add one plain request's time to those
       process                     GroupProcess | None: the leader of a spawned target's process group [None]
       param_unreported(name)      -> bool: with "params-all", the platform keeps this param from the probe app [False]
       start(), stop(), restart()  make it ready to accept connections, release it, both [no-ops]
@@ -84,7 +91,19 @@ class Target:
     script_filename: str | None = None
     discovered_capabilities: object | None = None
     comparison_oracle: object | None = None
+    prerequisite_findings: object | None = None
+    # The durations of the last liveness probes (a new connection and a plain request, answered).
+    round_trip_samples: tuple[float, ...] = ()
     process: GroupProcess | None = None
+
+    @property
+    def round_trip(self) -> float:
+        """The median of the last plain requests' durations, in seconds (0.0 before any)."""
+        samples = sorted(self.round_trip_samples)
+        return samples[len(samples) // 2] if samples else 0.0
+
+    def note_round_trip(self, seconds: float) -> None:
+        self.round_trip_samples = (*self.round_trip_samples, seconds)[-ROUND_TRIP_SAMPLES:]
 
     def param_unreported(self, name: bytes) -> bool:
         """Whether the platform keeps this param from the probe app (only asked with "params-all")."""

@@ -6,6 +6,7 @@ The liveness probe runs after every case (spec §7 lets an application
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from harness.wire.connection import ConnectionClosed, FcgiTimeout, request
@@ -27,10 +28,15 @@ LIVENESS_REQUEST_ID = 1
 DETECTION_BODY = b"fcgispec"
 
 
+# Plain requests timed before the first case; every later liveness probe is timed too.
+ROUND_TRIP_MEASURES = 3
+
+
 def liveness_probe(target: Target, timeout: float) -> str | None:
     """None if a new connection gets a simple request answered with END_REQUEST, else why not."""
     if target.exit_status() is not None:  # None for a target the harness did not spawn
         return target.exit_text()
+    started = time.monotonic()
     try:
         conn = target.connect(timeout=timeout, label="liveness probe")
     except TargetUnreachable as error:
@@ -49,7 +55,17 @@ def liveness_probe(target: Target, timeout: float) -> str | None:
         return _with_exit(target, f"connection closed ({closed.how}) before END_REQUEST")
     finally:
         conn.close()
+    target.note_round_trip(time.monotonic() - started)
     return None
+
+
+def measure_round_trip(target: Target, timeout: float) -> float:
+    """The target's round trip (a new connection and a plain request), measured by liveness probes
+    until there are ROUND_TRIP_MEASURES of them (or one fails)."""
+    while len(target.round_trip_samples) < ROUND_TRIP_MEASURES:
+        if liveness_probe(target, timeout) is not None:
+            break
+    return target.round_trip
 
 
 def _with_exit(target: Target, problem: str) -> str:

@@ -1,0 +1,363 @@
+"""The requirements a failed case relies on that its traces cannot show, each checked by one small
+request that isolates it.
+
+A trace shows a misframed record or a close after a KEEP_CONN request (observations.py). It cannot
+show that the application answered from the first PARAMS record, kept only the first STDIN record,
+read a 4-byte length as one byte, or gave up on PARAMS past 8 KiB: the case only meets a wrong
+answer, and would fail its own requirement for another's bug. So when a case fails, every
+requirement among its prerequisites (and COMMON_PREREQUISITES) that has a check below is checked,
+once per target (the findings are kept on it: target.prerequisite_findings). A deviation found is
+recorded on the case as also seen, its evidence saying it was checked after the case failed, and
+the judge makes the case BLOCKED by it (unless the case's traces show its own requirement broken).
+
+Each check sends a request whose only unusual trait is the one it isolates, on a connection of its
+own without FCGI_KEEP_CONN, and needs a complete answer under its own id. Content is judged by the
+probe app's report when the target has one, else by comparison with the same request sent plainly
+(harness/suite/comparison.py), else not at all (a complete answer is then enough).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from harness.wire.codec import RecordType, encode_params, encode_record, stream_records
+from harness.wire.connection import ConnectionClosed, FcgiTimeout, Response
+from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, sha256_hex
+from harness.suite.case_requests import begin_record, request_records
+from harness.suite.checks import TIMEOUT, describe_event, next_event
+from harness.suite.comparison import CANONICAL_BODY, Answer, NotComparable, oracle_of
+from harness.suite.observations import ID_REUSE, INACTIVE_FINISHED, LARGE_PARAMS, LONG_LENGTHS, PARAMS_AWAITED, RECORD_SPLITS, REQUEST_IDS
+from harness.verdicts import Deviation
+
+if TYPE_CHECKING:
+    from harness.suite.case import CaseContext
+
+Params = Sequence[tuple[bytes | str, bytes | str]]
+CHECK_ID = 1
+HIGH_ID = 256  # the first id whose high byte is not zero
+LONG_VALUE_BYTES = 300  # a value length that needs the 4-byte form
+LARGE_PAIRS = 90  # PARAMS past 8 KiB in one record, of 100-byte values (1-byte lengths: no 4-byte form needed)
+LARGE_VALUE_BYTES = 100
+STDIN_RECORD_BYTES = 16  # CANONICAL_BODY in 8 STDIN records
+
+
+@dataclass(frozen=True)
+class PrerequisiteCheck:
+    """One requirement's isolating check: None, or the deviation it found. It is run only for a case
+    whose traces show it sent what the check isolates (met: a case that never did cannot have been
+    kept from its own requirement by that deviation)."""
+
+    requirement: str
+    name: str  # what it sends, in a few words (the key its finding is kept under)
+    run: Callable[["CaseContext", str], Deviation | None]
+    met: Callable[[Sequence[Sequence[object]]], bool]
+
+
+def _sent(traces: Sequence[Sequence[object]]) -> list[list[object]]:
+    """Per connection, the records sent and received, in order (trace entries of other kinds left out)."""
+    return [[e for e in trace if getattr(e, "direction", "") in (">", "<") and hasattr(getattr(e, "item", None), "type")]
+            for trace in traces]
+
+
+def _streams(traces: Sequence[Sequence[object]], record_type: int) -> list[list[bytes]]:
+    """Every request's non-empty records of one stream type, as sent."""
+    streams: list[list[bytes]] = []
+    for entries in _sent(traces):
+        current: dict[int, list[bytes]] = {}
+        for entry in entries:
+            record = getattr(entry, "item")
+            if getattr(entry, "direction") != ">":
+                continue
+            if record.type == RecordType.BEGIN_REQUEST or (record.type == record_type and record.request_id not in current):
+                current[record.request_id] = []
+                streams.append(current[record.request_id])
+            if record.type == record_type and record.content:
+                current[record.request_id].append(record.content)
+    return streams
+
+
+def _split(record_type: int) -> Callable[[Sequence[Sequence[object]]], bool]:
+    return lambda traces: any(len(stream) > 1 for stream in _streams(traces, record_type))
+
+
+def _large_params(traces: Sequence[Sequence[object]]) -> bool:
+    return any(sum(map(len, stream)) > 8192 for stream in _streams(traces, RecordType.PARAMS))
+
+
+def _begun(traces: Sequence[Sequence[object]]) -> list[list[int]]:
+    return [[e.item.request_id for e in entries if e.direction == ">" and e.item.type == RecordType.BEGIN_REQUEST]  # type: ignore[attr-defined]
+            for entries in _sent(traces)]
+
+
+def _high_id(traces: Sequence[Sequence[object]]) -> bool:
+    return any(i > 255 for ids in _begun(traces) for i in ids)
+
+
+def _id_reused(traces: Sequence[Sequence[object]]) -> bool:
+    return any(len(set(ids)) < len(ids) for ids in _begun(traces))
+
+
+def _late_record_sent(traces: Sequence[Sequence[object]]) -> bool:
+    """A stream record or ABORT sent for an id after its END_REQUEST came, before it was begun again;
+    or a request ended early (rejected: its PARAMS and STDIN, already sent, reached a finished id)."""
+    for entries in _sent(traces):
+        ended: set[int] = set()
+        for entry in entries:
+            record = getattr(entry, "item")
+            if getattr(entry, "direction") == "<" and record.type == RecordType.END_REQUEST:
+                if len(record.content) > 4 and record.content[4] != 0:
+                    return True
+                ended.add(record.request_id)
+            elif record.type == RecordType.BEGIN_REQUEST:
+                ended.discard(record.request_id)
+            elif record.request_id in ended and record.type in (RecordType.ABORT_REQUEST, RecordType.PARAMS,
+                                                                RecordType.STDIN, RecordType.DATA):
+                return True
+    return False
+
+
+def _params_sent(traces: Sequence[Sequence[object]]) -> bool:
+    return any(stream for stream in _streams(traces, RecordType.PARAMS))
+
+
+def _declared(traces: Sequence[Sequence[object]]) -> bool:
+    """No trait the traces show for sure (a 4-byte length hides inside PARAMS): the declaration decides."""
+    return True
+
+
+def _to_bytes(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else value.encode("latin-1")
+
+
+def _answer(ctx: "CaseContext", label: str, records: Sequence[bytes], request_id: int = CHECK_ID) -> Response | str:
+    """The response to records sent in one write on a new connection, or what happened instead."""
+    conn = ctx.connect(label)
+    try:
+        conn.send_records(records)
+        return conn.read_response(request_id, ctx.answer_wait)
+    except FcgiTimeout:
+        return f"no END_REQUEST id={request_id} within {ctx.answer_wait:g} s"
+    except ConnectionClosed as closed:
+        return f"the connection was closed ({closed.how}) before END_REQUEST id={request_id}"
+    finally:
+        conn.close()
+
+
+def _content_differs(ctx: "CaseContext", response: Response, params: Params, stdin: bytes) -> str | None:
+    """What the application got or answered differently from the request sent plainly, or None
+    (also when content cannot be judged on this target)."""
+    if response.end is None or response.end.protocol_status != 0:
+        return f"END_REQUEST {response.end.describe() if response.end else 'malformed'}"
+    if ctx.has_probe_app:
+        try:
+            report = parse_probe_report(parse_cgi(response.stdout).body)
+        except ProbeError as error:
+            return f"no probe report: {error}"
+        sent = [(_to_bytes(n), _to_bytes(v)) for n, v in params]
+        if not ctx.params_match(report.params, sent):
+            return f"params received as {len(report.params)} pairs, not the {len(sent)} sent"
+        if (report.stdin_length, report.stdin_sha256) != (len(stdin), sha256_hex(stdin)):
+            return f"a body of {report.stdin_length} bytes received, not the {len(stdin)} sent"
+        return None
+    try:
+        return oracle_of(ctx).compare(ctx, Answer.of(response), list(params), stdin, 1)
+    except NotComparable:
+        return None
+
+
+def _deviation(requirement: str, what: str, found: str, label: str) -> Deviation:
+    return Deviation(requirement, what, f"{label}: {found}; checked after the case failed")
+
+
+def _params_awaited(ctx: "CaseContext", label: str) -> Deviation | None:
+    """BEGIN_REQUEST and a PARAMS record, the stream left open: nothing may come before it ends."""
+    conn = ctx.connect(label)
+    try:
+        params = encode_params(ctx.probe_params())
+        conn.send_records([begin_record(CHECK_ID, keep_conn=False), encode_record(RecordType.PARAMS, CHECK_ID, params)])
+        event = next_event(conn, ctx.quiet_wait)
+    finally:
+        conn.close()
+    if event == TIMEOUT or isinstance(event, str):
+        return None  # silence, or a close: not an answer
+    return _deviation(PARAMS_AWAITED, "the application answered before the PARAMS stream ended",
+                      describe_event(event), label)
+
+
+def _plain_served(ctx: "CaseContext", label: str, params: Params, stdin: bytes) -> bool:
+    """Whether the same request sent plainly (one record per stream) is served intact: without that
+    a check cannot tell its own requirement's deviation from any other."""
+    records = [begin_record(CHECK_ID, keep_conn=False), *stream_records(RecordType.PARAMS, CHECK_ID, encode_params(params)),
+               *stream_records(RecordType.STDIN, CHECK_ID, stdin)]
+    response = _answer(ctx, f"{label}, sent plainly first", records)
+    if isinstance(response, str) or response.end is None or response.end.protocol_status != 0:
+        return False
+    if not ctx.has_probe_app:
+        return True
+    try:
+        report = parse_probe_report(parse_cgi(response.stdout).body)
+    except ProbeError:
+        return False
+    sent = [(_to_bytes(n), _to_bytes(v)) for n, v in params]
+    return ctx.params_match(report.params, sent) and (report.stdin_length, report.stdin_sha256) == (
+        len(stdin), sha256_hex(stdin))
+
+
+def _stream_check(what: str, params_of: Callable[["CaseContext"], Params], stdin: bytes,
+                  params_cut: Callable[[bytes], list[int]] | None, stdin_chunks: int | None) -> Callable[["CaseContext", str], Deviation | None]:
+    def run(ctx: "CaseContext", label: str) -> Deviation | None:
+        params = params_of(ctx)
+        if not _plain_served(ctx, label, params, stdin):
+            return None
+        encoded = encode_params(params)
+        records = [begin_record(CHECK_ID, keep_conn=False)]
+        records += stream_records(RecordType.PARAMS, CHECK_ID, encoded, chunk_sizes=params_cut(encoded) if params_cut else None)
+        records += stream_records(RecordType.STDIN, CHECK_ID, stdin, chunk_sizes=stdin_chunks)
+        response = _answer(ctx, label, records)
+        found = response if isinstance(response, str) else _content_differs(ctx, response, params, stdin)
+        return None if found is None else _deviation(RECORD_SPLITS, what, found, label)
+    return run
+
+
+def _value_check(requirement: str, what: str, extra: Params) -> Callable[["CaseContext", str], Deviation | None]:
+    def run(ctx: "CaseContext", label: str) -> Deviation | None:
+        if not _plain_served(ctx, label, ctx.probe_params(), b""):
+            return None
+        params = ctx.probe_params(extra=extra)
+        response = _answer(ctx, label, [begin_record(CHECK_ID, keep_conn=False),
+                                        *stream_records(RecordType.PARAMS, CHECK_ID, encode_params(params)),
+                                        *stream_records(RecordType.STDIN, CHECK_ID, b"")])
+        if isinstance(response, str):
+            return _deviation(requirement, what, response, label)
+        if not ctx.has_probe_app:
+            # The plain request differs by the value itself: only a complete answer can be asked for.
+            ok = response.end is not None and response.end.protocol_status == 0
+            return None if ok else _deviation(requirement, what, f"END_REQUEST {response.end and response.end.describe()}", label)
+        found = _content_differs(ctx, response, params, b"")
+        return None if found is None else _deviation(requirement, what, found, label)
+    return run
+
+
+def _request_id_check(ctx: "CaseContext", label: str) -> Deviation | None:
+    """The canonical GET under id 256: answered under 256, as under id 1."""
+    what = f"a request with id {HIGH_ID} was not answered under its id"
+    params = ctx.probe_params()
+    if not _plain_served(ctx, label, params, b""):
+        return None
+    conn = ctx.connect(label)
+    try:
+        conn.send_records([begin_record(HIGH_ID, keep_conn=False),
+                           *stream_records(RecordType.PARAMS, HIGH_ID, encode_params(params)),
+                           *stream_records(RecordType.STDIN, HIGH_ID, b"")])
+        ends = conn.read_all_until(lambda r: r.type == RecordType.END_REQUEST, ctx.answer_wait)
+    except FcgiTimeout:
+        return _deviation(REQUEST_IDS, what, f"no END_REQUEST within {ctx.answer_wait:g} s", label)
+    except ConnectionClosed as closed:
+        return _deviation(REQUEST_IDS, what, f"the connection was closed ({closed.how})", label)
+    finally:
+        conn.close()
+    ids = sorted({r.request_id for r in ends})
+    if ids != [HIGH_ID]:
+        return _deviation(REQUEST_IDS, what, f"records under id {', '.join(map(str, ids))}", label)
+    return None
+
+
+def _id_reuse_check(ctx: "CaseContext", label: str) -> Deviation | None:
+    """Two KEEP_CONN requests with id 1, one after the other on one connection: both answered."""
+    conn = ctx.connect(label)
+    try:
+        conn.send_records(request_records(CHECK_ID, ctx.probe_params()))
+        response = conn.read_response(CHECK_ID, ctx.answer_wait)
+        if response.end is None or conn.pending_bytes or conn.wait_closed(ctx.quiet_wait) != "open":
+            return None  # the connection is not kept: FCGI-3.5-2's matter, not this one's
+        conn.send_records(request_records(CHECK_ID, ctx.probe_params()))
+        conn.read_response(CHECK_ID, ctx.answer_wait)
+    except FcgiTimeout:
+        found = f"no END_REQUEST to the request id={CHECK_ID} sent again"
+    except ConnectionClosed as closed:
+        found = f"the connection was closed ({closed.how})"
+    else:
+        return None
+    finally:
+        conn.close()
+    if len([r for r in conn.trace_records("<") if r.type == RecordType.END_REQUEST]) != 1:
+        return None  # the first request was not answered either: another requirement's matter
+    return _deviation(ID_REUSE, f"request id {CHECK_ID} reused after its END_REQUEST was not served", found, label)
+
+
+def _late_record_ignored(ctx: "CaseContext", label: str) -> Deviation | None:
+    """Two KEEP_CONN requests on one connection, a second empty STDIN for the second after its
+    END_REQUEST, then a third request: answered on the same connection."""
+    what = "a late empty STDIN for a finished id was not ignored"
+    conn = ctx.connect(label)
+    last = CHECK_ID + 2
+    try:
+        for request_id in (CHECK_ID, CHECK_ID + 1):
+            conn.send_records(request_records(request_id, ctx.probe_params()))
+            response = conn.read_response(request_id, ctx.answer_wait)
+            if response.end is None or conn.pending_bytes or conn.wait_closed(ctx.quiet_wait) != "open":
+                return None  # a kept connection does not carry two requests: another requirement's matter
+        conn.send_records([encode_record(RecordType.STDIN, CHECK_ID + 1, b""), *request_records(last, ctx.probe_params())])
+        try:
+            conn.read_response(last, ctx.answer_wait)
+        except FcgiTimeout:
+            return _deviation(INACTIVE_FINISHED, what, f"no END_REQUEST id={last} to the next request", label)
+        except ConnectionClosed as closed:
+            return _deviation(INACTIVE_FINISHED, what, f"the connection was closed ({closed.how}) after it", label)
+    except (FcgiTimeout, ConnectionClosed):
+        return None  # the requests before it were not answered: another requirement's matter
+    finally:
+        conn.close()
+    return None
+
+
+def _cut_inside_a_pair(encoded: bytes) -> list[int]:
+    """PARAMS in two records, cut in the middle of the stream (inside a pair's name or value)."""
+    return [max(len(encoded) // 2 + 3, 1), len(encoded)]
+
+
+CHECKS: tuple[PrerequisiteCheck, ...] = (
+    PrerequisiteCheck(PARAMS_AWAITED, "PARAMS left open", _params_awaited, _params_sent),
+    PrerequisiteCheck(RECORD_SPLITS, "PARAMS cut inside a pair",
+                      _stream_check("a PARAMS stream cut inside a pair across two records read differently",
+                                    lambda ctx: ctx.probe_params(), b"", _cut_inside_a_pair, None),
+                      _split(RecordType.PARAMS)),
+    PrerequisiteCheck(RECORD_SPLITS, f"STDIN in {STDIN_RECORD_BYTES}-byte records",
+                      _stream_check(f"a body in {STDIN_RECORD_BYTES}-byte STDIN records read differently from one record",
+                                    lambda ctx: ctx.post_params(len(CANONICAL_BODY)), CANONICAL_BODY, None,
+                                    STDIN_RECORD_BYTES),
+                      _split(RecordType.STDIN)),
+    PrerequisiteCheck(LONG_LENGTHS, f"a {LONG_VALUE_BYTES}-byte value",
+                      _value_check(LONG_LENGTHS, f"a {LONG_VALUE_BYTES}-byte value (a 4-byte length) was not received intact",
+                                   [("FCGISPEC_LONG_VALUE", b"v" * LONG_VALUE_BYTES)]), _declared),
+    PrerequisiteCheck(LARGE_PARAMS, f"{LARGE_PAIRS} more {LARGE_VALUE_BYTES}-byte values",
+                      _value_check(LARGE_PARAMS, f"PARAMS past 8 KiB ({LARGE_PAIRS} more pairs of {LARGE_VALUE_BYTES}-byte "
+                                   "values) were not received intact",
+                                   [(f"FCGISPEC_LARGE_{i}", b"v" * LARGE_VALUE_BYTES) for i in range(LARGE_PAIRS)]),
+                      _large_params),
+    PrerequisiteCheck(REQUEST_IDS, f"request id {HIGH_ID}", _request_id_check, _high_id),
+    PrerequisiteCheck(ID_REUSE, f"request id {CHECK_ID} reused", _id_reuse_check, _id_reused),
+    PrerequisiteCheck(INACTIVE_FINISHED, "a late empty STDIN", _late_record_ignored, _late_record_sent),
+)
+
+
+def check_prerequisites(ctx: "CaseContext", requirements: Sequence[str]) -> list[Deviation]:
+    """The deviations the checks of these requirements find (the case's own left out, and those the
+    case's traces show it could not have met), each check run once per target."""
+    traces = [conn.trace for conn in ctx.connections]
+    findings = ctx.target.prerequisite_findings
+    if not isinstance(findings, dict):
+        findings = {}
+        ctx.target.prerequisite_findings = findings
+    found: list[Deviation] = []
+    for check in CHECKS:
+        if check.requirement not in requirements or check.requirement == ctx.case.id:
+            continue
+        if any(d.requirement == check.requirement for d in found) or not check.met(traces):
+            continue
+        if check.name not in findings:
+            findings[check.name] = check.run(ctx, f"prerequisite check: {check.name}")
+        if findings[check.name] is not None:
+            found.append(findings[check.name])
+    return found

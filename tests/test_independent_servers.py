@@ -45,6 +45,9 @@ BUG_ITEMS: dict[str, tuple[str, ...]] = {
     "late-record-close": ("FCGI-3.3-7", "FCGI-3.3-8"),
     "cant-mpx-close": ("FCGI-5.5-2",),
 }
+# One bug fails the cases of its requirement and few others (a case that meets it elsewhere tells it
+# as also seen, or is BLOCKED by it): at most this many cases fail or warn.
+MOST_FAILING = 4
 # A 1 s base wait for the buggy runs (a bug often makes cases wait for what never comes);
 # the correct server runs at the normal 5 s, as a user would run it.
 BUG_BASE_WAIT = 1.0
@@ -95,6 +98,7 @@ def test_bug_is_caught_by_its_spec_item(bug: str) -> None:
     )
     errors = [case_id for case_id, outcome in outcomes.items() if outcome.verdict is Verdict.ERROR]
     assert not errors, report(outcomes, errors)
+    assert len(caught) <= MOST_FAILING, f"--bug {bug} failed {len(caught)} cases:\n" + report(outcomes, caught)
 
 
 def test_bug_list_is_the_table() -> None:

@@ -105,6 +105,8 @@ def large_stdin_intact(ctx: CaseContext) -> None:
         expect_end_request(response)
         if ctx.has_probe_app:
             expect_stdin_received(expect_probe_report(response), body, f"in {STDIN_RECORD_SIZE}-byte records")
+        else:
+            ctx.expect_same_answer(response, f"{size} bytes of STDIN in {STDIN_RECORD_SIZE}-byte records", params, body)
 
 
 @case(

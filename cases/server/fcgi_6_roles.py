@@ -166,8 +166,8 @@ def _unsupported_if_unknown_role(response: Response, role_name: str) -> None:
 
 @case(
     "FCGI-6.3-1",
-    # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2",),
+    # More than one request on a KEEP_CONN connection; a role not played is told by UNKNOWN_ROLE.
+    prerequisites=("FCGI-3.5-2", "FCGI-5.1-2"),
     title="Authorizer: a CGI answer to PARAMS without CONTENT_LENGTH/SCRIPT_NAME; probe: 200 with Variable-* or a denial",
     requirement="An Authorizer application's 200 response may include headers whose names are prefixed with "
     "Variable-. These headers communicate name-value pairs from the application to the Web server.",
@@ -197,7 +197,8 @@ def authorizer_role(ctx: CaseContext) -> str | None:
 
 @case(
     "FCGI-6.4-1",
-    prerequisites=("FCGI-3.3-10",),
+    # A role not played is told by UNKNOWN_ROLE.
+    prerequisites=("FCGI-3.3-10", "FCGI-5.1-2"),
     title="Filter: nothing before STDIN ends, then the FCGI_DATA stream is read and answered (probe: DATA echoed)",
     requirement="The application must wait to finish reading FCGI_STDIN before it begins writing FCGI_STDOUT and "
     "FCGI_STDERR, but it needn't finish reading from FCGI_DATA before it begins writing these two streams.",

@@ -45,7 +45,7 @@ from harness.targets.base import Target, TargetError
 from harness.targets.selection import parse_target
 from harness.suite.judge import Facts, judge
 from harness.reports.results import DeviationSummary, VerdictRow, format_deviation_lines, summarize_deviations
-from harness.verdicts import Outcome, Verdict
+from harness.verdicts import Depth, Outcome, Verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES_DIR = ROOT / "cases" / "server"
@@ -88,6 +88,8 @@ class CaseRun:
     # Deviations of other requirements seen on the way ("FCGI-x.y-z what"), and what blocked the case.
     also_seen: list[str] = field(default_factory=list)
     blocked_by: str = ""
+    # How deep the case looked (harness/verdicts.py Depth): probe, comparison or protocol.
+    depth: str = ""
 
     @classmethod
     def of(cls, case: Case, outcome: Outcome) -> "CaseRun":
@@ -106,6 +108,7 @@ class CaseRun:
             target_log=outcome.target_log[-2000:],
             also_seen=[seen.describe() for seen in outcome.also_seen],
             blocked_by=outcome.blocked_by or "",
+            depth=outcome.depth.value,
         )
 
     def summary(self) -> str:
@@ -135,6 +138,13 @@ class TargetRun:
         for run in self.cases:
             counts[run.verdict] = counts.get(run.verdict, 0) + 1
         return counts
+
+    def pass_depths(self) -> str:
+        """What the passes rest on, e.g. "20 probe, 12 comparison, 22 protocol only" (runs recorded
+        before depths were kept count as protocol only)."""
+        passes = [run.depth or Depth.PROTOCOL.value for run in self.cases if run.verdict == "pass"]
+        return (f"{passes.count(Depth.PROBE.value)} probe, {passes.count(Depth.COMPARISON.value)} comparison, "
+                f"{passes.count(Depth.PROTOCOL.value)} protocol only")
 
     def deviations(self) -> list[DeviationSummary]:
         """The root causes of this target's verdicts (harness/reports/results.py summarize_deviations)."""
@@ -383,8 +393,9 @@ def format_markdown(
         *[line for run in runs for line in _markdown_deviations(run)],
         "## Targets",
         "",
-        "| target | what runs | Debian packages | pass | fail | warn | info | unsupported | error | run time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| target | what runs | Debian packages | " + " | ".join(VERDICT_ORDER)
+        + " | passes checked by | run time |",
+        "|---|---|---|" + "---|" * len(VERDICT_ORDER) + "---|---|",
     ]
     for run in runs:
         counts = run.counts()
@@ -393,7 +404,7 @@ def format_markdown(
         lines.append(
             f"| {run.target} | {_md_escape(what)} | {_md_escape(versions)} | "
             + " | ".join(str(counts[v]) for v in VERDICT_ORDER)
-            + f" | {run.wall_time:.0f} s |"
+            + f" | {run.pass_depths()} | {run.wall_time:.0f} s |"
         )
     lines += ["", "## Verdicts per case", ""]
     lines.append("| case | level | " + " | ".join(run.target for run in runs) + " |")
@@ -615,7 +626,8 @@ def format_summary(runs: Sequence[TargetRun]) -> str:
     for run in runs:
         counts = run.counts()
         text = ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER)
-        lines.append(f"  {run.target:<{width}}  {text}  ({run.wall_time:.0f} s)" + (f"  [{run.start_error}]" if run.start_error else ""))
+        lines.append(f"  {run.target:<{width}}  {text}; passes: {run.pass_depths()}  ({run.wall_time:.0f} s)"
+                     + (f"  [{run.start_error}]" if run.start_error else ""))
     # The root causes first, per target: one line per broken requirement.
     deviations = [f"  {run.target}: {line.strip()}" for run in runs for line in format_deviation_lines(run.deviations())[:1]]
     return "\n".join(deviations + lines)

@@ -3,17 +3,21 @@ request that isolates it.
 
 A trace shows a misframed record or a close after a KEEP_CONN request (observations.py). It cannot
 show that the application answered from the first PARAMS record, kept only the first STDIN record,
-read a 4-byte length as one byte, or gave up on PARAMS past 8 KiB: the case only meets a wrong
-answer, and would fail its own requirement for another's bug. So when a case fails, every
-requirement among its prerequisites (and COMMON_PREREQUISITES) that has a check below is checked,
-once per target (the findings are kept on it: target.prerequisite_findings). A deviation found is
-recorded on the case as also seen, its evidence saying it was checked after the case failed, and
-the judge makes the case BLOCKED by it (unless the case's traces show its own requirement broken).
+read a 4-byte length as one byte, gave up on PARAMS past 8 KiB, mishandled an id above 255 or an
+id reused at once, closed on a late record for a finished id, or closed on a role it does not play
+instead of answering UNKNOWN_ROLE: the case only meets a wrong answer or a close, and would fail
+its own requirement for another's bug. So when a case fails, every requirement among its
+prerequisites (and COMMON_PREREQUISITES) that has a check below is checked, if the case's traces
+show it sent what the check isolates (PrerequisiteCheck.met), once per target (the findings are
+kept on it: target.prerequisite_findings). A deviation found is recorded on the case as also seen,
+its evidence saying it was checked after the case failed, and the judge makes the case BLOCKED by
+it (unless the case's traces show its own requirement broken).
 
-Each check sends a request whose only unusual trait is the one it isolates, on a connection of its
-own without FCGI_KEEP_CONN, and needs a complete answer under its own id. Content is judged by the
-probe app's report when the target has one, else by comparison with the same request sent plainly
-(harness/suite/comparison.py), else not at all (a complete answer is then enough).
+Each check first sends the request plainly and needs it served intact (else it cannot tell its own
+requirement's deviation from another's and finds nothing); then the same request differing only in
+the trait it isolates, on a connection of its own. Content is judged by the probe app's report when
+the target has one, else by comparison with the plain answer (harness/suite/comparison.py), else
+not at all (a complete answer is then enough).
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ from harness.wire.codec import RecordType, encode_params, encode_record, stream_
 from harness.wire.connection import ConnectionClosed, FcgiTimeout, Response
 from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, sha256_hex
 from harness.suite.case_requests import begin_record, request_records
-from harness.suite.checks import TIMEOUT, describe_event, next_event
+from harness.suite.checks import describe_event, next_event
 from harness.suite.comparison import CANONICAL_BODY, Answer, NotComparable, oracle_of
-from harness.suite.observations import ID_REUSE, INACTIVE_FINISHED, LARGE_PARAMS, LONG_LENGTHS, PARAMS_AWAITED, RECORD_SPLITS, REQUEST_IDS
+from harness.suite.observations import ID_REUSE, INACTIVE_FINISHED, UNKNOWN_ROLE_REJECTED, LARGE_PARAMS, LONG_LENGTHS, PARAMS_AWAITED, RECORD_SPLITS, REQUEST_IDS
 from harness.verdicts import Deviation
 
 if TYPE_CHECKING:
@@ -40,6 +44,7 @@ LONG_VALUE_BYTES = 300  # a value length that needs the 4-byte form
 LARGE_PAIRS = 90  # PARAMS past 8 KiB in one record, of 100-byte values (1-byte lengths: no 4-byte form needed)
 LARGE_VALUE_BYTES = 100
 STDIN_RECORD_BYTES = 16  # CANONICAL_BODY in 8 STDIN records
+UNKNOWN_ROLE = 0xFFFF
 
 
 @dataclass(frozen=True)
@@ -144,22 +149,27 @@ def _answer(ctx: "CaseContext", label: str, records: Sequence[bytes], request_id
         conn.close()
 
 
+def _probe_difference(ctx: "CaseContext", response: Response, params: Params, stdin: bytes) -> str | None:
+    """What the probe app reports receiving differently from what was sent, or None."""
+    try:
+        report = parse_probe_report(parse_cgi(response.stdout).body)
+    except ProbeError as error:
+        return f"no probe report: {error}"
+    sent = [(_to_bytes(n), _to_bytes(v)) for n, v in params]
+    if not ctx.params_match(report.params, sent):
+        return f"params received as {len(report.params)} pairs, not the {len(sent)} sent"
+    if (report.stdin_length, report.stdin_sha256) != (len(stdin), sha256_hex(stdin)):
+        return f"a body of {report.stdin_length} bytes received, not the {len(stdin)} sent"
+    return None
+
+
 def _content_differs(ctx: "CaseContext", response: Response, params: Params, stdin: bytes) -> str | None:
     """What the application got or answered differently from the request sent plainly, or None
     (also when content cannot be judged on this target)."""
     if response.end is None or response.end.protocol_status != 0:
         return f"END_REQUEST {response.end.describe() if response.end else 'malformed'}"
     if ctx.has_probe_app:
-        try:
-            report = parse_probe_report(parse_cgi(response.stdout).body)
-        except ProbeError as error:
-            return f"no probe report: {error}"
-        sent = [(_to_bytes(n), _to_bytes(v)) for n, v in params]
-        if not ctx.params_match(report.params, sent):
-            return f"params received as {len(report.params)} pairs, not the {len(sent)} sent"
-        if (report.stdin_length, report.stdin_sha256) != (len(stdin), sha256_hex(stdin)):
-            return f"a body of {report.stdin_length} bytes received, not the {len(stdin)} sent"
-        return None
+        return _probe_difference(ctx, response, params, stdin)
     try:
         return oracle_of(ctx).compare(ctx, Answer.of(response), list(params), stdin, 1)
     except NotComparable:
@@ -179,8 +189,8 @@ def _params_awaited(ctx: "CaseContext", label: str) -> Deviation | None:
         event = next_event(conn, ctx.quiet_wait)
     finally:
         conn.close()
-    if event == TIMEOUT or isinstance(event, str):
-        return None  # silence, or a close: not an answer
+    if isinstance(event, str):
+        return None  # silence (TIMEOUT), or a close: not an answer
     return _deviation(PARAMS_AWAITED, "the application answered before the PARAMS stream ended",
                       describe_event(event), label)
 
@@ -193,15 +203,7 @@ def _plain_served(ctx: "CaseContext", label: str, params: Params, stdin: bytes) 
     response = _answer(ctx, f"{label}, sent plainly first", records)
     if isinstance(response, str) or response.end is None or response.end.protocol_status != 0:
         return False
-    if not ctx.has_probe_app:
-        return True
-    try:
-        report = parse_probe_report(parse_cgi(response.stdout).body)
-    except ProbeError:
-        return False
-    sent = [(_to_bytes(n), _to_bytes(v)) for n, v in params]
-    return ctx.params_match(report.params, sent) and (report.stdin_length, report.stdin_sha256) == (
-        len(stdin), sha256_hex(stdin))
+    return not ctx.has_probe_app or _probe_difference(ctx, response, params, stdin) is None
 
 
 def _stream_check(what: str, params_of: Callable[["CaseContext"], Params], stdin: bytes,
@@ -312,6 +314,24 @@ def _late_record_ignored(ctx: "CaseContext", label: str) -> Deviation | None:
     return None
 
 
+def _unknown_role_answered(ctx: "CaseContext", label: str) -> Deviation | None:
+    """A request of an unknown role: END_REQUEST UNKNOWN_ROLE, not a close."""
+    records = [begin_record(CHECK_ID, role=UNKNOWN_ROLE, keep_conn=False),
+               *stream_records(RecordType.PARAMS, CHECK_ID, encode_params(ctx.probe_params())),
+               *stream_records(RecordType.STDIN, CHECK_ID, b"")]
+    response = _answer(ctx, label, records)
+    if isinstance(response, str) and "closed" in response:
+        return _deviation(UNKNOWN_ROLE_REJECTED, f"the connection was closed on an unknown role ({UNKNOWN_ROLE}), without "
+                          "END_REQUEST UNKNOWN_ROLE: a role the target does not play cannot be told from a failure",
+                          response, label)
+    return None
+
+
+def _other_role_sent(traces: Sequence[Sequence[object]]) -> bool:
+    return any(e.direction == ">" and e.item.type == RecordType.BEGIN_REQUEST  # type: ignore[attr-defined]
+               and e.item.content[:2] != b"\x00\x01" for entries in _sent(traces) for e in entries)  # type: ignore[attr-defined]
+
+
 def _cut_inside_a_pair(encoded: bytes) -> list[int]:
     """PARAMS in two records, cut in the middle of the stream (inside a pair's name or value)."""
     return [max(len(encoded) // 2 + 3, 1), len(encoded)]
@@ -339,6 +359,7 @@ CHECKS: tuple[PrerequisiteCheck, ...] = (
     PrerequisiteCheck(REQUEST_IDS, f"request id {HIGH_ID}", _request_id_check, _high_id),
     PrerequisiteCheck(ID_REUSE, f"request id {CHECK_ID} reused", _id_reuse_check, _id_reused),
     PrerequisiteCheck(INACTIVE_FINISHED, "a late empty STDIN", _late_record_ignored, _late_record_sent),
+    PrerequisiteCheck(UNKNOWN_ROLE_REJECTED, f"role {UNKNOWN_ROLE}", _unknown_role_answered, _other_role_sent),
 )
 
 

@@ -468,7 +468,7 @@ def run_case(
         # What the traces cannot show: the requirements it relies on, each checked by a request of its own.
         ctx.deadline = time.monotonic() + ctx.answer_wait * (len(CHECKS) + 1)
         try:
-            ctx.also_seen += check_prerequisites(ctx, prerequisites)
+            ctx.also_seen += check_prerequisites(ctx, prerequisites, raised)
         finally:
             ctx.close_all()
     outcome = judge(Facts(

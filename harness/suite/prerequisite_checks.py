@@ -32,7 +32,7 @@ from harness.suite.case_requests import begin_record, request_records
 from harness.suite.checks import describe_event, next_event
 from harness.suite.comparison import CANONICAL_BODY, Answer, NotComparable, oracle_of
 from harness.suite.observations import ID_REUSE, INACTIVE_FINISHED, UNKNOWN_ROLE_REJECTED, LARGE_PARAMS, LONG_LENGTHS, PARAMS_AWAITED, RECORD_SPLITS, REQUEST_IDS
-from harness.verdicts import Deviation
+from harness.verdicts import Deviation, Violation
 
 if TYPE_CHECKING:
     from harness.suite.case import CaseContext
@@ -57,6 +57,16 @@ class PrerequisiteCheck:
     name: str  # what it sends, in a few words (the key its finding is kept under)
     run: Callable[["CaseContext", str], Deviation | None]
     met: Callable[[Sequence[Sequence[object]]], bool]
+    # The deviation explains only a close (a close on a role not played): a case that failed on
+    # anything else is not blocked by it.
+    explains_close_only: bool = False
+
+
+def _closed(raised: BaseException | None) -> bool:
+    """Whether the case failed on a close by the target."""
+    if isinstance(raised, ConnectionClosed):
+        return True
+    return isinstance(raised, Violation) and any(word in raised.actual for word in ("EOF", "RST", "closed"))
 
 
 def _sent(traces: Sequence[Sequence[object]]) -> list[list[object]]:
@@ -359,13 +369,15 @@ CHECKS: tuple[PrerequisiteCheck, ...] = (
     PrerequisiteCheck(REQUEST_IDS, f"request id {HIGH_ID}", _request_id_check, _high_id),
     PrerequisiteCheck(ID_REUSE, f"request id {CHECK_ID} reused", _id_reuse_check, _id_reused),
     PrerequisiteCheck(INACTIVE_FINISHED, "a late empty STDIN", _late_record_ignored, _late_record_sent),
-    PrerequisiteCheck(UNKNOWN_ROLE_REJECTED, f"role {UNKNOWN_ROLE}", _unknown_role_answered, _other_role_sent),
+    PrerequisiteCheck(UNKNOWN_ROLE_REJECTED, f"role {UNKNOWN_ROLE}", _unknown_role_answered, _other_role_sent,
+                      explains_close_only=True),
 )
 
 
-def check_prerequisites(ctx: "CaseContext", requirements: Sequence[str]) -> list[Deviation]:
-    """The deviations the checks of these requirements find (the case's own left out, and those the
-    case's traces show it could not have met), each check run once per target."""
+def check_prerequisites(ctx: "CaseContext", requirements: Sequence[str], raised: BaseException | None) -> list[Deviation]:
+    """The deviations the checks of these requirements find (the case's own left out, those the
+    case's traces show it could not have met, and those that cannot explain how it failed: raised),
+    each check run once per target."""
     traces = [conn.trace for conn in ctx.connections]
     findings = ctx.target.prerequisite_findings
     if not isinstance(findings, dict):
@@ -376,6 +388,8 @@ def check_prerequisites(ctx: "CaseContext", requirements: Sequence[str]) -> list
         if check.requirement not in requirements or check.requirement == ctx.case.id:
             continue
         if any(d.requirement == check.requirement for d in found) or not check.met(traces):
+            continue
+        if check.explains_close_only and not _closed(raised):
             continue
         if check.name not in findings:
             findings[check.name] = check.run(ctx, f"prerequisite check: {check.name}")

@@ -133,6 +133,9 @@ static const struct fault_info fault_table[FAULT_COUNT] = {
         "closes connections with an RST instead of a graceful FIN, which can destroy the last response in flight (php-fpm before PR #1333)"},
     [FAULT_MAX_CONNS_OVERSTATED] = {"max-conns-overstated",
         "advertises FCGI_MAX_CONNS ten times higher than the connections it serves"},
+    [FAULT_GET_VALUES_UNKNOWN_NAME_HANG] = {"get-values-unknown-name-hang",
+        "sends no GET_VALUES_RESULT when the query holds a name it does not know (php-fpm bug #66479: its loop over "
+        "the names never ended)"},
     [FAULT_PADDED_STDIN_LOST] = {"padded-stdin-lost",
         "drops the content of STDIN records that carry padding, keeping the framing intact (php-fpm loses padded "
         "STDIN although php-cgi, on the same fastcgi.c, keeps it)"},

@@ -408,6 +408,7 @@ static void answer_get_values(struct fcgi_conn *c, const uint8_t *content, size_
     };
     enum { KNOWN = sizeof(known) / sizeof(known[0]) };
     bool asked[KNOWN] = {false};
+    bool unknown_asked = false;
     size_t pos = 0;
     while (pos < len) {
         struct fcgi_nv nv;
@@ -417,10 +418,14 @@ static void answer_get_values(struct fcgi_conn *c, const uint8_t *content, size_
             return;
         }
         pos += used;
+        bool recognised = false;
         for (int k = 0; k < KNOWN; k++)
             if (nv.name_len == strlen(known[k].name) && memcmp(nv.name, known[k].name, nv.name_len) == 0)
-                asked[k] = true;
+                asked[k] = recognised = true;
+        unknown_asked = unknown_asked || !recognised;
     }
+    if (unknown_asked && fault(c, FAULT_GET_VALUES_UNKNOWN_NAME_HANG))
+        return;
     uint8_t result[128];
     size_t result_len = 0;
     for (int k = 0; k < KNOWN; k++) {

@@ -248,7 +248,7 @@ def test_new_regression_is_collected_and_runs(tmp_path: Path, pool: ReferencePoo
     assert case.title == "php-fpm drops kept connections" and case.catches == ()
     assert pool.run(case).verdict is Verdict.PASS
     # Filled in with the fault that reproduces the bug, it fails against it.
-    assert pool.run(case, ["go-id-reuse"], scale=FAULT_SCALE).verdict is Verdict.FAIL
+    assert pool.run(case, ["keep-conn-close"], scale=FAULT_SCALE).verdict is Verdict.FAIL
 
 
 def test_any_name_new_regression_accepts_is_collected(tmp_path: Path) -> None:

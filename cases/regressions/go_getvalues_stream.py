@@ -29,6 +29,7 @@ SOURCE = "https://github.com/golang/go/blob/master/src/net/http/fcgi/child.go"
         'values supplied." Appendix A: FCGI_GET_VALUES_RESULT is a discrete record, not a stream.'
     ),
     level=Level.REQUIRED,
+    prerequisites=("FCGI-4.1-1",),
     catches=("get-values-stream",),
 )
 def go_getvalues_stream(ctx: CaseContext) -> None:

@@ -30,6 +30,7 @@ BODY = pattern_bytes(20000)
     ),
     level=Level.REQUIRED,
     needs_probe_app=True,
+    same_requirement_as=("FCGI-3.3-10",),
     catches=("stdin-first-record-only",),
 )
 def hhvm_2933_truncated_post(ctx: CaseContext) -> None:

@@ -289,7 +289,7 @@ def padding_is_skipped(ctx: CaseContext) -> None:
 @case(
     "FCGI-3.3-4",
     # More than one request on a KEEP_CONN connection.
-    prerequisites=("FCGI-3.5-2", "FCGI-3.3-10", "FCGI-3.4-1", "FCGI-3.4-5"),
+    prerequisites=("FCGI-3.5-2", "FCGI-3.3-3", "FCGI-3.3-10", "FCGI-3.4-1", "FCGI-3.4-5"),
     title="Records of 65535 content bytes plus padding (PARAMS with 255, STDIN with 1, as Go writes them) are accepted",
     requirement="contentData: Between 0 and 65535 bytes of data, interpreted according to the record type. "
     "paddingData: Between 0 and 255 bytes of data, which are ignored.",

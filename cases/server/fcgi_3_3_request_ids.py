@@ -86,6 +86,8 @@ def _expect_nothing_for(conn: FcgiConnection, ids: set[int], seconds: float, aft
     prerequisites=("FCGI-3.5-2",),
     title="Every application record carries the request's own id (1, 256, 65535)",
     requirement="Application records have a nonzero requestId.",
+    # Ids above 255 answered under other ids are what FCGI-3.3-9 says too.
+    same_requirement_as=("FCGI-3.3-9",),
     level=Level.REQUIRED,
     catches=("reply-id-zero", "id-high-byte-dropped"),
 )

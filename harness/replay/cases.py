@@ -65,7 +65,9 @@ def check_replay(ctx: CaseContext, transcript: Transcript, *, source: str, conte
     target = ctx.target
     compare = content_wanted(transcript, target) if content is None else content
     wait = ctx.answer_wait if base_wait is None else ctx.seconds(base_wait)
-    result = replay(transcript, target, content=compare, timeout=wait, source=source, first_only=True)
+    # The case keeps the replay's connections: their traces show the deviations of other requirements.
+    result = replay(transcript, target, content=compare, timeout=wait, source=source, first_only=True,
+                    on_connection=ctx.connections.append)
     expected = [*PROTOCOL_EXPECTATIONS, *([CONTENT_EXPECTATION] if compare else [])]
     if compare:
         # The content is compared with the captured answers: the probe app's reports, when the

@@ -7,7 +7,9 @@ responder for the right answers (answers="capture" keeps the captured ones), and
 cases/regressions/transcripts/<name>.transcript: the case REG-<name>, whose run replays the
 transcript (harness/replay/regressions.py loads it). Its header holds the case's fields: the
 description as its title, placeholders for the bug report link and the spec sentence, and an empty
-catches: to fill with the reference fault mode that reproduces the bug (docs/bug-to-regression.md).
+catches: to fill with the reference fault mode that reproduces the bug (docs/bug-to-regression.md),
+and an empty same-requirement-as: for the spec case (FCGI-x.y-z) whose requirement the bug breaks,
+without which a deviation of that requirement would block the regression instead of failing it.
 
 record_script(target, connections, meta) makes a transcript from a scripted web-server side: each
 connection is a list of steps (bytes to send, a pause in seconds, "FIN" or "RST"), sent through the
@@ -126,6 +128,7 @@ def new_regression(
         ("level", Level.REQUIRED.value),
         ("requirement", TODO_REQUIREMENT),
         ("catches", ""),
+        ("same-requirement-as", ""),
         ("bug-report", [TODO_REPORT]),
         ("bug-table-row", TODO_ROW),
         ("symptom", description + "."),

@@ -8,6 +8,8 @@ and its header says the rest (docs/transcript-format.md, "Regression fields"):
     title: ... / requirement: ...      one line each, or repeated lines joined with a space
     level: required                    required, recommended or unspecified
     catches: FAULT, FAULT              the reference fault modes that reproduce the bug
+    prerequisites: FCGI-x.y-z, ...     the requirements it relies on (a deviation of one blocks it)
+    same-requirement-as: FCGI-x.y-z    the spec requirement the bug breaks: its deviation fails this case
     timeout: / needs-probe-app: / reference-args: / protocol-error:   the other Case fields (optional)
     bug-report: URL [what it is]       one per line, the first is the bug's own report
     bug-table-row: N, N                its rows in the table of real-world bugs (docs/bug-to-regression.md)
@@ -45,8 +47,8 @@ from harness.replay.cases import check_replay_file
 SUFFIX = ".transcript"
 ID_PREFIX = "REG-"
 # The header keys of a regression, in the order they are written (before the capture's own metadata).
-CASE_KEYS = ("id", "title", "level", "requirement", "catches", "timeout", "needs-probe-app", "reference-args",
-             "protocol-error")
+CASE_KEYS = ("id", "title", "level", "requirement", "catches", "same-requirement-as", "prerequisites", "timeout",
+             "needs-probe-app", "reference-args", "protocol-error")
 ABOUT_KEYS = ("bug-report", "bug-table-row", "symptom", "wire-pattern", "reproduced-by")
 REGRESSION_KEYS = CASE_KEYS + ABOUT_KEYS
 # Keys that hold one item per line (the others are text: repeated lines are joined with a space).
@@ -138,6 +140,8 @@ def read_regression(path: str | Path) -> Regression:
             timeout=timeout,
             needs_probe_app=_flag(transcript, "needs-probe-app", path),
             catches=_items(text_field(transcript, "catches")),
+            prerequisites=_items(text_field(transcript, "prerequisites")),
+            same_requirement_as=_items(text_field(transcript, "same-requirement-as")),
             reference_args=tuple(shlex.split(text_field(transcript, "reference-args"))),
             protocol_error=_flag(transcript, "protocol-error", path),
         )(_replay_of(path))

@@ -10,6 +10,9 @@ after another (harness/replay/concurrency.py). The result and its report: harnes
 
 from __future__ import annotations
 
+from typing import Callable
+
+from harness.wire.connection import FcgiConnection
 from harness.targets.base import Target
 from harness.capture.transcript import Transcript
 from harness.replay.plan import plan_connection
@@ -29,6 +32,7 @@ def replay(
     source: str = "transcript",
     first_only: bool = False,
     concurrent: bool = False,
+    on_connection: Callable[[FcgiConnection], None] | None = None,
 ) -> ReplayResult:
     """Replay every connection of a transcript against a started target.
 
@@ -36,6 +40,8 @@ def replay(
     concurrently, no connection is started after one diverged (those running finish).
     concurrent: all connections at the same time, one thread each (harness/replay/concurrency.py);
     the results come in connection order all the same.
+    on_connection: told each connection as it opens (one after another only), e.g. so that a case
+    keeps its trace.
     """
     level = "protocol and content" if content else "protocol level"
     result = ReplayResult(source, target.description, level, concurrent=concurrent)
@@ -48,6 +54,8 @@ def replay(
     for plan in plans:
         if first_only and not result.ok:
             break
-        result.connections.append(replay_connection(plan, target, content=content, timing=timing, timeout=timeout))
+        started = None if on_connection is None else (lambda run: on_connection(run.conn))
+        result.connections.append(replay_connection(plan, target, content=content, timing=timing, timeout=timeout,
+                                                    started=started))
     return result
 

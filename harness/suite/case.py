@@ -24,7 +24,7 @@ from harness.wire.codec import Role
 from harness.suite import comparison
 from harness.suite.case_requests import post_params
 from harness.targets.base import Target, TargetUnreachable
-from harness.suite.prerequisite_checks import CHECKS, check_prerequisites
+from harness.suite.prerequisite_checks import CHECKS, check_prerequisites, confirmed
 from harness.suite.observations import COMMON_PREREQUISITES, deviations_in_traces, kept_connection_closed, note, observing, own_deviation_in_traces, root_deviations
 from harness.verdicts import Depth, Deviation, HarnessError, Level, Outcome, RecommendationMissed, Unsupported, Verdict, Violation
 
@@ -462,13 +462,14 @@ def run_case(
         ctx.checked_by_probe()  # it read the probe app's report of what it received
     prerequisites = tuple(p for p in (*case.prerequisites, *COMMON_PREREQUISITES) if p not in case.same_requirement_as)
     own_deviation = own_deviation_in_traces(ctx)
-    if _failed_on_target(raised) and own_deviation is None and liveness is not None and liveness.alive and not any(
-        d.requirement in prerequisites for d in ctx.also_seen
-    ):
-        # What the traces cannot show: the requirements it relies on, each checked by a request of its own.
+    if _failed_on_target(raised) and own_deviation is None and liveness is not None and liveness.alive:
+        # What the traces cannot show, or show without proof: the requirements it relies on, each
+        # checked by a request of its own.
         ctx.deadline = time.monotonic() + ctx.answer_wait * (len(CHECKS) + 1)
         try:
-            ctx.also_seen += check_prerequisites(ctx, prerequisites, raised)
+            ctx.also_seen = confirmed(ctx, ctx.also_seen)
+            if not any(d.requirement in prerequisites for d in ctx.also_seen):
+                ctx.also_seen += check_prerequisites(ctx, prerequisites, raised)
         finally:
             ctx.close_all()
     outcome = judge(Facts(

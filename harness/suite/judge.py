@@ -52,7 +52,9 @@ The rules, in the order judge() applies them:
 4. A notice (the target was restarted before the case) is added to the note, and the
    --exclude-file reason is attached (Outcome.excused: an excluded FAIL, WARN or ERROR).
 5. Deviations of other requirements the case saw (also_seen) are carried on the Outcome; they
-   never change its verdict (each fails the case that owns the requirement).
+   never change its verdict (each fails the case that owns the requirement). A BLOCKED case
+   carries only the deviation that blocked it: the rest of what its derailed exchange showed is
+   that deviation's effect.
 """
 
 from __future__ import annotations
@@ -183,6 +185,9 @@ def judge(facts: Facts) -> Outcome:
         _add_note(outcome, facts.notice)
     outcome.excluded = facts.excluded
     outcome.also_seen = list(facts.also_seen)
+    if outcome.verdict is Verdict.BLOCKED and any(d.requirement == outcome.blocked_by for d in facts.also_seen):
+        # What else a derailed exchange seemed to show is that deviation's effect, not evidence.
+        outcome.also_seen = [d for d in facts.also_seen if d.requirement == outcome.blocked_by]
     return outcome
 
 

@@ -46,6 +46,7 @@ RECORD_SPLITS = "FCGI-3.3-10"  # a stream's value does not depend on how it is c
 LONG_LENGTHS = "FCGI-3.4-1"  # 4-byte name-value lengths are read as such
 LARGE_PARAMS = "FCGI-3.4-5"  # PARAMS of more than 8 KiB arrive whole
 REQUEST_IDS = "FCGI-3.3-9"  # requests with ids above 255 are answered under their ids
+PADDING = "FCGI-3.3-3"  # the padding of inbound records is skipped
 ID_REUSE = "FCGI-3.3-6"  # an id is reused on a kept connection at once after its END_REQUEST
 
 _running: contextvars.ContextVar["CaseContext | None"] = contextvars.ContextVar("fcgispec_running_case", default=None)
@@ -64,7 +65,12 @@ def observing(ctx: "CaseContext") -> Iterator[None]:
 def is_own(requirement: str) -> bool:
     """Whether requirement is the running case's own (True outside a case: every check is then own)."""
     ctx = _running.get()
-    return ctx is None or ctx.case.id == requirement
+    return ctx is None or owns(ctx, requirement)
+
+
+def owns(ctx: "CaseContext", requirement: str) -> bool:
+    """Whether requirement is the case's own: its id, or one whose sentence its own states too."""
+    return requirement == ctx.case.id or requirement in ctx.case.same_requirement_as
 
 
 def deviation(
@@ -90,11 +96,14 @@ def note(requirement: str, what: str, evidence: str = "") -> None:
 # What every case relies on: without the first six a response cannot be read at all (its records
 # misframed, under another id, of another type, END_REQUEST before the output or twice); without the
 # next two a whole request sent in one write (BEGIN, PARAMS, STDIN) may end the connection when the
-# target answers early (an unknown role, an abort); without the last, an answer may come from part of
-# the request. A case that fails after seeing one deviate is BLOCKED by it (harness/suite/judge.py).
+# target answers early (an unknown role, an abort); without PARAMS_AWAITED an answer may come from
+# part of the request. The last five hold for a case that sent what they are about (padded records,
+# streams in several records, PARAMS past 8 KiB, ids above 255, an id reused): their checks run only
+# then (harness/suite/prerequisite_checks.py). A case that fails after seeing one deviate is BLOCKED
+# by it (harness/suite/judge.py).
 COMMON_PREREQUISITES = (
     RECORD_FRAMING, OWN_REQUEST_ID, APPLICATION_RECORD_TYPES, END_REQUEST_LAST, END_REQUEST_BODY, END_REQUEST_ONCE,
-    INACTIVE_NEVER_BEGUN, INACTIVE_FINISHED, PARAMS_AWAITED,
+    INACTIVE_NEVER_BEGUN, INACTIVE_FINISHED, PARAMS_AWAITED, PADDING, RECORD_SPLITS, LARGE_PARAMS, REQUEST_IDS, ID_REUSE,
 )
 
 
@@ -117,7 +126,7 @@ def own_deviation_in_traces(ctx: "CaseContext") -> Deviation | None:
     """The running case's own requirement's deviation, where the traces show it too."""
     for conn in ctx.connections:
         for seen in trace_deviations(conn.label, conn.trace):
-            if seen.requirement == ctx.case.id:
+            if owns(ctx, seen.requirement):
                 return seen
     return None
 
@@ -136,10 +145,9 @@ def deviations_in_traces(ctx: "CaseContext") -> list[Deviation]:
             # A header that never became a record: misframed output the reader is still waiting on.
             found.append(Deviation(RECORD_FRAMING, f"a misframed record (a header of version {pending[0]}) "
                                    "from the target", f"{conn.label}: {len(pending)} bytes that are not a whole record"))
-    own = ctx.case.id
     unique: dict[str, Deviation] = {}
     for seen in found:
-        if seen.requirement != own:
+        if not owns(ctx, seen.requirement):
             unique.setdefault(seen.requirement, seen)
     return list(unique.values())
 

@@ -25,13 +25,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from harness.wire.codec import RecordType, encode_params, encode_record, stream_records
-from harness.wire.connection import ConnectionClosed, FcgiTimeout, Response
+from harness.wire.codec import RecordType, Role, begin_request_body, encode_params, encode_record, stream_records
+from harness.wire.connection import ConnectionClosed, FcgiConnection, FcgiTimeout, Response
 from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, sha256_hex
 from harness.suite.case_requests import begin_record, request_records
 from harness.suite.checks import describe_event, next_event
 from harness.suite.comparison import CANONICAL_BODY, Answer, NotComparable, oracle_of
-from harness.suite.observations import ID_REUSE, INACTIVE_FINISHED, UNKNOWN_ROLE_REJECTED, LARGE_PARAMS, LONG_LENGTHS, PARAMS_AWAITED, RECORD_SPLITS, REQUEST_IDS
+from harness.suite.observations import (
+    ABORT_ANSWERED, GET_VALUES_ANSWERED, ID_REUSE, INACTIVE_FINISHED, LARGE_PARAMS, LONG_LENGTHS, PADDING, PARAMS_AWAITED,
+    RECORD_SPLITS, REQUEST_IDS, UNKNOWN_ROLE_REJECTED,
+)
 from harness.verdicts import Deviation, Violation
 
 if TYPE_CHECKING:
@@ -57,16 +60,19 @@ class PrerequisiteCheck:
     name: str  # what it sends, in a few words (the key its finding is kept under)
     run: Callable[["CaseContext", str], Deviation | None]
     met: Callable[[Sequence[Sequence[object]]], bool]
-    # The deviation explains only a close (a close on a role not played): a case that failed on
-    # anything else is not blocked by it.
-    explains_close_only: bool = False
+    # The deviation explains only a close or silence (a role not played, GET_VALUES not answered):
+    # a case that failed on anything else is not blocked by it.
+    explains_no_answer_only: bool = False
+    # A deviation read from the traces that may be the case's own variation's effect (no answer to
+    # the case's odd GET_VALUES), what it says first: it stands only if this check finds it too.
+    confirms: str = ""
 
 
-def _closed(raised: BaseException | None) -> bool:
-    """Whether the case failed on a close by the target."""
-    if isinstance(raised, ConnectionClosed):
+def _unanswered(raised: BaseException | None) -> bool:
+    """Whether the case failed on a close by the target, or on its silence."""
+    if isinstance(raised, (ConnectionClosed, FcgiTimeout)):
         return True
-    return isinstance(raised, Violation) and any(word in raised.actual for word in ("EOF", "RST", "closed"))
+    return isinstance(raised, Violation) and any(word in raised.actual for word in ("EOF", "RST", "closed", "Timeout"))
 
 
 def _sent(traces: Sequence[Sequence[object]]) -> list[list[object]]:
@@ -220,8 +226,8 @@ def _stream_check(what: str, params_of: Callable[["CaseContext"], Params], stdin
                   params_cut: Callable[[bytes], list[int]] | None, stdin_chunks: int | None) -> Callable[["CaseContext", str], Deviation | None]:
     def run(ctx: "CaseContext", label: str) -> Deviation | None:
         params = params_of(ctx)
-        if not _plain_served(ctx, label, params, stdin):
-            return None
+        if _finding(ctx, PARAMS_AWAITED_CHECK) is not None or not _plain_served(ctx, label, params, stdin):
+            return None  # an answer from the first PARAMS record would differ too: FCGI-5.2-1's matter
         encoded = encode_params(params)
         records = [begin_record(CHECK_ID, keep_conn=False)]
         records += stream_records(RecordType.PARAMS, CHECK_ID, encoded, chunk_sizes=params_cut(encoded) if params_cut else None)
@@ -276,13 +282,11 @@ def _request_id_check(ctx: "CaseContext", label: str) -> Deviation | None:
 
 
 def _id_reuse_check(ctx: "CaseContext", label: str) -> Deviation | None:
-    """Two KEEP_CONN requests with id 1, one after the other on one connection: both answered."""
+    """KEEP_CONN requests with ids 1 and 2 on one connection, then id 1 again: answered too."""
     conn = ctx.connect(label)
     try:
-        conn.send_records(request_records(CHECK_ID, ctx.probe_params()))
-        response = conn.read_response(CHECK_ID, ctx.answer_wait)
-        if response.end is None or conn.pending_bytes or conn.wait_closed(ctx.quiet_wait) != "open":
-            return None  # the connection is not kept: FCGI-3.5-2's matter, not this one's
+        if not _two_kept_requests(ctx, conn):
+            return None  # a kept connection does not carry two requests: another requirement's matter
         conn.send_records(request_records(CHECK_ID, ctx.probe_params()))
         conn.read_response(CHECK_ID, ctx.answer_wait)
     except FcgiTimeout:
@@ -293,9 +297,21 @@ def _id_reuse_check(ctx: "CaseContext", label: str) -> Deviation | None:
         return None
     finally:
         conn.close()
-    if len([r for r in conn.trace_records("<") if r.type == RecordType.END_REQUEST]) != 1:
-        return None  # the first request was not answered either: another requirement's matter
     return _deviation(ID_REUSE, f"request id {CHECK_ID} reused after its END_REQUEST was not served", found, label)
+
+
+def _two_kept_requests(ctx: "CaseContext", conn: FcgiConnection) -> bool:
+    """Whether KEEP_CONN requests with ids 1 and 2 are served, one after the other, on conn, and it
+    stays open and in step."""
+    try:
+        for request_id in (CHECK_ID, CHECK_ID + 1):
+            conn.send_records(request_records(request_id, ctx.probe_params()))
+            response = conn.read_response(request_id, ctx.answer_wait)
+            if response.end is None or conn.pending_bytes or conn.wait_closed(ctx.quiet_wait) != "open":
+                return False
+    except (FcgiTimeout, ConnectionClosed):
+        return False
+    return True
 
 
 def _late_record_ignored(ctx: "CaseContext", label: str) -> Deviation | None:
@@ -305,11 +321,8 @@ def _late_record_ignored(ctx: "CaseContext", label: str) -> Deviation | None:
     conn = ctx.connect(label)
     last = CHECK_ID + 2
     try:
-        for request_id in (CHECK_ID, CHECK_ID + 1):
-            conn.send_records(request_records(request_id, ctx.probe_params()))
-            response = conn.read_response(request_id, ctx.answer_wait)
-            if response.end is None or conn.pending_bytes or conn.wait_closed(ctx.quiet_wait) != "open":
-                return None  # a kept connection does not carry two requests: another requirement's matter
+        if not _two_kept_requests(ctx, conn):
+            return None  # a kept connection does not carry two requests: another requirement's matter
         conn.send_records([encode_record(RecordType.STDIN, CHECK_ID + 1, b""), *request_records(last, ctx.probe_params())])
         try:
             conn.read_response(last, ctx.answer_wait)
@@ -325,16 +338,63 @@ def _late_record_ignored(ctx: "CaseContext", label: str) -> Deviation | None:
 
 
 def _unknown_role_answered(ctx: "CaseContext", label: str) -> Deviation | None:
-    """A request of an unknown role: END_REQUEST UNKNOWN_ROLE, not a close."""
+    """A request of an unknown role: END_REQUEST UNKNOWN_ROLE, not a close or silence."""
     records = [begin_record(CHECK_ID, role=UNKNOWN_ROLE, keep_conn=False),
                *stream_records(RecordType.PARAMS, CHECK_ID, encode_params(ctx.probe_params())),
                *stream_records(RecordType.STDIN, CHECK_ID, b"")]
     response = _answer(ctx, label, records)
-    if isinstance(response, str) and "closed" in response:
-        return _deviation(UNKNOWN_ROLE_REJECTED, f"the connection was closed on an unknown role ({UNKNOWN_ROLE}), without "
-                          "END_REQUEST UNKNOWN_ROLE: a role the target does not play cannot be told from a failure",
-                          response, label)
+    if isinstance(response, str):
+        return _deviation(UNKNOWN_ROLE_REJECTED, f"an unknown role ({UNKNOWN_ROLE}) got no END_REQUEST UNKNOWN_ROLE: a "
+                          "role the target does not play cannot be told from a failure", response, label)
     return None
+
+
+def _get_values_answered(ctx: "CaseContext", label: str) -> Deviation | None:
+    """GET_VALUES for one standard name on a new connection: a GET_VALUES_RESULT comes (under any id)."""
+    conn = ctx.connect(label)
+    try:
+        conn.get_values([b"FCGI_MPXS_CONNS"])
+        conn.read_all_until(lambda r: r.type == RecordType.GET_VALUES_RESULT, ctx.answer_wait)
+    except FcgiTimeout:
+        found = f"no GET_VALUES_RESULT within {ctx.answer_wait:g} s"
+    except ConnectionClosed as closed:
+        found = f"the connection was closed ({closed.how})"
+    else:
+        return None
+    finally:
+        conn.close()
+    return _deviation(GET_VALUES_ANSWERED, "GET_VALUES for a standard name (FCGI_MPXS_CONNS) got no GET_VALUES_RESULT",
+                      found, label)
+
+
+def _abort_answered(ctx: "CaseContext", label: str) -> Deviation | None:
+    """A request in flight (its STDIN open), then ABORT_REQUEST: END_REQUEST for it comes."""
+    body = CANONICAL_BODY
+    conn = ctx.connect(label)
+    try:
+        conn.send_records(request_records(CHECK_ID, ctx.post_params(len(body)), body[:8], keep_conn=False,
+                                          terminate_stdin=False))
+        conn.abort(CHECK_ID)
+        conn.read_response(CHECK_ID, ctx.answer_wait)
+    except FcgiTimeout:
+        found = f"no END_REQUEST id={CHECK_ID} within {ctx.answer_wait:g} s"
+    except ConnectionClosed as closed:
+        found = f"the connection was closed ({closed.how})"
+    else:
+        return None
+    finally:
+        conn.close()
+    return _deviation(ABORT_ANSWERED, "ABORT_REQUEST of a request in flight (mid-STDIN) got no END_REQUEST", found, label)
+
+
+def _abort_sent(traces: Sequence[Sequence[object]]) -> bool:
+    return any(e.direction == ">" and e.item.type == RecordType.ABORT_REQUEST  # type: ignore[attr-defined]
+               for entries in _sent(traces) for e in entries)
+
+
+def _get_values_sent(traces: Sequence[Sequence[object]]) -> bool:
+    return any(e.direction == ">" and e.item.type == RecordType.GET_VALUES  # type: ignore[attr-defined]
+               for entries in _sent(traces) for e in entries)
 
 
 def _other_role_sent(traces: Sequence[Sequence[object]]) -> bool:
@@ -342,13 +402,34 @@ def _other_role_sent(traces: Sequence[Sequence[object]]) -> bool:
                and e.item.content[:2] != b"\x00\x01" for entries in _sent(traces) for e in entries)  # type: ignore[attr-defined]
 
 
+def _padding_skipped(ctx: "CaseContext", label: str) -> Deviation | None:
+    """The canonical POST with 8 bytes of padding on every record, terminators included: the same."""
+    params, body = ctx.post_params(len(CANONICAL_BODY)), CANONICAL_BODY
+    if not _plain_served(ctx, label, params, body):
+        return None
+    records = [encode_record(RecordType.BEGIN_REQUEST, CHECK_ID, begin_request_body(Role.RESPONDER, 0), padding_length=8)]
+    for record_type, content in ((RecordType.PARAMS, encode_params(params)), (RecordType.STDIN, body)):
+        records += [encode_record(record_type, CHECK_ID, content, padding_length=8),
+                    encode_record(record_type, CHECK_ID, b"", padding_length=8)]
+    response = _answer(ctx, label, records)
+    found = response if isinstance(response, str) else _content_differs(ctx, response, params, body)
+    return None if found is None else _deviation(PADDING, "records padded by 8 bytes were not read as the same "
+                                                 "records unpadded", found, label)
+
+
+def _padding_sent(traces: Sequence[Sequence[object]]) -> bool:
+    return any(e.direction == ">" and e.item.padding for entries in _sent(traces) for e in entries)  # type: ignore[attr-defined]
+
+
 def _cut_inside_a_pair(encoded: bytes) -> list[int]:
     """PARAMS in two records, cut in the middle of the stream (inside a pair's name or value)."""
     return [max(len(encoded) // 2 + 3, 1), len(encoded)]
 
 
+PARAMS_AWAITED_CHECK = PrerequisiteCheck(PARAMS_AWAITED, "PARAMS left open", _params_awaited, _params_sent)
 CHECKS: tuple[PrerequisiteCheck, ...] = (
-    PrerequisiteCheck(PARAMS_AWAITED, "PARAMS left open", _params_awaited, _params_sent),
+    PARAMS_AWAITED_CHECK,
+    PrerequisiteCheck(PADDING, "records padded by 8", _padding_skipped, _padding_sent),
     PrerequisiteCheck(RECORD_SPLITS, "PARAMS cut inside a pair",
                       _stream_check("a PARAMS stream cut inside a pair across two records read differently",
                                     lambda ctx: ctx.probe_params(), b"", _cut_inside_a_pair, None),
@@ -370,8 +451,35 @@ CHECKS: tuple[PrerequisiteCheck, ...] = (
     PrerequisiteCheck(ID_REUSE, f"request id {CHECK_ID} reused", _id_reuse_check, _id_reused),
     PrerequisiteCheck(INACTIVE_FINISHED, "a late empty STDIN", _late_record_ignored, _late_record_sent),
     PrerequisiteCheck(UNKNOWN_ROLE_REJECTED, f"role {UNKNOWN_ROLE}", _unknown_role_answered, _other_role_sent,
-                      explains_close_only=True),
+                      explains_no_answer_only=True),
+    PrerequisiteCheck(ABORT_ANSWERED, "ABORT_REQUEST mid-STDIN", _abort_answered, _abort_sent,
+                      explains_no_answer_only=True, confirms="no END_REQUEST after ABORT_REQUEST"),
+    PrerequisiteCheck(GET_VALUES_ANSWERED, "GET_VALUES for FCGI_MPXS_CONNS", _get_values_answered, _get_values_sent,
+                      explains_no_answer_only=True, confirms="no GET_VALUES_RESULT"),
 )
+
+
+def _finding(ctx: "CaseContext", check: PrerequisiteCheck) -> Deviation | None:
+    """What the check found on this target, run the first time it is asked for."""
+    findings = ctx.target.prerequisite_findings
+    if not isinstance(findings, dict):
+        findings = {}
+        ctx.target.prerequisite_findings = findings
+    if check.name not in findings:
+        findings[check.name] = check.run(ctx, f"prerequisite check: {check.name}")
+    return findings[check.name]
+
+
+def confirmed(ctx: "CaseContext", seen: Sequence[Deviation]) -> list[Deviation]:
+    """The deviations read from the traces, without those a check does not find when asked plainly
+    (the case's own variation caused them: a GET_VALUES with an unknown name left unanswered)."""
+    kept: list[Deviation] = []
+    for deviation in seen:
+        check = next((c for c in CHECKS if c.confirms and c.requirement == deviation.requirement
+                      and deviation.what.startswith(c.confirms)), None)
+        if check is None or check.requirement == ctx.case.id or _finding(ctx, check) is not None:
+            kept.append(deviation)
+    return kept
 
 
 def check_prerequisites(ctx: "CaseContext", requirements: Sequence[str], raised: BaseException | None) -> list[Deviation]:
@@ -379,20 +487,15 @@ def check_prerequisites(ctx: "CaseContext", requirements: Sequence[str], raised:
     case's traces show it could not have met, and those that cannot explain how it failed: raised),
     each check run once per target."""
     traces = [conn.trace for conn in ctx.connections]
-    findings = ctx.target.prerequisite_findings
-    if not isinstance(findings, dict):
-        findings = {}
-        ctx.target.prerequisite_findings = findings
     found: list[Deviation] = []
     for check in CHECKS:
         if check.requirement not in requirements or check.requirement == ctx.case.id:
             continue
         if any(d.requirement == check.requirement for d in found) or not check.met(traces):
             continue
-        if check.explains_close_only and not _closed(raised):
+        if check.explains_no_answer_only and not _unanswered(raised):
             continue
-        if check.name not in findings:
-            findings[check.name] = check.run(ctx, f"prerequisite check: {check.name}")
-        if findings[check.name] is not None:
-            found.append(findings[check.name])
+        finding = _finding(ctx, check)
+        if finding is not None:
+            found.append(finding)
     return found

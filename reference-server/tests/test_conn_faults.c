@@ -328,6 +328,12 @@ static const struct conn_case fault_cases[] = {
     {"GET_VALUES", F(GET_VALUES_IGNORED), .input = OPS(GET_VALUES("FCGI_MAX_REQS")), .want = EXPECT(OUT_LEN_OVER(0)),
      .faulty = EXPECT(OUT_LEN(0), IS_OPEN)},
 
+    {"GET_VALUES with an unknown name", F(GET_VALUES_UNKNOWN_NAME_HANG), .input = OPS(GET_VALUES("FCGI_FOO\nFCGI_MAX_REQS")),
+     .want = EXPECT(VALUES("FCGI_MAX_REQS=4096")), .faulty = EXPECT(OUT_LEN(0), IS_OPEN)},
+
+    {"GET_VALUES of known names", F(GET_VALUES_UNKNOWN_NAME_HANG), .input = OPS(GET_VALUES("FCGI_MPXS_CONNS")),
+     .want = EXPECT(VALUES("FCGI_MPXS_CONNS=1")), .faulty = EXPECT(SAME_OUTPUT)},
+
     {"type 200", F(UNKNOWN_TYPE_IGNORED), .input = OPS(EMPTY(200, 0)), .want = EXPECT(OUT_LEN(16)),
      .faulty = EXPECT(OUT_LEN(0))},
 

@@ -58,11 +58,8 @@ class PrerequisiteCheck:
 
     requirement: str
     name: str  # what it sends, in a few words (the key its finding is kept under)
-    run: Callable[["CaseContext", str], Deviation | None]
+    run: Callable[["CaseContext", str], CheckedDeviation | None]
     met: Callable[[Sequence[Sequence[object]]], bool]
-    # The deviation explains only a close or silence (a role not played, GET_VALUES not answered):
-    # a case that failed on anything else is not blocked by it.
-    explains_no_answer_only: bool = False
     # A deviation read from the traces that may be the case's own variation's effect (no answer to
     # the case's odd GET_VALUES), what it says first: it stands only if this check finds it too.
     confirms: str = ""
@@ -192,11 +189,28 @@ def _content_differs(ctx: "CaseContext", response: Response, params: Params, std
         return None
 
 
-def _deviation(requirement: str, what: str, found: str, label: str) -> Deviation:
-    return Deviation(requirement, what, f"{label}: {found}; checked after the case failed")
+@dataclass(frozen=True)
+class CheckedDeviation(Deviation):
+    """A deviation a check found, and whether it is the target's close or silence (unanswered) or a
+    different answer: it explains only a case that failed the same way (a lost padded body does not
+    explain a reset), unless it is any (None: an answer from half a request explains anything)."""
+
+    unanswered: bool | None = None
 
 
-def _params_awaited(ctx: "CaseContext", label: str) -> Deviation | None:
+# How the checks say they got no answer (harness/suite/checks.py and _answer's texts).
+_NO_ANSWER = ("no END_REQUEST", "the connection was closed", "no GET_VALUES_RESULT")
+# Deviations that explain any failure: an answer written from part of the request, or one under
+# another id (which the case waits for in vain).
+_EXPLAIN_ANY = (PARAMS_AWAITED, REQUEST_IDS)
+
+
+def _deviation(requirement: str, what: str, found: str, label: str) -> CheckedDeviation:
+    unanswered = None if requirement in _EXPLAIN_ANY else found.startswith(_NO_ANSWER)
+    return CheckedDeviation(requirement, what, f"{label}: {found}; checked after the case failed", unanswered)
+
+
+def _params_awaited(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """BEGIN_REQUEST and a PARAMS record, the stream left open: nothing may come before it ends."""
     conn = ctx.connect(label)
     try:
@@ -223,8 +237,8 @@ def _plain_served(ctx: "CaseContext", label: str, params: Params, stdin: bytes) 
 
 
 def _stream_check(what: str, params_of: Callable[["CaseContext"], Params], stdin: bytes,
-                  params_cut: Callable[[bytes], list[int]] | None, stdin_chunks: int | None) -> Callable[["CaseContext", str], Deviation | None]:
-    def run(ctx: "CaseContext", label: str) -> Deviation | None:
+                  params_cut: Callable[[bytes], list[int]] | None, stdin_chunks: int | None) -> Callable[["CaseContext", str], CheckedDeviation | None]:
+    def run(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
         params = params_of(ctx)
         if _finding(ctx, PARAMS_AWAITED_CHECK) is not None or not _plain_served(ctx, label, params, stdin):
             return None  # an answer from the first PARAMS record would differ too: FCGI-5.2-1's matter
@@ -238,8 +252,8 @@ def _stream_check(what: str, params_of: Callable[["CaseContext"], Params], stdin
     return run
 
 
-def _value_check(requirement: str, what: str, extra: Params) -> Callable[["CaseContext", str], Deviation | None]:
-    def run(ctx: "CaseContext", label: str) -> Deviation | None:
+def _value_check(requirement: str, what: str, extra: Params) -> Callable[["CaseContext", str], CheckedDeviation | None]:
+    def run(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
         if not _plain_served(ctx, label, ctx.probe_params(), b""):
             return None
         params = ctx.probe_params(extra=extra)
@@ -257,7 +271,7 @@ def _value_check(requirement: str, what: str, extra: Params) -> Callable[["CaseC
     return run
 
 
-def _request_id_check(ctx: "CaseContext", label: str) -> Deviation | None:
+def _request_id_check(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """The canonical GET under id 256: answered under 256, as under id 1."""
     what = f"a request with id {HIGH_ID} was not answered under its id"
     params = ctx.probe_params()
@@ -281,7 +295,7 @@ def _request_id_check(ctx: "CaseContext", label: str) -> Deviation | None:
     return None
 
 
-def _id_reuse_check(ctx: "CaseContext", label: str) -> Deviation | None:
+def _id_reuse_check(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """KEEP_CONN requests with ids 1 and 2 on one connection, then id 1 again: answered too."""
     conn = ctx.connect(label)
     try:
@@ -314,7 +328,7 @@ def _two_kept_requests(ctx: "CaseContext", conn: FcgiConnection) -> bool:
     return True
 
 
-def _late_record_ignored(ctx: "CaseContext", label: str) -> Deviation | None:
+def _late_record_ignored(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """Two KEEP_CONN requests on one connection, a second empty STDIN for the second after its
     END_REQUEST, then a third request: answered on the same connection."""
     what = "a late empty STDIN for a finished id was not ignored"
@@ -337,7 +351,7 @@ def _late_record_ignored(ctx: "CaseContext", label: str) -> Deviation | None:
     return None
 
 
-def _unknown_role_answered(ctx: "CaseContext", label: str) -> Deviation | None:
+def _unknown_role_answered(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """A request of an unknown role: END_REQUEST UNKNOWN_ROLE, not a close or silence."""
     records = [begin_record(CHECK_ID, role=UNKNOWN_ROLE, keep_conn=False),
                *stream_records(RecordType.PARAMS, CHECK_ID, encode_params(ctx.probe_params())),
@@ -349,7 +363,7 @@ def _unknown_role_answered(ctx: "CaseContext", label: str) -> Deviation | None:
     return None
 
 
-def _get_values_answered(ctx: "CaseContext", label: str) -> Deviation | None:
+def _get_values_answered(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """GET_VALUES for one standard name on a new connection: a GET_VALUES_RESULT comes (under any id)."""
     conn = ctx.connect(label)
     try:
@@ -367,7 +381,7 @@ def _get_values_answered(ctx: "CaseContext", label: str) -> Deviation | None:
                       found, label)
 
 
-def _abort_answered(ctx: "CaseContext", label: str) -> Deviation | None:
+def _abort_answered(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """A request in flight (its STDIN open), then ABORT_REQUEST: END_REQUEST for it comes."""
     body = CANONICAL_BODY
     conn = ctx.connect(label)
@@ -402,7 +416,7 @@ def _other_role_sent(traces: Sequence[Sequence[object]]) -> bool:
                and e.item.content[:2] != b"\x00\x01" for entries in _sent(traces) for e in entries)  # type: ignore[attr-defined]
 
 
-def _padding_skipped(ctx: "CaseContext", label: str) -> Deviation | None:
+def _padding_skipped(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """The canonical POST with 8 bytes of padding on every record, terminators included: the same."""
     params, body = ctx.post_params(len(CANONICAL_BODY)), CANONICAL_BODY
     if not _plain_served(ctx, label, params, body):
@@ -450,16 +464,15 @@ CHECKS: tuple[PrerequisiteCheck, ...] = (
     PrerequisiteCheck(REQUEST_IDS, f"request id {HIGH_ID}", _request_id_check, _high_id),
     PrerequisiteCheck(ID_REUSE, f"request id {CHECK_ID} reused", _id_reuse_check, _id_reused),
     PrerequisiteCheck(INACTIVE_FINISHED, "a late empty STDIN", _late_record_ignored, _late_record_sent),
-    PrerequisiteCheck(UNKNOWN_ROLE_REJECTED, f"role {UNKNOWN_ROLE}", _unknown_role_answered, _other_role_sent,
-                      explains_no_answer_only=True),
+    PrerequisiteCheck(UNKNOWN_ROLE_REJECTED, f"role {UNKNOWN_ROLE}", _unknown_role_answered, _other_role_sent),
     PrerequisiteCheck(ABORT_ANSWERED, "ABORT_REQUEST mid-STDIN", _abort_answered, _abort_sent,
-                      explains_no_answer_only=True, confirms="no END_REQUEST after ABORT_REQUEST"),
+                      confirms="no END_REQUEST after ABORT_REQUEST"),
     PrerequisiteCheck(GET_VALUES_ANSWERED, "GET_VALUES for FCGI_MPXS_CONNS", _get_values_answered, _get_values_sent,
-                      explains_no_answer_only=True, confirms="no GET_VALUES_RESULT"),
+                      confirms="no GET_VALUES_RESULT"),
 )
 
 
-def _finding(ctx: "CaseContext", check: PrerequisiteCheck) -> Deviation | None:
+def _finding(ctx: "CaseContext", check: PrerequisiteCheck) -> CheckedDeviation | None:
     """What the check found on this target, run the first time it is asked for."""
     findings = ctx.target.prerequisite_findings
     if not isinstance(findings, dict):
@@ -493,9 +506,7 @@ def check_prerequisites(ctx: "CaseContext", requirements: Sequence[str], raised:
             continue
         if any(d.requirement == check.requirement for d in found) or not check.met(traces):
             continue
-        if check.explains_no_answer_only and not _unanswered(raised):
-            continue
         finding = _finding(ctx, check)
-        if finding is not None:
+        if finding is not None and finding.unanswered in (None, _unanswered(raised)):
             found.append(finding)
     return found

@@ -416,23 +416,27 @@ def _other_role_sent(traces: Sequence[Sequence[object]]) -> bool:
                and e.item.content[:2] != b"\x00\x01" for entries in _sent(traces) for e in entries)  # type: ignore[attr-defined]
 
 
-def _padding_skipped(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
-    """The canonical POST with 8 bytes of padding on every record, terminators included: the same."""
-    params, body = ctx.post_params(len(CANONICAL_BODY)), CANONICAL_BODY
-    if not _plain_served(ctx, label, params, body):
-        return None
-    records = [encode_record(RecordType.BEGIN_REQUEST, CHECK_ID, begin_request_body(Role.RESPONDER, 0), padding_length=8)]
-    for record_type, content in ((RecordType.PARAMS, encode_params(params)), (RecordType.STDIN, body)):
-        records += [encode_record(record_type, CHECK_ID, content, padding_length=8),
-                    encode_record(record_type, CHECK_ID, b"", padding_length=8)]
-    response = _answer(ctx, label, records)
-    found = response if isinstance(response, str) else _content_differs(ctx, response, params, body)
-    return None if found is None else _deviation(PADDING, "records padded by 8 bytes were not read as the same "
-                                                 "records unpadded", found, label)
+def _padding_check(padding: int) -> Callable[["CaseContext", str], CheckedDeviation | None]:
+    def run(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
+        """The canonical POST with `padding` bytes of padding on every record, terminators included."""
+        params, body = ctx.post_params(len(CANONICAL_BODY)), CANONICAL_BODY
+        if not _plain_served(ctx, label, params, body):
+            return None
+        records = [encode_record(RecordType.BEGIN_REQUEST, CHECK_ID, begin_request_body(Role.RESPONDER, 0),
+                                 padding_length=padding)]
+        for record_type, content in ((RecordType.PARAMS, encode_params(params)), (RecordType.STDIN, body)):
+            records += [encode_record(record_type, CHECK_ID, content, padding_length=padding),
+                        encode_record(record_type, CHECK_ID, b"", padding_length=padding)]
+        response = _answer(ctx, label, records)
+        found = response if isinstance(response, str) else _content_differs(ctx, response, params, body)
+        return None if found is None else _deviation(PADDING, f"records padded by {padding} bytes were not read as the "
+                                                     "same records unpadded", found, label)
+    return run
 
 
-def _padding_sent(traces: Sequence[Sequence[object]]) -> bool:
-    return any(e.direction == ">" and e.item.padding for entries in _sent(traces) for e in entries)  # type: ignore[attr-defined]
+def _padding_sent(least: int) -> Callable[[Sequence[Sequence[object]]], bool]:
+    return lambda traces: any(e.direction == ">" and len(e.item.padding) >= least  # type: ignore[attr-defined]
+                              for entries in _sent(traces) for e in entries)
 
 
 def _cut_inside_a_pair(encoded: bytes) -> list[int]:
@@ -443,7 +447,9 @@ def _cut_inside_a_pair(encoded: bytes) -> list[int]:
 PARAMS_AWAITED_CHECK = PrerequisiteCheck(PARAMS_AWAITED, "PARAMS left open", _params_awaited, _params_sent)
 CHECKS: tuple[PrerequisiteCheck, ...] = (
     PARAMS_AWAITED_CHECK,
-    PrerequisiteCheck(PADDING, "records padded by 8", _padding_skipped, _padding_sent),
+    PrerequisiteCheck(PADDING, "records padded by 8", _padding_check(8), _padding_sent(1)),
+    # A paddingLength read as a signed byte goes wrong from 128 on.
+    PrerequisiteCheck(PADDING, "records padded by 255", _padding_check(255), _padding_sent(128)),
     PrerequisiteCheck(RECORD_SPLITS, "PARAMS cut inside a pair",
                       _stream_check("a PARAMS stream cut inside a pair across two records read differently",
                                     lambda ctx: ctx.probe_params(), b"", _cut_inside_a_pair, None),

@@ -33,7 +33,7 @@ from harness.suite.checks import describe_event, next_event
 from harness.suite.comparison import CANONICAL_BODY, Answer, NotComparable, oracle_of
 from harness.suite.observations import (
     ABORT_ANSWERED, GET_VALUES_ANSWERED, ID_REUSE, INACTIVE_FINISHED, LARGE_PARAMS, LONG_LENGTHS, PADDING, PARAMS_AWAITED,
-    RECORD_SPLITS, REQUEST_IDS, UNKNOWN_ROLE_REJECTED,
+    RECORD_SPLITS, REQUEST_IDS, UNKNOWN_ROLE_REJECTED, owns,
 )
 from harness.verdicts import Deviation, Violation
 
@@ -496,7 +496,7 @@ def confirmed(ctx: "CaseContext", seen: Sequence[Deviation]) -> list[Deviation]:
     for deviation in seen:
         check = next((c for c in CHECKS if c.confirms and c.requirement == deviation.requirement
                       and deviation.what.startswith(c.confirms)), None)
-        if check is None or check.requirement == ctx.case.id or _finding(ctx, check) is not None:
+        if check is None or owns(ctx, check.requirement) or _finding(ctx, check) is not None:
             kept.append(deviation)
     return kept
 

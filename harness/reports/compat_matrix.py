@@ -356,6 +356,11 @@ def _anchor(case_id: str) -> str:
     return case_id.lower().replace(".", "-")
 
 
+def _in_checkout(text: str) -> str:
+    """Paths in the checkout written relative to it: the pages read the same from any clone."""
+    return text.replace(f"{ROOT}/", "")
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -497,7 +502,7 @@ def format_evidence_markdown(run: TargetRun, expected: Mapping[str, Mapping[str,
         if case.trace:
             lines += ["", "```", _trim_trace(case.trace), "```"]
         if case.target_log.strip() and case.verdict in ("fail", "error"):
-            lines += ["", "Target log (tail):", "", "```", case.target_log.strip()[-800:], "```"]
+            lines += ["", "Target log (tail):", "", "```", _in_checkout(case.target_log.strip()[-800:]), "```"]
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ Bug table row: 6 (docs/bug-to-regression.md).
 Symptom: php-fpm dumped core when the web server closed the socket while a script wrote heavy stderr: the
   failed write left out_pos unreset, its return value unchecked, and the next write overflowed.
 Wire pattern (code: the close has to land while the application is still writing, which a fixed transcript
-  cannot time): a GET for 2 MB of stdout and 64 KiB of stderr, reset (RST) as soon as the output starts, three
+  cannot time): a GET for 24 MB of stdout and 64 KiB of stderr, reset (RST) as soon as the output starts, three
   times; then a new connection must be answered.
 Reproduced by: reference --fault exit-on-write-error.
 """
@@ -38,7 +38,9 @@ ROUNDS = 3
     timeout=15.0,
 )
 def php_68571_crash_on_peer_close(ctx: CaseContext) -> str:
-    query = probe_query(out=2_000_000, err="php-68571-", err_repeat=6000) if ctx.has_probe_app else ""
+    # More output than the socket buffers on both sides can take in (loopback's receive buffer grows to
+    # megabytes while the harness does not read): the application is still writing when the reset lands.
+    query = probe_query(out=24_000_000, err="php-68571-", err_repeat=6000) if ctx.has_probe_app else ""
     for round_number in range(1, ROUNDS + 1):
         conn = ctx.connect(f"round {round_number}: reset while the application writes")
         send_request(conn, 1, ctx.probe_params(query))

@@ -295,23 +295,32 @@ def _request_id_check(ctx: "CaseContext", label: str) -> CheckedDeviation | None
     return None
 
 
+def _no_answer(ctx: "CaseContext", conn: FcgiConnection, exchange: Callable[[], object], awaited: str) -> str | None:
+    """None when exchange() on conn gets its answer, else how the target left it unanswered; conn is closed."""
+    try:
+        exchange()
+    except FcgiTimeout:
+        return f"no {awaited} within {ctx.answer_wait:g} s"
+    except ConnectionClosed as closed:
+        return f"the connection was closed ({closed.how})"
+    finally:
+        conn.close()
+    return None
+
+
 def _id_reuse_check(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """KEEP_CONN requests with ids 1 and 2 on one connection, then id 1 again: answered too."""
     conn = ctx.connect(label)
-    try:
-        if not _two_kept_requests(ctx, conn):
-            return None  # a kept connection does not carry two requests: another requirement's matter
+    if not _two_kept_requests(ctx, conn):
+        conn.close()
+        return None  # a kept connection does not carry two requests: another requirement's matter
+
+    def again() -> None:
         conn.send_records(request_records(CHECK_ID, ctx.probe_params()))
         conn.read_response(CHECK_ID, ctx.answer_wait)
-    except FcgiTimeout:
-        found = f"no END_REQUEST to the request id={CHECK_ID} sent again"
-    except ConnectionClosed as closed:
-        found = f"the connection was closed ({closed.how})"
-    else:
-        return None
-    finally:
-        conn.close()
-    return _deviation(ID_REUSE, f"request id {CHECK_ID} reused after its END_REQUEST was not served", found, label)
+
+    found = _no_answer(ctx, conn, again, f"END_REQUEST id={CHECK_ID} for the id sent again")
+    return None if found is None else _deviation(ID_REUSE, f"request id {CHECK_ID} reused after its END_REQUEST was not served", found, label)
 
 
 def _two_kept_requests(ctx: "CaseContext", conn: FcgiConnection) -> bool:
@@ -366,18 +375,13 @@ def _unknown_role_answered(ctx: "CaseContext", label: str) -> CheckedDeviation |
 def _get_values_answered(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """GET_VALUES for one standard name on a new connection: a GET_VALUES_RESULT comes (under any id)."""
     conn = ctx.connect(label)
-    try:
+
+    def ask() -> None:
         conn.get_values([b"FCGI_MPXS_CONNS"])
         conn.read_all_until(lambda r: r.type == RecordType.GET_VALUES_RESULT, ctx.answer_wait)
-    except FcgiTimeout:
-        found = f"no GET_VALUES_RESULT within {ctx.answer_wait:g} s"
-    except ConnectionClosed as closed:
-        found = f"the connection was closed ({closed.how})"
-    else:
-        return None
-    finally:
-        conn.close()
-    return _deviation(GET_VALUES_ANSWERED, "GET_VALUES for a standard name (FCGI_MPXS_CONNS) got no GET_VALUES_RESULT",
+
+    found = _no_answer(ctx, conn, ask, "GET_VALUES_RESULT")
+    return None if found is None else _deviation(GET_VALUES_ANSWERED, "GET_VALUES for a standard name (FCGI_MPXS_CONNS) got no GET_VALUES_RESULT",
                       found, label)
 
 
@@ -385,30 +389,20 @@ def _abort_answered(ctx: "CaseContext", label: str) -> CheckedDeviation | None:
     """A request in flight (its STDIN open), then ABORT_REQUEST: END_REQUEST for it comes."""
     body = CANONICAL_BODY
     conn = ctx.connect(label)
-    try:
+
+    def abort() -> None:
         conn.send_records(request_records(CHECK_ID, ctx.post_params(len(body)), body[:8], keep_conn=False,
                                           terminate_stdin=False))
         conn.abort(CHECK_ID)
         conn.read_response(CHECK_ID, ctx.answer_wait)
-    except FcgiTimeout:
-        found = f"no END_REQUEST id={CHECK_ID} within {ctx.answer_wait:g} s"
-    except ConnectionClosed as closed:
-        found = f"the connection was closed ({closed.how})"
-    else:
-        return None
-    finally:
-        conn.close()
-    return _deviation(ABORT_ANSWERED, "ABORT_REQUEST of a request in flight (mid-STDIN) got no END_REQUEST", found, label)
+
+    found = _no_answer(ctx, conn, abort, f"END_REQUEST id={CHECK_ID}")
+    return None if found is None else _deviation(ABORT_ANSWERED, "ABORT_REQUEST of a request in flight (mid-STDIN) got no END_REQUEST", found, label)
 
 
-def _abort_sent(traces: Sequence[Sequence[object]]) -> bool:
-    return any(e.direction == ">" and e.item.type == RecordType.ABORT_REQUEST  # type: ignore[attr-defined]
-               for entries in _sent(traces) for e in entries)
-
-
-def _get_values_sent(traces: Sequence[Sequence[object]]) -> bool:
-    return any(e.direction == ">" and e.item.type == RecordType.GET_VALUES  # type: ignore[attr-defined]
-               for entries in _sent(traces) for e in entries)
+def _type_sent(record_type: int) -> Callable[[Sequence[Sequence[object]]], bool]:
+    return lambda traces: any(e.direction == ">" and e.item.type == record_type  # type: ignore[attr-defined]
+                              for entries in _sent(traces) for e in entries)
 
 
 def _other_role_sent(traces: Sequence[Sequence[object]]) -> bool:
@@ -471,9 +465,10 @@ CHECKS: tuple[PrerequisiteCheck, ...] = (
     PrerequisiteCheck(ID_REUSE, f"request id {CHECK_ID} reused", _id_reuse_check, _id_reused),
     PrerequisiteCheck(INACTIVE_FINISHED, "a late empty STDIN", _late_record_ignored, _late_record_sent),
     PrerequisiteCheck(UNKNOWN_ROLE_REJECTED, f"role {UNKNOWN_ROLE}", _unknown_role_answered, _other_role_sent),
-    PrerequisiteCheck(ABORT_ANSWERED, "ABORT_REQUEST mid-STDIN", _abort_answered, _abort_sent,
+    PrerequisiteCheck(ABORT_ANSWERED, "ABORT_REQUEST mid-STDIN", _abort_answered, _type_sent(RecordType.ABORT_REQUEST),
                       confirms="no END_REQUEST after ABORT_REQUEST"),
-    PrerequisiteCheck(GET_VALUES_ANSWERED, "GET_VALUES for FCGI_MPXS_CONNS", _get_values_answered, _get_values_sent,
+    PrerequisiteCheck(GET_VALUES_ANSWERED, "GET_VALUES for FCGI_MPXS_CONNS", _get_values_answered,
+                      _type_sent(RecordType.GET_VALUES),
                       confirms="no GET_VALUES_RESULT"),
 )
 

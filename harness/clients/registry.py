@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from harness.installation.paths import work_dir
+
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS_DIR = Path("client-adapters")
 EXPECTED_DIR = Path("fixtures") / "client-expected"
@@ -200,7 +202,7 @@ def curl_adapter(root: Path) -> list[str]:
         if r.returncode != 0:
             raise ClientUnavailable(f"building the libcurl adapter failed: {' '.join(cmd)}\n{r.stderr}")
 
-    out = root / "build" / "client-adapters" / "curl" / "fcgispec-curl-adapter"
+    out = work_dir(root) / "client-adapters" / "curl" / "fcgispec-curl-adapter"
     return [str(_locked_build(out, sources, build))]
 
 
@@ -210,7 +212,7 @@ def go_adapter(root: Path) -> list[str]:
     go = shutil.which("go")
     if not go:
         raise ClientUnavailable("Go not found: apt-get install golang-go")
-    work = root / "build" / "client-adapters" / "go"
+    work = work_dir(root) / "client-adapters" / "go"
 
     def build(tmp: Path) -> None:
         env = dict(os.environ, GO111MODULE="off", GOFLAGS="", GOPROXY="off", CGO_ENABLED="0",
@@ -276,7 +278,7 @@ UNSUPPORTED_OPTIONS: dict[str, dict[str, str]] = {}
 
 def reference_adapter(root: Path) -> list[str]:
     """The C reference client's adapter (built by CMake into build/)."""
-    exe = Path(root) / "build" / "http-client" / "fcgispec-http-client"
+    exe = Path(os.environ.get("FCGISPEC_HTTP_CLIENT") or Path(root) / "build" / "http-client" / "fcgispec-http-client")
     if not exe.exists():
         raise ClientUnavailable(f"{exe} not built: cmake -S . -B build && cmake --build build")
     return [str(exe), "adapter"]

@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 from harness.wire.capabilities import DISCOVERY_TIMEOUT, discover
 from harness.suite.case import Case, case_id_sort_key, load_cases, run_case, scale_for
 from harness.targets.named import NAMED_TARGETS
-from harness.targets.base import Target, TargetError
+from harness.targets.base import Target, TargetError, TargetUnsupported
 from harness.targets.selection import parse_target
 from harness.suite.judge import Facts, judge
 from harness.reports.results import DeviationSummary, VerdictRow, format_deviation_lines, summarize_deviations
@@ -212,6 +212,11 @@ def run_target(
         run.description = target.description
         target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
         run.capabilities = _describe_capabilities(target)
+    except TargetUnsupported as error:
+        # Its packages cannot be had on this machine: every case is unsupported here, with why.
+        run.start_error = str(error)
+        run.cases = [CaseRun.of(case, Outcome(Verdict.UNSUPPORTED, note=str(error))) for case in selected]
+        selected = []
     except TargetError as error:
         run.start_error = str(error)
     notice = ""

@@ -45,6 +45,10 @@ class TargetError(Exception):
     """The target could not be started or reached."""
 
 
+class TargetUnsupported(TargetError):
+    """The target cannot run on this machine at all (its packages cannot be had here)."""
+
+
 class TargetUnreachable(TargetError):
     """A connection to the target could not be opened."""
 

@@ -17,8 +17,9 @@ probe app cannot see or do on its platform; what the server does on the wire is 
 
 Targets whose probe must be compiled (go-fcgi, libfcgi) are built by build_named_target(),
 which does nothing when the binary is newer than its sources. node-fastcgi, which Debian does
-not package, is installed from the npm registry into build/npm on first use
-(install_npm_package); everything else comes from Debian (scripts/debian-packages.txt).
+not package, is installed from the npm registry into the work directory on first use
+(install_npm_package); everything else comes from Debian: section NAME of scripts/debian-packages.txt, installed on
+first use (harness/installation/packages.py).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from typing import Callable, Mapping, Sequence
 
 from harness.wire.connection import ConnectionClosed, FcgiTimeout, request
 from harness.wire.probe_app import ProbeError, parse_cgi, parse_probe_report, probe_params, probe_query
-from harness.targets.base import SpawnedTarget, Target, TargetError, TargetUnreachable, free_tcp_port
+from harness.installation.packages import PackagesMissing, PackagesUnavailable, ensure_packages, section_packages
+from harness.installation.paths import PROJECT_ROOT, work_dir
+from harness.targets.base import SpawnedTarget, Target, TargetError, TargetUnreachable, TargetUnsupported, free_tcp_port
 from harness.verdicts import Unsupported
 
 NAMED_START_TIMEOUT = 15.0
@@ -65,8 +68,8 @@ PROBE_LIMITATION_KEYS = frozenset({
     LIMIT_SHORT_STDIN, LIMIT_STDERR, LIMIT_APP_STATUS, LIMIT_ECHO, LIMIT_AUTHORIZER, LIMIT_FILTER,
 })
 
-BUILD_DIR = Path("build") / "named-targets"
-NPM_DIR = Path("build") / "npm"
+NAMED_TARGETS_DIR = "named-targets"  # under the work directory (harness/installation/paths.py)
+NPM_DIR = "npm"
 NPM = "/usr/bin/npm"
 NPM_TIMEOUT = 300.0
 
@@ -77,8 +80,6 @@ class NamedTarget:
 
     name: str
     description: str
-    # Debian packages it needs (scripts/debian-packages.txt).
-    packages: tuple[str, ...]
     # Probe-contract features it cannot offer: LIMIT_* key -> why.
     limitations: Mapping[str, str]
     # SCRIPT_FILENAME the harness must send for the probe app, relative to the project root
@@ -94,8 +95,13 @@ class NamedTarget:
         """A new, not yet started, instance (options: unix=True for a unix socket, env=...)."""
         return self.factory(Path(root), **options)
 
+    @property
+    def packages(self) -> tuple[str, ...]:
+        """Its Debian packages: section NAME of scripts/debian-packages.txt, installed on first use."""
+        return section_packages(PROJECT_ROOT, self.name)
+
     def missing_executables(self) -> list[str]:
-        return [path for path in self.factory.executables if not os.access(path, os.X_OK)]  # type: ignore[attr-defined]
+        return [path for path in self.factory.find_executables() if not os.access(path, os.X_OK)]  # type: ignore[attr-defined]
 
     def missing(self) -> list[str]:
         """What is not installed: executables, then Perl modules (empty when the target can start)."""
@@ -113,6 +119,12 @@ class NamedSpawnedTarget(SpawnedTarget):
     has_probe_app = True
     probe_app_reason = "the named target's own probe app (fixtures/targets/)"
     executables: tuple[str, ...] = ()
+
+    @classmethod
+    def find_executables(cls) -> tuple[str, ...]:
+        """The programs it runs, as found on this machine (a versioned name is looked up when asked)."""
+        return cls.executables
+
     # Perl modules the probe app loads (perl -MMODULE), checked before start.
     perl_modules: tuple[str, ...] = ()
     # May be started with a listening socket on fd 0 instead of an address (spec §2.2).
@@ -178,13 +190,17 @@ class NamedSpawnedTarget(SpawnedTarget):
 
     def start(self) -> None:
         """Temporary workdir and config, a free port or socket, spawn, and wait until a probe request is answered."""
-        missing = [path for path in self.executables if not os.access(path, os.X_OK)]
-        if not missing:
-            missing = [f"perl's {module}" for module in _missing_perl_modules(self.perl_modules)]
+        if self.named.missing():
+            # First use: the target's own packages (scripts/debian-packages.txt, section NAME).
+            try:
+                ensure_packages(self.root, self.name)
+            except PackagesUnavailable as error:
+                raise TargetUnsupported(f"{self.name} cannot be installed here: {error}") from None
+            except PackagesMissing as error:
+                raise TargetError(f"{self.name}: {error}") from None
+        missing = self.named.missing()
         if missing:
-            raise TargetError(
-                f"{self.name}: {', '.join(missing)} not installed (apt-get install {' '.join(self.named.packages)})"
-            )
+            raise TargetError(f"{self.name}: {', '.join(missing)} not installed (apt-get install {' '.join(self.named.packages)})")
         self.workdir = tempfile.mkdtemp(prefix=f"fcgispec-{self.name}-")
         os.chmod(self.workdir, 0o755)  # workers that drop privileges read their config and socket here
         try:
@@ -281,7 +297,11 @@ def _write(path: str, text: str) -> None:
 
 class PhpFpmTarget(NamedSpawnedTarget):
     name = "php-fpm"
-    executables = ("/usr/sbin/php-fpm8.2",)
+
+    @classmethod
+    def find_executables(cls) -> tuple[str, ...]:
+        # Debian names the binary after the PHP version of the release (php-fpm8.2): the newest here.
+        return (_newest_versioned("/usr/sbin", "php-fpm"),)
     children = 8
 
     def command(self, listen: str) -> list[str]:
@@ -305,7 +325,7 @@ class PhpFpmTarget(NamedSpawnedTarget):
             lines += ["user = nobody", "group = nogroup"]
         _write(config, "\n".join(lines) + "\n")
         # -F foreground, -O log to stderr, -y config; the system php.ini (Debian's defaults) applies.
-        return [self.executables[0], "-F", "-O", "-y", config]
+        return [self.find_executables()[0], "-F", "-O", "-y", config]
 
 
 # --- go-fcgi -------------------------------------------------------------------------------
@@ -382,6 +402,15 @@ class PerlFcgiTarget(NamedSpawnedTarget):
         return ["/usr/bin/perl", str(probe), listen, str(self.workers)]
 
 
+def _newest_versioned(directory: str, program: str) -> str:
+    """DIRECTORY/PROGRAMX.Y with the highest version X.Y here (DIRECTORY/PROGRAM when there is none)."""
+    def version(path: Path) -> tuple[int, ...]:
+        return tuple(int(part) for part in path.name[len(program):].split(".") if part.isdigit())
+
+    found = [path for path in Path(directory).glob(f"{program}[0-9]*") if version(path)]
+    return str(max(found, key=version)) if found else os.path.join(directory, program)
+
+
 def _missing_perl_modules(modules: Sequence[str]) -> list[str]:
     """The modules of the list that /usr/bin/perl cannot load."""
     return [
@@ -449,7 +478,7 @@ PHP_CGI_ENVIRONMENT = (b"PHP_FCGI_CHILDREN", b"PHP_FCGI_MAX_REQUESTS", b"FCGI_WE
 
 class PhpCgiTarget(NamedSpawnedTarget):
     name = "php-cgi"
-    executables = ("/usr/bin/php-cgi8.2",)
+    executables = ("/usr/bin/php-cgi",)  # the alternatives link to the release's php-cgiX.Y
     fd0_capable = True  # without -b, php-cgi serves the listening socket on fd 0
     # PHP_FCGI_CHILDREN: the parent forks this many children, each serving one connection at
     # a time (without it, one process serves one connection at a time). As Debian's lighttpd
@@ -498,8 +527,8 @@ def _npm_installed_version(modules: Path, package: str) -> str | None:
 
 
 def install_npm_package(root: Path, package: str, version: str) -> Path:
-    """`npm install` PACKAGE@VERSION into build/npm once (a lock keeps parallel runs apart); the node_modules dir."""
-    prefix = Path(root) / NPM_DIR
+    """`npm install` PACKAGE@VERSION into the work directory once (a lock keeps parallel runs apart); the node_modules dir."""
+    prefix = work_dir(root) / NPM_DIR
     modules = prefix / "node_modules"
     if _npm_installed_version(modules, package) == version:
         return modules
@@ -577,7 +606,7 @@ def _run_build(argv: Sequence[str], env: Mapping[str, str] | None, what: str, cw
 
 def _build_go(root: Path) -> Path:
     source = root / "fixtures" / "targets" / "go-fcgi" / "probe.go"
-    out_dir = root / BUILD_DIR / "go-fcgi"
+    out_dir = work_dir(root) / NAMED_TARGETS_DIR / "go-fcgi"
     binary = out_dir / "fcgispec-go-probe"
     if _up_to_date(binary, [source]):
         return binary
@@ -607,7 +636,7 @@ def _build_libfcgi(root: Path) -> Path:
     from_project = root / "build" / "fixtures" / "targets" / "libfcgi" / "fcgispec-libfcgi-probe"
     if _up_to_date(from_project, sources):
         return from_project
-    build_dir = root / BUILD_DIR / "libfcgi"
+    build_dir = work_dir(root) / NAMED_TARGETS_DIR / "libfcgi"
     binary = build_dir / "fcgispec-libfcgi-probe"
     if _up_to_date(binary, sources):
         return binary
@@ -641,7 +670,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "php-fpm": NamedTarget(
         name="php-fpm",
         description="PHP 8.2 FastCGI Process Manager, pm=static, probe.php",
-        packages=("php8.2-fpm", "php8.2-cli"),
         limitations={
             LIMIT_PARAMS_DUPLICATES: "params are read through $_SERVER: a repeated name is reported once, the last value",
             LIMIT_PARAMS_BYTES: "PHP mangles variable names ('.', ' ', '[' become '_') and cuts names at a NUL byte",
@@ -659,7 +687,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "go-fcgi": NamedTarget(
         name="go-fcgi",
         description="Go 1.19 net/http/fcgi, fcgi.Serve with a probe handler",
-        packages=("golang-go",),
         limitations={
             LIMIT_PARAMS_ORDER: "net/http/fcgi keeps params in a map: the report lists them in an order of its own",
             LIMIT_PARAMS_DUPLICATES: "net/http/fcgi keeps params in a map: a repeated name is reported once, the last value",
@@ -676,7 +703,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "libfcgi": NamedTarget(
         name="libfcgi",
         description="C probe on libfcgi 2.4 (FCGX_Accept_r, 8 threads)",
-        packages=("libfcgi-dev", "libssl-dev", "cmake", "gcc"),
         limitations={
             LIMIT_PARAMS_BYTES: _LIBFCGI_BYTES,
         },
@@ -687,7 +713,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "fcgiwrap": NamedTarget(
         name="fcgiwrap",
         description="fcgiwrap under spawn-fcgi, running probe.cgi (Perl) per request",
-        packages=("fcgiwrap", "spawn-fcgi"),
         limitations={
             LIMIT_PARAMS_BYTES: _LIBFCGI_BYTES,
             LIMIT_PARAMS_ALL: "a PATH param equal to /usr/bin:/bin at the end is taken for fcgiwrap's own and left out",
@@ -701,7 +726,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "perl-fcgi": NamedTarget(
         name="perl-fcgi",
         description="Perl FCGI 0.82 (libfcgi inside), 8 pre-forked FCGI::Request loops",
-        packages=("libfcgi-perl",),
         limitations={
             LIMIT_PARAMS_ORDER: "FCGI.pm hands params over as a hash: the report lists them sorted by name",
             LIMIT_PARAMS_DUPLICATES: "FCGI.pm hands params over as a hash: a repeated name is reported once, the last value",
@@ -714,7 +738,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "uwsgi": NamedTarget(
         name="uwsgi",
         description="uWSGI 2.0 fastcgi-socket, python3 plugin, WSGI probe, 4 processes",
-        packages=("uwsgi-core", "uwsgi-plugin-python3"),
         limitations={
             LIMIT_PARAMS_DUPLICATES: "the WSGI environ is a dict: a repeated name is reported once, the last value",
             LIMIT_PARAMS_ALL: "names with a '.' are left out of the report (they are WSGI's and uwsgi's own keys)",
@@ -729,7 +752,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "php-cgi": NamedTarget(
         name="php-cgi",
         description="PHP 8.2 CGI binary in FastCGI mode (php-cgi -b), 4 children (PHP_FCGI_CHILDREN), probe.php",
-        packages=("php8.2-cgi",),
         limitations={
             LIMIT_PARAMS_DUPLICATES: "params are read through $_SERVER: a repeated name is reported once",
             LIMIT_PARAMS_BYTES: "PHP mangles variable names ('.', ' ', '[' become '_') and cuts names at a NUL byte",
@@ -748,7 +770,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "node-fastcgi": NamedTarget(
         name="node-fastcgi",
         description=f"node-fastcgi {NODE_FASTCGI_VERSION} (npm) on Node.js, probe.js",
-        packages=("nodejs",),
         limitations={
             LIMIT_PARAMS_ORDER: "params come as a JavaScript object: names that are array indices are listed first",
             LIMIT_PARAMS_DUPLICATES: "params come as a JavaScript object: a repeated name is reported once, the last value",
@@ -761,7 +782,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "mojo-fastcgi": NamedTarget(
         name="mojo-fastcgi",
         description="Mojo::Server::FastCGI 0.50 (Mojolicious 9), a Mojolicious::Lite probe, 4 pre-forked accept loops",
-        packages=("libmojo-server-fastcgi-perl",),
         limitations={
             LIMIT_PARAMS_ORDER: "the app sees params as a hash ($c->req->env): the report lists them sorted by name",
             LIMIT_PARAMS_DUPLICATES: "the app sees params as a hash: a repeated name is reported once, the last value",
@@ -776,7 +796,6 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
     "net-async-fastcgi": NamedTarget(
         name="net-async-fastcgi",
         description="Net::Async::FastCGI 0.25 on IO::Async, one event-loop process",
-        packages=("libnet-async-fastcgi-perl",),
         limitations={
             LIMIT_PARAMS_ORDER: "the app sees params as a hash ($req->params): the report lists them sorted by name",
             LIMIT_PARAMS_DUPLICATES: "the app sees params as a hash: a repeated name is reported once, the last value",

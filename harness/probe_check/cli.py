@@ -15,6 +15,7 @@ import argparse
 import math
 import signal
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -200,5 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (Interrupted, KeyboardInterrupt) as interrupted:
         print(f"{PROG}: interrupted ({interrupted or 'SIGINT'}); the target was stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception:  # a bug of probe-check's own: shown whole, and the check did not run to the end
+        traceback.print_exc()
+        print(f"{PROG}: internal error (above); the check is incomplete", file=sys.stderr)
+        return EXIT_CANNOT_RUN
     finally:
         signal.signal(signal.SIGTERM, previous)

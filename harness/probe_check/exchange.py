@@ -101,7 +101,7 @@ class Prober:
         stdin: bytes = b"",
         *,
         role: int = Role.RESPONDER,
-        params_record_size: int | None = None,
+        params_records: Sequence[bytes] | None = None,
         stdin_record_size: int | None = None,
         timeout: float | None = None,
     ) -> Answer:
@@ -114,7 +114,11 @@ class Prober:
         conn = self.target.connect(timeout=wait, label="probe-check")
         try:
             records = [encode_record(RecordType.BEGIN_REQUEST, REQUEST_ID, begin_request_body(role, 0))]
-            records += stream_records(RecordType.PARAMS, REQUEST_ID, encode_params(params), chunk_sizes=params_record_size)
+            if params_records is None:
+                records += stream_records(RecordType.PARAMS, REQUEST_ID, encode_params(params))
+            else:  # the caller's own cut of the PARAMS stream, then its end
+                records += [encode_record(RecordType.PARAMS, REQUEST_ID, content) for content in params_records]
+                records.append(encode_record(RecordType.PARAMS, REQUEST_ID, b""))
             records += stream_records(RecordType.STDIN, REQUEST_ID, stdin, chunk_sizes=stdin_record_size)
             started = time.monotonic()
             conn.send_raw(b"".join(records), timeout=wait)

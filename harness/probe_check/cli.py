@@ -149,16 +149,20 @@ def _summary(results: list[PartResult]) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     target = _declared_target(args)
     parts = [part for part in PARTS if not args.part or part.name in args.part]
-    try:
-        target.start()
-    except TargetError as error:
-        first, *rest = str(error).splitlines() or [""]
-        print(f"{PROG}: the target could not be started: {first}", file=sys.stderr)
-        for line in rest:
-            print(f"  {line}", file=sys.stderr)
-        target.stop()
-        return EXIT_CANNOT_RUN
-    try:
+    try:  # stopped whatever happens, also when interrupted while it starts
+        try:
+            target.start()
+        except TargetError as error:
+            first, *rest = str(error).splitlines() or [""]
+            print(f"{PROG}: the target could not be started: {first}", file=sys.stderr)
+            for line in rest:
+                print(f"  {line}", file=sys.stderr)
+            return EXIT_CANNOT_RUN
+        try:
+            target.connect(timeout=args.fcgi_timeout, label="probe-check reachability").close()
+        except TargetUnreachable as error:
+            print(f"{PROG}: {error}", file=sys.stderr)
+            return EXIT_CANNOT_RUN
         problem = liveness_probe(target, args.fcgi_timeout)
         if problem is not None:
             print(f"{PROG}: {target.description} did not answer a FastCGI request: {problem}", file=sys.stderr)
@@ -191,7 +195,8 @@ def _interrupt(signum: int, frame: FrameType | None) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Both, explicitly: a shell without job control starts background commands with SIGINT ignored.
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         args = build_parser().parse_args(argv)
         return run(args)
@@ -206,4 +211,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: internal error (above); the check is incomplete", file=sys.stderr)
         return EXIT_CANNOT_RUN
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

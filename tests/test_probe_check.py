@@ -28,7 +28,7 @@ PART_NAMES = [part.name for part in PARTS]
 # Fault mode of the reference -> the parts it must make WRONG (and no others).
 FAULT_PARTS = {
     "params-cut-at-nul": {"params-bytes"},
-    "stdin-first-record-only": {"stdin", "echo"},
+    "stdin-first-record-only": {"stdin", "filter", "echo"},
     "content-length-unchecked": {"short-stdin"},
     "stderr-truncated": {"err"},
     "app-status-zero": {"app_status"},

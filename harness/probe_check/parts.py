@@ -14,11 +14,13 @@ from typing import Callable, Sequence
 
 from harness.probe_check.exchange import Answer, Missing, Prober, Wrong, cgi_of
 from harness.targets.liveness import DETECTION_BODY, detect_probe_app
+from harness.wire.connection import Response
 from harness.wire.codec import (
     ProtocolStatus,
     RecordType,
     Role,
     begin_request_body,
+    decode_end_request,
     decode_params,
     encode_params,
     encode_record,
@@ -59,6 +61,7 @@ ECHO_REST = 30000
 AUTHORIZER_TOKEN = "Bearer fcgispec"
 AUTHORIZER_OMITS = (b"CONTENT_LENGTH", b"PATH_INFO", b"PATH_TRANSLATED", b"SCRIPT_NAME")
 FILTER_DATA_LENGTH = 100003
+FILTER_QUIET_SECONDS = 0.25
 
 
 @dataclass(frozen=True)
@@ -378,15 +381,23 @@ def check_filter(prober: Prober) -> str:
                            content_length=len(form))
     conn = prober.target.connect(timeout=prober.timeout, label="probe-check filter")
     try:
-        conn.send_raw(b"".join(
-            [encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.FILTER, 0))]
-            + stream_records(RecordType.PARAMS, 1, encode_params(params))
-            + stream_records(RecordType.STDIN, 1, form)
-            + stream_records(RecordType.DATA, 1, data, chunk_sizes=32768)), timeout=prober.timeout)
+        conn.send_records([encode_record(RecordType.BEGIN_REQUEST, 1, begin_request_body(Role.FILTER, 0))]
+                          + stream_records(RecordType.PARAMS, 1, encode_params(params))
+                          + stream_records(RecordType.STDIN, 1, form[:4], terminate=False))
+        # A Filter writes nothing before its STDIN has ended (FCGI-6.4-1 holds the server to that).
+        early = conn.drain(FILTER_QUIET_SECONDS)
+        refused = Answer(Response(1, early), 0.0)
+        if early and early[-1].type == RecordType.END_REQUEST and len(early[-1].content) == 8:
+            refused.response.end = decode_end_request(early[-1].content)
+            _role_refused(refused, "Filter")
+        if early or conn.closed_how is not None:
+            raise Wrong(f"nothing while the Filter's STDIN is open ({FILTER_QUIET_SECONDS:g}s)",
+                        ", ".join(record.describe() for record in early) or f"a close ({conn.closed_how})")
+        conn.send_raw(b"".join(stream_records(RecordType.STDIN, 1, form[4:])
+                               + stream_records(RecordType.DATA, 1, data, chunk_sizes=32768)), timeout=prober.timeout)
         answer = Answer(conn.read_response(1, prober.timeout), 0.0)
     finally:
         conn.close()
-    _role_refused(answer, "Filter")
     cgi = answer.cgi()
     if cgi.body != data:
         raise Wrong(f"the {len(data)} bytes of FCGI_DATA as the body", f"a body of {_shown(cgi.body)}")

@@ -118,7 +118,7 @@ def check_part(prober: Prober, part: Part) -> PartResult:
     except Missing as missing:
         state, detail = MISSING, str(missing)
     except Wrong as wrong:
-        state, detail = WRONG, f"expected {wrong.expected}; the app reported {wrong.reported}"
+        state, detail = WRONG, f"expected {wrong.expected}; got {wrong.reported}"
     except FcgiTimeout as timeout:
         state, detail = WRONG, f"no answer: {timeout}"
     except ConnectionClosed as closed:
@@ -140,7 +140,7 @@ def _summary(results: list[PartResult]) -> list[str]:
             part = result.part
             fix = (f"fix the probe app, or if its platform cannot do this: --probe-limitations '{part.limitation}=WHY'"
                    if part.limitation else "fix the probe app (every probe app must do this)")
-            lines.append(f"  {part.name} ({', '.join(part.cases) or 'no verdict'}): {fix}")
+            lines.append(f"  {part.name}, {part.what} ({', '.join(part.cases) or 'no case'}): {fix}")
         lines.append("A server that loses or mangles what was sent shows here too: that is a deviation for the suite "
                      "to report, not a limitation (docs/probe-app.md).")
     return lines

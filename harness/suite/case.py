@@ -19,7 +19,7 @@ from harness.wire.codec import RecordType
 from harness.wire.connection import ConnectionClosed, FcgiConnection, FcgiTimeout, Response, request
 from harness.suite.judge import ExitDuringCase, Facts, Liveness, judge
 from harness.targets.liveness import liveness_probe, measure_round_trip, settle_probe_app
-from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, probe_params, probe_reports_parsed
+from harness.wire.probe_app import PROBE_SCRIPT_FILENAME, params_match, probe_params, probe_reports_parsed
 from harness.wire.codec import Role
 from harness.suite import comparison
 from harness.suite.case_requests import post_params
@@ -385,18 +385,7 @@ class CaseContext:
         (target.param_unreported(name)) and those it adds itself. Bytes are always compared
         exactly.
         """
-        limits = self.target.probe_limitations
-        sent_names = {name for name, _ in sent}
-
-        def view(params: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-            pairs = list(params)
-            if "params-all" in limits:  # params the platform hides from the app, or adds itself, are not judged
-                pairs = [(n, v) for n, v in pairs if n in sent_names and not self.target.param_unreported(n)]
-            if "params-duplicates" in limits:
-                pairs = list(dict(pairs).items())  # first position, last value
-            return sorted(pairs) if "params-order" in limits else pairs
-
-        return view(reported) == view(sent)
+        return params_match(reported, sent, self.target.probe_limitations, self.target.param_unreported)
 
     def close_all(self) -> None:
         for conn in self.connections:

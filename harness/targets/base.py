@@ -180,8 +180,8 @@ class TcpTarget(Target):
 
     def __init__(self, host_port: str) -> None:
         host, _, port = host_port.rpartition(":")
-        if not host or not port.isdigit():
-            raise TargetError(f"expected HOST:PORT, got {host_port!r}")
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+            raise TargetError(f"expected HOST:PORT with a port from 1 to 65535, got {host_port!r}")
         self.host = host.strip("[]")
         self.port = int(port)
         self.description = f"tcp:{host_port}"

@@ -677,6 +677,8 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
             LIMIT_STDIN_CONTENT_LENGTH: "PHP reads STDIN only up to CONTENT_LENGTH (nothing without it) and runs the "
             "script before STDIN has ended",
             LIMIT_SHORT_STDIN: "php-fpm waits for the rest of a body shorter than CONTENT_LENGTH: no answer at all",
+            LIMIT_ECHO: "PHP reads the whole body (CONTENT_LENGTH bytes) before the script runs: STDIN cannot be echoed "
+            "as it arrives",
             LIMIT_STDERR: "err=TEXT goes through error_log(): FCGI_STDERR carries 'PHP message: TEXT'",
             LIMIT_APP_STATUS: "END_REQUEST appStatus is always 0",
         },
@@ -760,6 +762,8 @@ NAMED_TARGETS: dict[str, NamedTarget] = {
             LIMIT_STDIN_CONTENT_LENGTH: "PHP reads STDIN only up to CONTENT_LENGTH (nothing without it) and runs the "
             "script before STDIN has ended",
             LIMIT_SHORT_STDIN: "php-cgi waits for the rest of a body shorter than CONTENT_LENGTH: no answer at all",
+            LIMIT_ECHO: "PHP reads the whole body (CONTENT_LENGTH bytes) before the script runs: STDIN cannot be echoed "
+            "as it arrives",
             LIMIT_STDERR: "err=TEXT goes through error_log(): FCGI_STDERR carries 'PHP message: TEXT'",
             LIMIT_APP_STATUS: "END_REQUEST appStatus is always 0",
         },

@@ -18,7 +18,7 @@ import hashlib
 import json
 import urllib.parse
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Callable, Collection, Iterable, Mapping, Sequence
 
 from harness.wire.codec import CodecError
 
@@ -140,6 +140,39 @@ class ProbeReport:
 
     def params_dict(self) -> Mapping[bytes, bytes]:
         return dict(self.params)
+
+
+def params_as_judged(
+    params: Sequence[tuple[bytes, bytes]],
+    sent_names: Collection[bytes],
+    limitations: Collection[str],
+    unreported: Callable[[bytes], bool],
+) -> list[tuple[bytes, bytes]]:
+    """Params (sent or reported) as far as a platform with these probe limitations can tell them.
+
+    "params-all" keeps only the names that were sent and that the platform does not keep from the
+    app (unreported(name)); "params-duplicates" keeps a repeated name once, at its first place,
+    with its last value; "params-order" sorts. Bytes are never changed.
+    """
+    pairs = list(params)
+    if "params-all" in limitations:
+        pairs = [(name, value) for name, value in pairs if name in sent_names and not unreported(name)]
+    if "params-duplicates" in limitations:
+        pairs = list(dict(pairs).items())
+    return sorted(pairs) if "params-order" in limitations else pairs
+
+
+def params_match(
+    reported: Sequence[tuple[bytes, bytes]],
+    sent: Sequence[tuple[bytes, bytes]],
+    limitations: Collection[str],
+    unreported: Callable[[bytes], bool],
+) -> bool:
+    """Whether a probe report's params are the params sent, as far as the platform can tell
+    (params_as_judged on both sides): exact names, values, order and duplicates without limitations."""
+    sent_names = {name for name, _ in sent}
+    judged = [params_as_judged(side, sent_names, limitations, unreported) for side in (reported, sent)]
+    return judged[0] == judged[1]
 
 
 # Probe reports parsed in this process: a case that read one checked content by the probe app

@@ -149,3 +149,35 @@ def test_every_named_target_has_its_section() -> None:
 
     for name in NAMED_TARGETS:
         assert section_packages(ROOT, name), f"no [{name}] section in scripts/debian-packages.txt"
+
+
+def test_a_named_target_whose_packages_cannot_be_had_is_unsupported(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.installation.packages import PackagesUnavailable
+    from harness.targets import named
+    from harness.targets.base import TargetUnsupported
+
+    asked: list[str] = []
+
+    def unavailable(root: Path, section: str) -> None:
+        asked.append(section)
+        raise PackagesUnavailable(f"no installation candidate on this machine for: {section}")
+
+    monkeypatch.setattr(named.PerlFcgiTarget, "executables", ("/nonexistent/perl",))
+    monkeypatch.setattr(named, "ensure_packages", unavailable)
+    target = named.named_target("perl-fcgi", ROOT)
+    with pytest.raises(TargetUnsupported, match="perl-fcgi cannot be installed here: no installation candidate"):
+        target.start()
+    assert asked == ["perl-fcgi"]
+
+
+def test_a_named_target_installs_its_section_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.targets import named
+
+    installed: list[str] = []
+    monkeypatch.setattr(named.PerlFcgiTarget, "executables", ("/nonexistent/perl",))
+    monkeypatch.setattr(named, "ensure_packages", lambda root, section: installed.append(section))
+    target = named.named_target("perl-fcgi", ROOT)
+    # The stand-in installs nothing, so the target still misses its program: said with the apt-get line.
+    with pytest.raises(named.TargetError, match=r"/nonexistent/perl not installed \(apt-get install libfcgi-perl\)"):
+        target.start()
+    assert installed == ["perl-fcgi"]

@@ -168,14 +168,24 @@ class TargetRun:
 
 def package_versions(name: str) -> dict[str, str]:
     """Debian package versions of a named target (what the matrix was seen on)."""
-    packages = NAMED_TARGETS[name].packages if name in NAMED_TARGETS else ()
+    if name not in NAMED_TARGETS:
+        return {}
+    named = NAMED_TARGETS[name]
+    # The packages that own its programs (php8.2-fpm behind the php-fpm of the list), then the list's own.
+    owners = []
+    for path in named.factory.find_executables():  # type: ignore[attr-defined]
+        found = subprocess.run(["dpkg-query", "-S", os.path.realpath(path)], capture_output=True, text=True, check=False)
+        if found.returncode == 0:
+            owners.append(found.stdout.split(":", 1)[0].strip())
+    packages = list(dict.fromkeys([*owners, *named.packages]))
     versions: dict[str, str] = {}
     for package in packages:
         done = subprocess.run(
             ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False
         )
-        versions[package] = done.stdout.strip() if done.returncode == 0 else "not installed"
-    return versions
+        if done.returncode == 0 and done.stdout.strip():
+            versions[package] = done.stdout.strip()
+    return versions or {package: "not installed" for package in named.packages}
 
 
 def _describe_capabilities(target: Target) -> str:

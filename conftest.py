@@ -28,8 +28,8 @@ from harness.targets.base import ROUND_TRIP_SAMPLES, Target, TargetError
 from harness.targets.selection import PROBE_APP_CHOICES, declare_probe_app, parse_probe_limitations, parse_target
 from harness.verdicts import Outcome
 
-# The HTTP client suite (cases/client/, --client) is a plugin of its own.
-pytest_plugins = ["harness.reports.client_plugin"]
+# The HTTP client suite (cases/client/, --client) is a plugin of its own; so is what an interrupted run does.
+pytest_plugins = ["harness.reports.interruption", "harness.reports.client_plugin"]
 
 CASES_DIR = ROOT / "cases"
 REPORT_ATTRIBUTE = "fcgispec_result"
@@ -239,6 +239,7 @@ class ResultCollector(ResultsReport):
             "started": self.started_at,
             "wall_time": round(time.monotonic() - self.started, 3),
             "exclude_file": self.config.getoption("--exclude-file"),
+            "interrupted": self.interrupted,
         }
         write_json_report(
             path, self.results, target=self.config.getoption("--target"), strict=is_strict(self.config), meta=meta

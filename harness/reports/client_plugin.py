@@ -134,7 +134,7 @@ class ClientResults(ResultsReport):
 
     def write_json(self, path: str) -> list[str]:
         client = self.config.getoption("--client")
-        meta = {"client": client, "wall_time": round(time.monotonic() - self.started, 3)}
+        meta = {"client": client, "wall_time": round(time.monotonic() - self.started, 3), "interrupted": self.interrupted}
         write_json_report(path, self.results, target=f"client {client}", strict=is_strict(self.config),  # type: ignore[arg-type]
                           meta=meta)
         return []

@@ -25,6 +25,7 @@ fails_run() is the last column; VerdictItem.judged() and tell_verdict() do the r
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -53,6 +54,22 @@ def option(config: pytest.Config, name: str, default: Any) -> Any:
 def is_strict(config: pytest.Config) -> bool:
     """--fcgi-strict or pytest's --strict: a missed recommendation (warn) fails the run."""
     return bool(option(config, "fcgi_strict", False) or option(config, "strict", False))
+
+
+@dataclass
+class RunState:
+    """Whether the run was interrupted (Ctrl-C, SIGTERM: harness/reports/interruption.py keeps it), for the reports."""
+
+    interrupted: bool = False
+    planned: int | None = None  # items collected (by a worker, under xdist); None before collection ended
+
+
+RUN_STATE_KEY = pytest.StashKey[RunState]()
+
+
+def interruption_state(config: pytest.Config) -> RunState:
+    """The run's state (never interrupted where the interruption plugin is not loaded)."""
+    return config.stash.get(RUN_STATE_KEY, RunState())
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -243,7 +260,14 @@ class ResultsReport:
         if reporter is not None:
             for line in said + self.summary_lines():
                 reporter.write_line(line)
-            reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started))
+            state = interruption_state(self.config)
+            reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started,
+                                               interrupted=state.interrupted, planned=state.planned))
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the run was interrupted (Ctrl-C, SIGTERM): the report and the JSON say so."""
+        return interruption_state(self.config).interrupted
 
     # ---- what a suite's report holds ---------------------------------------------------------
     def received(self, data: dict[str, Any] | None) -> None:

@@ -87,14 +87,20 @@ class TargetSession:
                     limitations=self.config.getoption("--probe-limitations"),
                     probe_app=self.config.getoption("--probe-app"),
                 )
-                target.start()
             except TargetError as error:
                 self.start_error = str(error)
                 raise
-            settle_probe_app(target)
-            # Capability discovery first: every case (and the report) sees the same answer.
-            scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
-            target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
+            try:
+                target.start()
+                settle_probe_app(target)
+                # Capability discovery first: every case (and the report) sees the same answer.
+                scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
+                target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
+            except BaseException as error:  # failed or interrupted: stop() at the end would not know of it
+                target.stop()
+                if isinstance(error, TargetError):
+                    self.start_error = str(error)
+                raise
             self.target = target
         return self.target
 
@@ -183,6 +189,8 @@ class ResultCollector(ResultsReport):
 
     item_type = CaseItem
     heading = "fcgispec report"
+    case_directories = (CASES_DIR,)
+    excluded_directories = (CASES_DIR / "client",)  # the client suite's (harness/reports/client_plugin.py)
 
     def __init__(self, config: pytest.Config) -> None:
         super().__init__(config)

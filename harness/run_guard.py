@@ -35,7 +35,7 @@ import tempfile
 import time
 from typing import Sequence
 
-from harness.targets.process import RUN_DIR_ENV, describe_exit, descendants, group_members, registered_groups, start_time_of
+from harness.targets.process import GROUPS_DIR, RUN_DIR_ENV, describe_exit, descendants, group_members, registered_groups, start_time_of
 
 INTERRUPT_GRACE = 10.0  # seconds the child has, after the forwarded SIGINT, to tear down and report
 LEFTOVER_GRACE = 3.0  # seconds what the run left behind has, after SIGTERM, before SIGKILL
@@ -45,24 +45,36 @@ EXIT_CANNOT_RUN = 3
 EXIT_USAGE = 4
 _POLL = 0.05
 _PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_PDEATHSIG = 1
 
 
 def make_run_dir() -> str:
     """The run directory with its tmp/ (TMPDIR for the run), both reachable by workers that drop privileges."""
     run_dir = tempfile.mkdtemp(prefix="fcgispec-run-")
     os.chmod(run_dir, 0o755)
+    os.mkdir(os.path.join(run_dir, GROUPS_DIR))
     os.mkdir(os.path.join(run_dir, "tmp"))
     # Like /tmp: php-fpm's and the web servers' workers run as nobody and make files here.
     os.chmod(os.path.join(run_dir, "tmp"), 0o1777)
     return run_dir
 
 
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # Linux only; without it the registered groups are still ended
+
+
 def _become_subreaper() -> None:
     """Orphans of the run become the guard's children (not init's), so none escapes the clean-up."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # the registered groups are still ended
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _interrupt_when_orphaned() -> None:
+    """In the child, before exec: should the guard itself be killed (SIGKILL), the child is interrupted
+    as by Ctrl-C and stops what it started; only the run directory is then left."""
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
 
 
 class Terminal:
@@ -132,7 +144,7 @@ class Guard:
         env = {**os.environ, RUN_DIR_ENV: self.run_dir, "TMPDIR": os.path.join(self.run_dir, "tmp")}
         self.terminal = Terminal()
         try:
-            self.child = subprocess.Popen(self.command, env=env, process_group=0)
+            self.child = subprocess.Popen(self.command, env=env, process_group=0, preexec_fn=_interrupt_when_orphaned)
         except OSError as error:
             print(f"fcgispec: cannot run {self.command[0]}: {error.strerror or error}", file=sys.stderr)
             return EXIT_CANNOT_RUN

@@ -218,6 +218,16 @@ def test_sigterm_stops_the_suite_and_its_responders(runs: list[Run], tmp_path: P
     assert json.loads(report.read_text())["interrupted"] is True
 
 
+def test_interrupted_before_any_case_finished_the_report_says_so(runs: list[Run], tmp_path: Path) -> None:
+    # A target that takes connections (its listening socket on fd 0) and never answers: the first case waits.
+    run = _start(runs, [str(LAUNCHER), "-n", "0", "--target", "cmd:sleep 120", "--case", "FCGI-3.3"], tmp_path)
+    run.wait_for_groups(1)
+    time.sleep(0.5)
+    run.process.send_signal(signal.SIGTERM)
+    text = _assert_clean_interruption(run, run.wait())
+    assert text.splitlines()[-1].startswith("run interrupted after 0 of 14 cases: 0 passed"), text
+
+
 def test_sigint_to_the_launchers_group_stops_the_suite(runs: list[Run], tmp_path: Path) -> None:
     run = _start(runs, [str(LAUNCHER)], tmp_path)
     run.wait_for_groups(2)
@@ -291,6 +301,7 @@ def _guard(*command: str) -> list[str]:
 
 
 def test_a_group_process_registers_itself_until_stopped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "groups").mkdir()  # the guard makes it
     monkeypatch.setenv("FCGISPEC_RUN_DIR", str(tmp_path))
     process = GroupProcess([PY, "-c", "import time; time.sleep(60)"])
     try:
@@ -298,6 +309,26 @@ def test_a_group_process_registers_itself_until_stopped(tmp_path: Path, monkeypa
     finally:
         process.stop(grace=0.5)
     assert registered_groups(str(tmp_path)) == {}
+    assert list((tmp_path / "groups").iterdir()) == []
+
+
+def test_a_stale_run_directory_variable_creates_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FCGISPEC_RUN_DIR", str(tmp_path / "gone"))  # no guard made it
+    process = GroupProcess([PY, "-c", "import time; time.sleep(60)"])
+    process.stop(grace=0.5)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_guard_still_has_the_suite_stop_its_responders(runs: list[Run], tmp_path: Path) -> None:
+    run = _start(runs, [str(LAUNCHER)], tmp_path)
+    run.wait_for_groups(2)
+    os.kill(run.process.pid, signal.SIGKILL)  # the guard itself: its child is told (SIGINT) and tears down
+    assert run.wait() == -signal.SIGKILL
+    end_time = time.monotonic() + EXIT_TIMEOUT
+    while run.left_running() and time.monotonic() < end_time:
+        time.sleep(0.2)
+    assert run.left_running() == [], run.text()
+    assert "run interrupted after " in run.text()
 
 
 def test_the_guard_gives_the_run_a_directory_and_the_childs_status(runs: list[Run], tmp_path: Path) -> None:

@@ -125,6 +125,7 @@ def format_client_report(results: list[CaseResult], *, colour: bool = False) -> 
 class ClientResults(ResultsReport):
     item_type = ClientCaseItem
     heading = "fcgispec client report"
+    case_directories = CLIENT_CASE_DIRS
 
     def header_lines(self) -> list[str]:
         return [f"Client: {self.config.getoption('--client')}"]

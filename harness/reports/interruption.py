@@ -6,7 +6,7 @@ controller this plugin turns them into KeyboardInterrupt, the path Ctrl-C takes:
 tears down, prints the report and exits with 2 (ExitCode.INTERRUPTED).
 
 It also keeps what the reports need to say so (harness/reports/pytest_items.py RunState): whether
-the run was interrupted, and how many cases it was to run.
+the run was interrupted, and what it collected (how many cases it was to run).
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ class Interruption:
             self.state.interrupted = True
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.state.planned = len(session.items)
+        self.state.collected = [item.nodeid for item in session.items]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         # The controller collects nothing itself; every worker collects the same items.
-        self.state.planned = len(ids)
+        self.state.collected = list(ids)
 
 
 _PLUGIN_NAME = "fcgispec-interruption"

@@ -177,7 +177,7 @@ def register_group(pgid: int) -> str | None:
         return None
     path = os.path.join(run_dir, GROUPS_DIR, str(pgid))
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # The guard made the directory: a stale FCGISPEC_RUN_DIR (no guard) makes none.
         with open(path, "w") as note:
             note.write(f"{start_time_of(pgid) or 0}\n")
     except OSError:

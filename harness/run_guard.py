@@ -158,7 +158,8 @@ class Guard:
         if status < 0:
             if -status in FORWARDED_SIGNALS:
                 return EXIT_INTERRUPTED  # interrupted where only the child saw it (Ctrl-C on its terminal)
-            print(f"fcgispec: the run {describe_exit(status)}: it is incomplete", file=sys.stderr)
+            command = " ".join(self.command[:3])  # "/usr/bin/python3 -m pytest"
+            print(f"fcgispec: {command} {describe_exit(status)}: the run is incomplete", file=sys.stderr)
             return EXIT_CANNOT_RUN
         return status
 

@@ -259,7 +259,7 @@ def test_a_crashed_harness_leaves_nothing_behind(runs: list[Run], tmp_path: Path
     run.wait_for_groups(2)
     os.kill(run.child_pid("pytest"), signal.SIGKILL)  # no teardown, no report
     text = _assert_clean_interruption(run, run.wait(), expected_status=3)
-    assert "the run killed by SIGKILL: it is incomplete" in text
+    assert "fcgispec: /usr/bin/python3 -m pytest killed by SIGKILL: the run is incomplete" in text
     assert "process group(s) the run left running" in text
 
 

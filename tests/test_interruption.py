@@ -228,6 +228,16 @@ def test_interrupted_before_any_case_finished_the_report_says_so(runs: list[Run]
     assert text.splitlines()[-1].startswith("run interrupted after 0 of 14 cases: 0 passed"), text
 
 
+def test_sigterm_to_pytest_itself_tears_down_and_reports(runs: list[Run], tmp_path: Path) -> None:
+    # As `timeout pytest ...` without the guard: pytest turns SIGTERM into Ctrl-C's path.
+    run = _start(runs, [str(LAUNCHER)], tmp_path)
+    run.wait_for_groups(2)
+    os.kill(run.child_pid("pytest"), signal.SIGTERM)
+    text = _assert_clean_interruption(run, run.wait())
+    assert "run interrupted after " in text.splitlines()[-1], text
+    assert "left running" not in text  # pytest stopped its responders itself
+
+
 def test_sigint_to_the_launchers_group_stops_the_suite(runs: list[Run], tmp_path: Path) -> None:
     run = _start(runs, [str(LAUNCHER)], tmp_path)
     run.wait_for_groups(2)

@@ -28,8 +28,8 @@ from harness.targets.base import ROUND_TRIP_SAMPLES, Target, TargetError
 from harness.targets.selection import PROBE_APP_CHOICES, declare_probe_app, parse_probe_limitations, parse_target
 from harness.verdicts import Outcome
 
-# The HTTP client suite (cases/client/, --client) is a plugin of its own.
-pytest_plugins = ["harness.reports.client_plugin"]
+# The HTTP client suite (cases/client/, --client) is a plugin of its own; so is what an interrupted run does.
+pytest_plugins = ["harness.reports.interruption", "harness.reports.client_plugin"]
 
 CASES_DIR = ROOT / "cases"
 REPORT_ATTRIBUTE = "fcgispec_result"
@@ -87,14 +87,20 @@ class TargetSession:
                     limitations=self.config.getoption("--probe-limitations"),
                     probe_app=self.config.getoption("--probe-app"),
                 )
-                target.start()
             except TargetError as error:
                 self.start_error = str(error)
                 raise
-            settle_probe_app(target)
-            # Capability discovery first: every case (and the report) sees the same answer.
-            scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
-            target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
+            try:
+                target.start()
+                settle_probe_app(target)
+                # Capability discovery first: every case (and the report) sees the same answer.
+                scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
+                target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
+            except BaseException as error:  # failed or interrupted: stop() at the end would not know of it
+                target.stop()
+                if isinstance(error, TargetError):
+                    self.start_error = str(error)
+                raise
             self.target = target
         return self.target
 
@@ -183,6 +189,8 @@ class ResultCollector(ResultsReport):
 
     item_type = CaseItem
     heading = "fcgispec report"
+    case_directories = (CASES_DIR,)
+    excluded_directories = (CASES_DIR / "client",)  # the client suite's (harness/reports/client_plugin.py)
 
     def __init__(self, config: pytest.Config) -> None:
         super().__init__(config)
@@ -239,6 +247,7 @@ class ResultCollector(ResultsReport):
             "started": self.started_at,
             "wall_time": round(time.monotonic() - self.started, 3),
             "exclude_file": self.config.getoption("--exclude-file"),
+            "interrupted": self.interrupted,
         }
         write_json_report(
             path, self.results, target=self.config.getoption("--target"), strict=is_strict(self.config), meta=meta

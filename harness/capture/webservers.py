@@ -268,25 +268,29 @@ class WebServer:
         """A fresh prefix and configuration, the server started in its own session, then wait until it listens."""
         executable = self.executable()
         self.prefix = Path(tempfile.mkdtemp(prefix=f"fcgispec-{self.name}-"))
-        # Workers run as nobody when started as root: they must reach and write their temp dirs.
-        os.chmod(self.prefix, 0o777)
-        for sub in self.subdirs:
-            (self.prefix / sub).mkdir(mode=0o777)
-            os.chmod(self.prefix / sub, 0o777)
-        self.http_port = free_tcp_port()
-        self.config_text = self.render_config()
-        config = self.prefix / self.template
-        config.write_text(self.config_text)
-        self._prepare()
-        self._log = tempfile.NamedTemporaryFile(prefix=f"fcgispec-{self.name}-", suffix=".log")
-        self.process = GroupProcess(  # in a session of its own: stop() ends the master and its workers
-            [executable if arg == "{binary}" else arg for arg in self.argv(config)],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-            # A clean environment: some servers pass theirs to the app (Apache passes PATH),
-            # and a capture must not carry the machine it was made on.
-            env=SERVER_ENVIRONMENT,
-        )
-        self._wait_listening()
+        try:
+            # Workers run as nobody when started as root: they must reach and write their temp dirs.
+            os.chmod(self.prefix, 0o777)
+            for sub in self.subdirs:
+                (self.prefix / sub).mkdir(mode=0o777)
+                os.chmod(self.prefix / sub, 0o777)
+            self.http_port = free_tcp_port()
+            self.config_text = self.render_config()
+            config = self.prefix / self.template
+            config.write_text(self.config_text)
+            self._prepare()
+            self._log = tempfile.NamedTemporaryFile(prefix=f"fcgispec-{self.name}-", suffix=".log")
+            self.process = GroupProcess(  # in a session of its own: stop() ends the master and its workers
+                [executable if arg == "{binary}" else arg for arg in self.argv(config)],
+                stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+                # A clean environment: some servers pass theirs to the app (Apache passes PATH),
+                # and a capture must not carry the machine it was made on.
+                env=SERVER_ENVIRONMENT,
+            )
+            self._wait_listening()
+        except BaseException:  # a failed or interrupted start leaves no server and no files
+            self.stop()
+            raise
 
     def _prepare(self) -> None:
         """Server-specific set-up of the prefix before start."""
@@ -304,7 +308,6 @@ class WebServer:
                     return
             except OSError:
                 time.sleep(0.02)
-        self.stop()
         raise RuntimeError(f"{self.name} did not listen on port {self.http_port}:\n{self.log_tail()}")
 
     def log_tail(self, limit: int = 4000) -> str:
@@ -324,6 +327,9 @@ class WebServer:
         if self.prefix is not None:
             shutil.rmtree(self.prefix, ignore_errors=True)
             self.prefix = None
+        if self._log is not None:
+            self._log.close()  # a NamedTemporaryFile: closing removes it
+            self._log = None
 
     def __enter__(self) -> "WebServer":
         self.start()

@@ -271,4 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C (the run guard turns SIGTERM into it): what was started is stopped by the guard
+        print(f"{sys.argv[1] if len(sys.argv) > 1 else 'command'} interrupted", file=sys.stderr)
+        sys.exit(2)

@@ -125,6 +125,7 @@ def format_client_report(results: list[CaseResult], *, colour: bool = False) -> 
 class ClientResults(ResultsReport):
     item_type = ClientCaseItem
     heading = "fcgispec client report"
+    case_directories = CLIENT_CASE_DIRS
 
     def header_lines(self) -> list[str]:
         return [f"Client: {self.config.getoption('--client')}"]
@@ -134,7 +135,7 @@ class ClientResults(ResultsReport):
 
     def write_json(self, path: str) -> list[str]:
         client = self.config.getoption("--client")
-        meta = {"client": client, "wall_time": round(time.monotonic() - self.started, 3)}
+        meta = {"client": client, "wall_time": round(time.monotonic() - self.started, 3), "interrupted": self.interrupted}
         write_json_report(path, self.results, target=f"client {client}", strict=is_strict(self.config),  # type: ignore[arg-type]
                           meta=meta)
         return []

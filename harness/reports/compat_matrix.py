@@ -31,8 +31,11 @@ import html
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +60,10 @@ ALL_TARGETS = ("reference", *NAMED_TARGETS)
 BASE_WAIT = 5.0  # --fcgi-timeout's default: the matrix judges as a user's run does
 # One target's run is bounded: a server that hangs every case still ends.
 TARGET_RUN_TIMEOUT = 1800.0
+# Seconds a target's run has, once the matrix is interrupted, to stop its target; then it is killed.
+CHILD_STOP_GRACE = 8.0
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+EXIT_INTERRUPTED = 2
 # Records kept per connection in the committed Markdown evidence (the HTML has all).
 EVIDENCE_RECORDS = 80
 # Rough seconds per run (fcgiwrap forks a Perl CGI per request; uwsgi closes every connection).
@@ -216,39 +223,41 @@ def run_target(
     )
     began = time.monotonic()
     target: Target | None = None
-    try:
-        target = parse_target(name, root)
-        target.start()
-        run.description = target.description
-        target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
-        run.capabilities = _describe_capabilities(target)
-    except TargetUnsupported as error:
-        # Its packages cannot be had on this machine: every case is unsupported here, with why.
-        run.start_error = str(error)
-        run.cases = [CaseRun.of(case, Outcome(Verdict.UNSUPPORTED, note=str(error))) for case in selected]
-        selected = []
-    except TargetError as error:
-        run.start_error = str(error)
     notice = ""
-    for case in selected:
-        if run.start_error or target is None:
-            not_run = judge(Facts(case.level, not_run=f"target could not be started: {run.start_error}"))
-            run.cases.append(CaseRun.of(case, not_run))
-            continue
-        outcome = run_case(case, target, scale=scale, keep_trace=True, notice=notice)
-        notice = ""
-        run.cases.append(CaseRun.of(case, outcome))
-        if progress:
-            progress(f"{name} {case.id} {outcome.verdict.value}")
-        if target.spawned and (not outcome.target_alive or target.exit_status() is not None):
-            why = target.exit_text() if target.exit_status() is not None else "it stopped answering"  # type: ignore[attr-defined]
-            try:
-                target.restart()
-                notice = f"target restarted before this case: after the previous one {why}"
-            except TargetError as error:
-                run.start_error = f"target could not be restarted: {error}"
-    if target is not None:
-        target.stop()
+    try:  # interrupted too, the target is stopped (finally)
+        try:
+            target = parse_target(name, root)
+            target.start()
+            run.description = target.description
+            target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
+            run.capabilities = _describe_capabilities(target)
+        except TargetUnsupported as error:
+            # Its packages cannot be had on this machine: every case is unsupported here, with why.
+            run.start_error = str(error)
+            run.cases = [CaseRun.of(case, Outcome(Verdict.UNSUPPORTED, note=str(error))) for case in selected]
+            selected = []
+        except TargetError as error:
+            run.start_error = str(error)
+        for case in selected:
+            if run.start_error or target is None:
+                not_run = judge(Facts(case.level, not_run=f"target could not be started: {run.start_error}"))
+                run.cases.append(CaseRun.of(case, not_run))
+                continue
+            outcome = run_case(case, target, scale=scale, keep_trace=True, notice=notice)
+            notice = ""
+            run.cases.append(CaseRun.of(case, outcome))
+            if progress:
+                progress(f"{name} {case.id} {outcome.verdict.value}")
+            if target.spawned and (not outcome.target_alive or target.exit_status() is not None):
+                why = target.exit_text() if target.exit_status() is not None else "it stopped answering"  # type: ignore[attr-defined]
+                try:
+                    target.restart()
+                    notice = f"target restarted before this case: after the previous one {why}"
+                except TargetError as error:
+                    run.start_error = f"target could not be restarted: {error}"
+    finally:
+        if target is not None:
+            target.stop()
     run.wall_time = round(time.monotonic() - began, 2)
     return run
 
@@ -256,42 +265,85 @@ def run_target(
 def run_in_subprocesses(
     names: Sequence[str], out: Path, *, jobs: int, base_wait: float, root: Path = ROOT, quiet: bool = False
 ) -> list[TargetRun]:
-    """One child process per target (`--run-one`), at most `jobs` at once."""
+    """One child process per target (`--run-one`), at most `jobs` at once.
+
+    A target's run is written to OUT/runs/NAME.json only once it is complete. Interrupted
+    (KeyboardInterrupt), the runs still going are asked to stop (SIGTERM: each stops its target),
+    killed after CHILD_STOP_GRACE, and MatrixInterrupted says which targets had finished.
+    """
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     # The slowest targets first: the whole matrix then takes about as long as the slowest one.
     pending = sorted(names, key=lambda name: -SLOW_TARGETS.get(name, 0))
     running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
     finished: dict[str, TargetRun] = {}
-    while pending or running:
-        while pending and len(running) < max(jobs, 1):
-            name = pending.pop(0)
-            path = runs_dir / f"{name}.json"
-            if path.exists():
-                path.unlink()
-            argv = [sys.executable, "-m", "harness.reports.compat_matrix", "--run-one", name, "--json", str(path),
-                    "--fcgi-timeout", str(base_wait)]
-            running[name] = (subprocess.Popen(argv, cwd=root), time.monotonic())
-            if not quiet:
-                print(f"compat matrix: {name} started", file=sys.stderr)
-        time.sleep(0.1)
-        for name, (process, began) in list(running.items()):
-            if process.poll() is None and time.monotonic() - began < TARGET_RUN_TIMEOUT:
-                continue
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            del running[name]
-            path = runs_dir / f"{name}.json"
-            if path.exists():
-                finished[name] = TargetRun.from_dict(json.loads(path.read_text()))
-            else:
-                finished[name] = TargetRun(target=name, start_error=f"the run exited with status {process.returncode}")
-            if not quiet:
-                counts = finished[name].counts()
-                print(f"compat matrix: {name} done in {time.monotonic() - began:.0f} s: "
-                      + ", ".join(f"{v} {counts[v]}" for v in VERDICT_ORDER), file=sys.stderr)
+    # Each child writes here; a complete run is then moved into runs/ (an interrupted one never is).
+    scratch = Path(tempfile.mkdtemp(prefix="fcgispec-matrix-"))
+    try:
+        while pending or running:
+            while pending and len(running) < max(jobs, 1):
+                name = pending.pop(0)
+                argv = [sys.executable, "-m", "harness.reports.compat_matrix", "--run-one", name,
+                        "--json", str(scratch / f"{name}.json"), "--fcgi-timeout", str(base_wait)]
+                # In a group of its own: a Ctrl-C on the terminal reaches the matrix, which stops its runs.
+                running[name] = (subprocess.Popen(argv, cwd=root, process_group=0), time.monotonic())
+                if not quiet:
+                    print(f"compat matrix: {name} started", file=sys.stderr)
+            time.sleep(0.1)
+            for name, (process, began) in list(running.items()):
+                if process.poll() is None and time.monotonic() - began < TARGET_RUN_TIMEOUT:
+                    continue
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+                del running[name]
+                written = scratch / f"{name}.json"
+                if written.exists():
+                    finished[name] = TargetRun.from_dict(json.loads(written.read_text()))
+                    shutil.move(str(written), str(runs_dir / f"{name}.json"))
+                else:
+                    finished[name] = TargetRun(target=name, start_error=f"the run exited with status {process.returncode}")
+                if not quiet:
+                    counts = finished[name].counts()
+                    print(f"compat matrix: {name} done in {time.monotonic() - began:.0f} s: "
+                          + ", ".join(f"{v} {counts[v]}" for v in VERDICT_ORDER), file=sys.stderr)
+    except KeyboardInterrupt:
+        _stop_runs([process for process, _ in running.values()])
+        raise MatrixInterrupted(sorted(finished), sorted(running), pending) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return [finished[name] for name in names]
+
+
+class MatrixInterrupted(Exception):
+    """The matrix was interrupted: the targets whose runs had finished, were stopped, had not started."""
+
+    def __init__(self, finished: list[str], stopped: list[str], not_started: list[str]) -> None:
+        super().__init__("interrupted")
+        self.finished = finished
+        self.stopped = stopped
+        self.not_started = not_started
+
+
+def _stop_runs(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Ask each run to stop (it stops its target), wait up to CHILD_STOP_GRACE, kill what is left."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    end_time = time.monotonic() + CHILD_STOP_GRACE
+    for process in processes:
+        try:
+            process.wait(max(end_time - time.monotonic(), 0.0))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _interrupt_once(signum: int, frame: object) -> None:
+    """SIGINT, SIGTERM, SIGHUP: KeyboardInterrupt once; later ones are ignored while the run stops."""
+    for sig in INTERRUPT_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 # --- expected results ---------------------------------------------------------------------------
@@ -678,7 +730,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.run_one:
-        run = run_target(args.run_one, ROOT, base_wait=args.fcgi_timeout)
+        try:
+            run = run_target(args.run_one, ROOT, base_wait=args.fcgi_timeout)
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED  # the target was stopped; the matrix tells what happened
         path = Path(args.json)
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(run.to_dict(), indent=1) + "\n")
@@ -698,7 +753,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.from_runs:
         runs = [TargetRun.from_dict(json.loads((out / "runs" / f"{name}.json").read_text())) for name in names]
     else:
-        runs = run_in_subprocesses(names, out, jobs=args.jobs, base_wait=args.fcgi_timeout)
+        try:
+            runs = run_in_subprocesses(names, out, jobs=args.jobs, base_wait=args.fcgi_timeout)
+        except MatrixInterrupted as interrupted:
+            done = ", ".join(interrupted.finished) or "none"
+            print(f"matrix interrupted: runs of {len(interrupted.finished)} of {len(names)} targets finished ({done}; "
+                  f"in {out / 'runs'}), {len(interrupted.stopped)} stopped; the matrix and docs were not rewritten",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
     elapsed = time.monotonic() - began
 
     if args.update_expected:
@@ -735,4 +797,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    for interrupt_signal in INTERRUPT_SIGNALS:
+        signal.signal(interrupt_signal, _interrupt_once)
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # outside the runs (which say more): while reading or writing files
+        print("matrix interrupted: no run was going; files being written may be incomplete", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

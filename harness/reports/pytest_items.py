@@ -25,6 +25,7 @@ fails_run() is the last column; VerdictItem.judged() and tell_verdict() do the r
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -55,16 +56,35 @@ def is_strict(config: pytest.Config) -> bool:
     return bool(option(config, "fcgi_strict", False) or option(config, "strict", False))
 
 
+@dataclass
+class RunState:
+    """Whether the run was interrupted (Ctrl-C, SIGTERM: harness/reports/interruption.py keeps it), for the reports."""
+
+    interrupted: bool = False
+    # The node ids of the items collected (by a worker, under xdist); None before collection ended.
+    collected: list[str] | None = None
+
+
+RUN_STATE_KEY = pytest.StashKey[RunState]()
+
+
+def interruption_state(config: pytest.Config) -> RunState:
+    """The run's state (never interrupted where the interruption plugin is not loaded)."""
+    return config.stash.get(RUN_STATE_KEY, RunState())
+
+
 def is_worker(config: pytest.Config) -> bool:
     """An xdist worker: the controller prints the report."""
     return hasattr(config, "workerinput")
 
 
-def is_case_file(file_path: Path, directories: Iterable[Path]) -> bool:
-    """A case file: a .py file below one of the directories, not a test, helper or conftest."""
+def is_case_file(file_path: Path, directories: Iterable[Path], excluded: Iterable[Path] = ()) -> bool:
+    """A case file: a .py file below one of the directories (and none of excluded), not a test, helper or conftest."""
     if file_path.suffix != ".py" or file_path.name.startswith(("test_", "_")) or file_path.name == "conftest.py":
         return False
     resolved = file_path.resolve()
+    if any(resolved.is_relative_to(directory) for directory in excluded):
+        return False
     return any(resolved.is_relative_to(directory) for directory in directories)
 
 
@@ -208,6 +228,9 @@ class ResultsReport:
 
     item_type: type[VerdictItem] = VerdictItem
     heading = ""
+    # Where the suite's case files are, and are not (is_case_file): to count its cases among those collected.
+    case_directories: tuple[Path, ...] = ()
+    excluded_directories: tuple[Path, ...] = ()
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -235,15 +258,32 @@ class ResultsReport:
     def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
         yield
         # The outermost wrapper runs after pytest's own stats line: the summary is the last line.
-        if not self.results or is_worker(self.config):
+        # Interrupted before a case of this suite finished, it still says so.
+        state = interruption_state(self.config)
+        planned = self.planned(state)
+        if is_worker(self.config) or not (self.results or (state.interrupted and planned)):
             return
         path = option(self.config, "--report-json", None)
         said = self.write_json(path) if path else []
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            for line in said + self.summary_lines():
+            for line in said + (self.summary_lines() if self.results else []):
                 reporter.write_line(line)
-            reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started))
+            reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started,
+                                               interrupted=state.interrupted, planned=planned))
+
+    def planned(self, state: RunState) -> int | None:
+        """How many of the collected items are this suite's cases (None before collection ended)."""
+        if state.collected is None:
+            return None
+        root = self.config.rootpath
+        return sum(is_case_file(root / nodeid.split("::", 1)[0], self.case_directories, self.excluded_directories)
+                   for nodeid in state.collected)
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether the run was interrupted (Ctrl-C, SIGTERM): the report and the JSON say so."""
+        return interruption_state(self.config).interrupted
 
     # ---- what a suite's report holds ---------------------------------------------------------
     def received(self, data: dict[str, Any] | None) -> None:

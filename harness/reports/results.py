@@ -231,10 +231,18 @@ def format_depth_summary(results: Sequence[CaseResult]) -> str:
     )
 
 
-def format_summary(results: Sequence[CaseResult], *, duration: float | None = None) -> str:
+def format_summary(
+    results: Sequence[CaseResult], *, duration: float | None = None, interrupted: bool = False,
+    planned: int | None = None,
+) -> str:
+    """The one-line summary; an interrupted run says so, and of how many cases (planned) it ran how many."""
     counts = count_verdicts(r.outcome for r in results)
+    if interrupted:
+        ran = f"run interrupted after {len(results)}" + (f" of {planned}" if planned is not None else "") + " cases"
+    else:
+        ran = f"{len(results)} cases"
     summary = (
-        f"{len(results)} cases: {counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, "
+        f"{ran}: {counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, "
         f"{counts[Verdict.WARN]} warnings, {counts[Verdict.INFO]} info, "
         f"{counts[Verdict.UNSUPPORTED]} unsupported, {counts[Verdict.ERROR]} errors"
     )

@@ -533,3 +533,9 @@ class CommandTarget(SpawnedTarget):
             raise TargetUnreachable("command target not started")
         return self._address
 
+    def stop(self) -> None:
+        super().stop()
+        if self._socket_dir is not None:  # made again by the next start()
+            self._socket_dir.cleanup()
+            self._socket_dir = None
+

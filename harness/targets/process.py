@@ -12,6 +12,10 @@ out. The harness starts targets, web servers and client adapters this way, so th
   get the same signals. A process that has left the group and lost its parent (a daemon's double
   fork) cannot be told from any other process, and is left alone.
 
+When FCGISPEC_RUN_DIR is set (harness/run_guard.py sets it for a whole run), every group is
+registered there, one file per group, removed once stop() has seen the group gone: a run that is
+cancelled or crashes before it stops a group leaves the file, and the guard ends the group.
+
 Only stdlib imports: harness.capture and harness.clients use this module too.
 """
 
@@ -27,6 +31,8 @@ from typing import Iterable
 STOP_GRACE = 3.0  # seconds the leader has to exit after the first signal
 REAP_TIMEOUT = 3.0  # seconds to wait, after SIGKILL, for the leader and then the rest to be gone
 _POLL = 0.01
+RUN_DIR_ENV = "FCGISPEC_RUN_DIR"  # the run's directory, set by harness/run_guard.py
+GROUPS_DIR = "groups"  # under it: one file per living process group, named by its id
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,49 @@ def describe_exit(status: int | None) -> str:
     return f"exited with status {status}"
 
 
+def start_time_of(pid: int) -> int | None:
+    """The start time of a living process (clock ticks after boot), None when there is none."""
+    entry = _read_stat(pid)
+    return entry.start_time if entry is not None and entry.alive else None
+
+
+def register_group(pgid: int) -> str | None:
+    """Note the group in the run directory (when there is one); the file's path, None if not noted.
+
+    The file holds the leader's start time: the guard leaves the group alone if the pid names
+    another process by the time it looks. Not being able to note it is no reason to fail a run.
+    """
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if not run_dir:
+        return None
+    path = os.path.join(run_dir, GROUPS_DIR, str(pgid))
+    try:
+        # The guard made the directory: a stale FCGISPEC_RUN_DIR (no guard) makes none.
+        with open(path, "w") as note:
+            note.write(f"{start_time_of(pgid) or 0}\n")
+    except OSError:
+        return None
+    return path
+
+
+def registered_groups(run_dir: str) -> dict[int, int]:
+    """{process group id: leader start time (0: not known)} of the groups registered in run_dir."""
+    groups: dict[int, int] = {}
+    try:
+        names = os.listdir(os.path.join(run_dir, GROUPS_DIR))
+    except OSError:
+        return groups
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(run_dir, GROUPS_DIR, name)) as note:
+                groups[int(name)] = int(note.read().strip() or 0)
+        except (OSError, ValueError):
+            groups[int(name)] = 0
+    return groups
+
+
 class GroupProcess(subprocess.Popen):  # type: ignore[type-arg]
     """A child started as the leader of a new session and process group, and a handle on that group.
 
@@ -169,6 +218,7 @@ class GroupProcess(subprocess.Popen):  # type: ignore[type-arg]
         # Set once stop() has seen the group gone: a later stop() signals nothing (the group id may
         # name another group by then).
         self._gone = False
+        self._registration = register_group(self.pgid)
 
     @property
     def pgid(self) -> int:
@@ -265,7 +315,16 @@ class GroupProcess(subprocess.Popen):  # type: ignore[type-arg]
             members = [entry for entry in entries if entry.pgrp == self.pgid and entry.alive]
             if not members and not self._find_strays(entries):
                 self._gone = True
+                self._unregister()
                 return  # zombies may be left, for their parents to reap
             if time.monotonic() >= end_time:
                 return
             time.sleep(_POLL)
+
+    def _unregister(self) -> None:
+        if self._registration is not None:
+            try:
+                os.unlink(self._registration)
+            except OSError:
+                pass
+            self._registration = None

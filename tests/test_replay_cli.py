@@ -60,6 +60,13 @@ def inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         "fcgispec-transcript 1\n\nconnection 1\nws->app BEGIN_REQUEST id=99999999 role=RESPONDER flags=KEEP_CONN\n")
     (tmp_path / "app-only.transcript").write_text(
         "fcgispec-transcript 1\n\nconnection 1\napp->ws STDOUT id=1 len=2\n    \"hi\"\n")
+    (tmp_path / "crlf.transcript").write_bytes(NGINX_KEEPALIVE.read_bytes().replace(b"\n", b"\r\n"))
+    # A pcapng whose second block claims a length no block can have (damaged, not cut short).
+    write_pcap(tmp_path / "damaged.pcapng", frames, pcapng=True)
+    damaged = bytearray((tmp_path / "damaged.pcapng").read_bytes())
+    second = struct.unpack("<I", damaged[4:8])[0]
+    damaged[second + 4 : second + 8] = struct.pack("<I", 7)
+    (tmp_path / "damaged.pcapng").write_bytes(bytes(damaged))
     monkeypatch.chdir(tmp_path)
     yield tmp_path
     stray = REGRESSION_DIR / f"{PROBE_NAME}.transcript"
@@ -95,6 +102,12 @@ BAD_INPUTS: list[tuple[list[str], str, int]] = [
     (["replay", "big-id.transcript"], "big-id.transcript: line 4: id=99999999 is out of range (0 to 65535)", 4),
     (["replay", "app-only.transcript"], "nothing to replay", 4),
     (["replay", T, "--target", "tcp:127.0.0.1:1"], "the target 'tcp:127.0.0.1:1' accepted no connection", 3),
+    (["replay", "crlf.transcript"], "crlf.transcript: line 1: the lines end with CR LF", 4),
+    (["replay", T, "--target", "tcp:127.0.0.1:99999"], "--target tcp:127.0.0.1:99999: '99999' is not a TCP port", 4),
+    (["replay", T, "--target", "tcp:nohost"], "expected HOST:PORT, got 'nohost'", 4),
+    (["replay", T, "--target", "reference --bogus"], "unrecognized option '--bogus' (and ", 3),
+    (["replay", T, "--target", "reference --fault nosuch"], "unknown fault 'nosuch'", 3),
+    (["replay", T, "--target", "cmd:/nonexistent/fcgi-app"], "cannot start the target 'cmd:/nonexistent/fcgi-app'", 3),
     (["replay"], "the following arguments are required: file", 4),
     (["replay", T, "--bogus"], "unrecognized arguments: --bogus", 4),
     ([], "the following arguments are required: COMMAND", 4),
@@ -116,6 +129,7 @@ BAD_INPUTS: list[tuple[list[str], str, int]] = [
      "argument --meta: expected KEY=VALUE, got 'novalue'", 4),
     (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "out.t", "--meta", "a b=c"], "must be a word", 4),
     (["record", "--listen", "0", "-o", "out.t"], "the following arguments are required: --app", 4),
+    (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "out.t", "--source", "two\nlines"], "must be one line", 4),
     # import-pcap
     (["import-pcap", "capture.pcap", "--port", "70000", "-o", "out.t"], "argument --port: '70000' is not a TCP port", 4),
     (["import-pcap", "capture.pcap", "--port", "-1", "-o", "out.t"], "argument --port: '-1' is not a TCP port", 4),
@@ -134,6 +148,8 @@ BAD_INPUTS: list[tuple[list[str], str, int]] = [
     (["import-pcap", "short.pcap", "--port", "{port}", "-o", "out.t"],
      "truncated pcap file header at byte offset 0: 10 of its 24 bytes", 4),
     (["import-pcap", "capture.pcap", "-o", "out.t"], "the following arguments are required: --port", 4),
+    (["import-pcap", "damaged.pcapng", "--port", "{port}", "-o", "out.t"], "pcapng block at byte offset 28 has length 7",
+     4),
     # export
     (["export", "garbage.bin"], "garbage.bin: line 2: not UTF-8 text", 4),
     (["export", "missing.transcript"], "missing.transcript: no such file", 4),

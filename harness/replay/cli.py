@@ -92,6 +92,11 @@ def _start_target(spec: str):  # type: ignore[no-untyped-def]
     from harness.targets.base import TargetError
     from harness.targets.selection import parse_target
 
+    if spec.startswith("tcp:"):
+        try:
+            host_port(spec[len("tcp:"):])
+        except argparse.ArgumentTypeError as error:
+            raise UsageError(f"--target {spec}: {error}") from None
     try:
         target = parse_target(spec, ROOT)
     except TargetError as error:
@@ -100,8 +105,17 @@ def _start_target(spec: str):  # type: ignore[no-untyped-def]
         target.start()
     except TargetError as error:
         target.stop()
-        raise CannotRun(f"cannot start the target {spec!r}: {error}") from None
+        raise CannotRun(f"cannot start the target {spec!r}: {_one_line(str(error))}") from None
     return target
+
+
+def _one_line(text: str) -> str:
+    """A message with the start of a process's output after it, as one line: the first line of that
+    output says why (an unknown option, a missing file); the rest, e.g. a usage text, is counted."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) <= 2:
+        return " ".join(lines)
+    return f"{lines[0]} {lines[1]} (and {len(lines) - 2} more line(s) of its output)"
 
 
 def _app_answers(address: tuple[str, int]) -> str | None:

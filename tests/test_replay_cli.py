@@ -232,6 +232,7 @@ def test_record_that_cannot_write_at_the_end_keeps_the_recording(inputs: Path) -
             process.kill()
             process.wait()
     assert process.returncode == EXIT_USAGE, err
+    assert "warning: nothing accepts connections at 127.0.0.1:9 yet" in err  # said at the start, not found at the end
     line = [line for line in err.splitlines() if "cannot write" in line][0]
     assert "cannot write gone/out.transcript" in line and "is kept in " in line
     kept = Path(line.rpartition("is kept in ")[2].strip())

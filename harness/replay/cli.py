@@ -163,9 +163,13 @@ def cmd_record(args: argparse.Namespace) -> int:
     try:
         write_file(output, text)
     except OSError as error:
-        kept = save_elsewhere(text, "fcgispec-record-", ".transcript")
-        raise UsageError(f"cannot write {output} ({error.strerror or error}); the recording of "
-                         f"{len(transcript.connections)} connection(s) is kept in {kept}") from None
+        why = f"cannot write {output} ({error.strerror or error}); the recording of {len(transcript.connections)} connection(s)"
+        try:
+            kept = save_elsewhere(text, "fcgispec-record-", ".transcript")
+        except OSError:
+            sys.stdout.write(text)  # no file can be written at all: the last place left
+            raise UsageError(f"{why} is on stdout") from None
+        raise UsageError(f"{why} is kept in {kept}") from None
     print(f"{len(transcript.connections)} connection(s) written to {output}", file=sys.stderr)
     return EXIT_OK
 

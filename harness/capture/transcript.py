@@ -470,7 +470,7 @@ class _Parser:
         """The whole transcript: header, then connections and their records (TranscriptError with a line number)."""
         transcript = Transcript()
         if self.lines and self.lines[0] == MAGIC + "\r":
-            raise TranscriptError(1, "the lines end with CR LF (a Windows editor?); a transcript's end with LF alone")
+            raise TranscriptError(1, "the lines end with CR LF (a Windows editor?); a transcript's lines end with LF alone")
         if not self.lines or self.lines[0] != MAGIC:
             raise TranscriptError(1, f"expected {MAGIC!r} as the first line")
         self.index = 1

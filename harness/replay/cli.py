@@ -317,6 +317,7 @@ def cmd_new_regression(args: argparse.Namespace) -> int:
     """new-regression: the regression transcript, then what to do next (the commands that run it)."""
     from harness.replay.regression_skeleton import ReferenceUnavailable, SkeletonError, new_regression
 
+    check_readable_file(args.file)
     try:
         path = new_regression(args.file, name=args.name, description=args.description, port=args.port,
                               force=args.force, answers=args.answers)

@@ -298,4 +298,4 @@ def test_cli_new_regression(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert (tmp_path / "cases" / "regressions" / "transcripts" / "go-1-cli.transcript").exists()
     err = capsys.readouterr().err
     assert "./fcgispec --case REG-go-1-cli" in err and "go-1-cli.transcript" in err
-    assert cli_capture.main(args) == 2  # it exists now
+    assert cli_capture.main(args) == 4  # it exists now: a usage error

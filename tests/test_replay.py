@@ -162,7 +162,7 @@ def test_cli_replay_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_capture.main(["replay", str(NGINX_KEEPALIVE), "--target", "reference --fault go-id-reuse",
                              "--timeout", "2"]) == 1
     assert "reused id 1" in capsys.readouterr().out
-    assert cli_capture.main(["replay", "/nonexistent.transcript"]) == 2
+    assert cli_capture.main(["replay", "/nonexistent.transcript"]) == 4  # a file that cannot be read
 
 
 def test_meaning_ignores_ports_and_splitting() -> None:

@@ -19,7 +19,14 @@ from harness.wire.codec import (
     end_request_body,
     stream_records,
 )
-from harness.capture.pcap_import import MAX_SEGMENT, PcapError, import_pcap, transcript_to_frames, write_pcap
+from harness.capture.pcap_import import (
+    MAX_SEGMENT,
+    NoTrafficError,
+    PcapError,
+    import_pcap,
+    transcript_to_frames,
+    write_pcap,
+)
 from harness.wire.probe_app import probe_params
 from harness.capture.recording_proxy import RecordingProxy
 from harness.targets.base import ReferenceTarget, TcpTarget, reference_binary
@@ -272,7 +279,8 @@ def test_pcap_import_ignores_other_ports_and_rejects_other_files(tmp_path: Path)
     original = read_transcript(CAPTURES[0])
     pcap = tmp_path / "capture.pcap"
     write_pcap(pcap, transcript_to_frames(original))
-    assert import_pcap(pcap, 1).connections == []
+    with pytest.raises(NoTrafficError, match="no TCP connection to or from port 1 "):
+        import_pcap(pcap, 1)
     junk = tmp_path / "junk.pcap"
     junk.write_bytes(b"not a capture at all")
     with pytest.raises(PcapError):
@@ -314,7 +322,7 @@ def test_cli_import_and_export(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert parse_transcript(text).connections[0].stream(WS_TO_APP) == original.connections[0].stream(WS_TO_APP)
     bad = tmp_path / "bad.transcript"
     bad.write_text("fcgispec-transcript 1\n\nconnection 1\nws->app BOGUS id=1\n")
-    assert cli_capture.main(["export", str(bad)]) == 2
+    assert cli_capture.main(["export", str(bad)]) == 4  # a usage error: the file is not a transcript
     assert "line 4:" in capsys.readouterr().err
 
 

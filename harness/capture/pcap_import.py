@@ -13,6 +13,12 @@ data before it has arrived; an RST ends the connection at once. The side whose
 port is the given port is the application; each in-order segment becomes one
 write piece of the transcript. A gap that never fills is noted, and the bytes after
 it are still kept.
+
+A file that ends inside a packet (a capture cut short: tcpdump killed, a copy
+interrupted), pcap and pcapng alike, is imported up to the last whole packet, and
+the transcript's header says where it was cut (`truncated:`). A file that is
+damaged rather than cut short (a block length that cannot be) is refused
+(PcapError, with the byte offset).
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ class PcapError(ValueError):
     """The file is not a pcap/pcapng file this reader understands."""
 
 
+class NoTrafficError(PcapError):
+    """The capture holds no TCP connection to or from the application's port."""
+
+
 @dataclass(frozen=True)
 class Packet:
     time_ns: int
@@ -56,76 +66,118 @@ class Packet:
 # -- file formats ----------------------------------------------------------------------------
 
 
+class CaptureFile:
+    """The packets of a pcap or pcapng file, in file order (packets()).
+
+    A file cut short inside a packet ends the packets there: truncated_at is then the byte offset
+    where the incomplete packet (or block) begins, and packets_read says how many came before it.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.truncated_at: int | None = None
+        self.packets_read = 0
+
+    def packets(self) -> Iterator[Packet]:
+        with open(self.path, "rb") as stream:
+            magic = stream.read(4)
+            stream.seek(0)
+            if magic in PCAP_MAGICS:
+                reader = self._read_pcap(stream)
+            elif len(magic) == 4 and struct.unpack("<I", magic)[0] == PCAPNG_SHB:
+                reader = self._read_pcapng(stream)
+            else:
+                raise PcapError(f"not a pcap or pcapng file (it starts with {magic.hex() or 'nothing'})")
+            for packet in reader:
+                self.packets_read += 1
+                yield packet
+
+    def _cut(self, offset: int) -> None:
+        self.truncated_at = offset
+
+    def _read_pcap(self, stream: BinaryIO) -> Iterator[Packet]:
+        header = _read_exact(stream, 24, "pcap file header")
+        endian, ns_per_tick = PCAP_MAGICS[header[:4]]
+        link_type = struct.unpack(endian + "I", header[20:24])[0] & 0x0FFFFFFF
+        while True:
+            offset = stream.tell()
+            record = stream.read(16)
+            if not record:
+                return
+            if len(record) < 16:
+                return self._cut(offset)
+            seconds, fraction, captured, _ = struct.unpack(endian + "IIII", record)
+            data = stream.read(captured)
+            if len(data) < captured:
+                return self._cut(offset)
+            yield Packet(seconds * 1_000_000_000 + fraction * ns_per_tick, link_type, data)
+
+    def _read_pcapng(self, stream: BinaryIO) -> Iterator[Packet]:
+        endian = "<"
+        interfaces: list[tuple[int, int]] = []  # (link type, ns per tick)
+        while True:
+            offset = stream.tell()
+            head = stream.read(8)
+            if not head:
+                return
+            if len(head) < 8:
+                return self._cut(offset)
+            block_type = struct.unpack(endian + "I", head[:4])[0]
+            if block_type == PCAPNG_SHB:
+                # The byte-order magic decides how this section (this block's length too) is read.
+                magic = stream.read(4)
+                if len(magic) < 4:
+                    if offset == 0:
+                        raise PcapError(f"truncated pcapng section header at byte offset {offset}")
+                    return self._cut(offset)
+                if magic not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                    raise PcapError(f"pcapng section header at byte offset {offset}: byte-order magic {magic.hex()} "
+                                    "is not 1a2b3c4d")
+                endian = "<" if magic == b"\x4d\x3c\x2b\x1a" else ">"
+                total = struct.unpack(endian + "I", head[4:8])[0]
+                if total < 28 or total % 4:
+                    raise PcapError(f"pcapng section header at byte offset {offset} has length {total}")
+                if len(stream.read(total - 12)) < total - 12:
+                    if offset == 0:
+                        raise PcapError(f"truncated pcapng section header at byte offset {offset}")
+                    return self._cut(offset)
+                interfaces = []
+                continue
+            total = struct.unpack(endian + "I", head[4:8])[0]
+            if total < 12 or total % 4:
+                raise PcapError(f"pcapng block at byte offset {offset} has length {total}")
+            body = stream.read(total - 8)
+            if len(body) < total - 8:
+                return self._cut(offset)
+            body = body[:-4]
+            if block_type == 1 and len(body) >= 8:  # interface description
+                link_type = struct.unpack(endian + "H", body[:2])[0]
+                interfaces.append((link_type, _tsresol_ns(body[8:], endian)))
+            elif block_type == 6 and len(body) >= 20:  # enhanced packet
+                interface, high, low, captured, _ = struct.unpack(endian + "IIIII", body[:20])
+                link_type, ns_per_tick = interfaces[interface] if interface < len(interfaces) else (LINK_ETHERNET, 1000)
+                yield Packet(((high << 32) | low) * ns_per_tick, link_type, body[20 : 20 + captured])
+            elif block_type == 3 and len(body) >= 4:  # simple packet: no time stamp
+                link_type = interfaces[0][0] if interfaces else LINK_ETHERNET
+                yield Packet(0, link_type, body[4:])
+            elif block_type == 2 and len(body) >= 20:  # obsolete packet block
+                interface, _, high, low, captured, _ = struct.unpack(endian + "HHIIII", body[:20])
+                link_type, ns_per_tick = interfaces[interface] if interface < len(interfaces) else (LINK_ETHERNET, 1000)
+                yield Packet(((high << 32) | low) * ns_per_tick, link_type, body[20 : 20 + captured])
+
+
 def read_packets(path: str | Path) -> Iterator[Packet]:
-    with open(path, "rb") as stream:
-        magic = stream.read(4)
-        stream.seek(0)
-        if magic in PCAP_MAGICS:
-            yield from _read_pcap(stream)
-        elif len(magic) == 4 and struct.unpack("<I", magic)[0] == PCAPNG_SHB:
-            yield from _read_pcapng(stream)
-        else:
-            raise PcapError(f"{path}: not a pcap or pcapng file (magic {magic.hex()})")
+    """The packets of a capture file (CaptureFile tells where a file cut short ends)."""
+    return CaptureFile(path).packets()
 
 
 def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
+    """The file's own header: without it there is nothing to import, so a short one is an error."""
+    offset = stream.tell()
     data = stream.read(size)
     if len(data) != size:
-        raise PcapError(f"truncated {what} at offset {stream.tell() - len(data)}")
+        raise PcapError(f"truncated {what} at byte offset {offset}: {len(data)} of its {size} bytes")
     return data
-
-
-def _read_pcap(stream: BinaryIO) -> Iterator[Packet]:
-    header = _read_exact(stream, 24, "pcap header")
-    endian, ns_per_tick = PCAP_MAGICS[header[:4]]
-    link_type = struct.unpack(endian + "I", header[20:24])[0] & 0x0FFFFFFF
-    while True:
-        record = stream.read(16)
-        if not record:
-            return
-        if len(record) < 16:
-            return  # a capture cut short mid-header: keep what came before
-        seconds, fraction, captured, _ = struct.unpack(endian + "IIII", record)
-        data = stream.read(captured)
-        if len(data) < captured:
-            return
-        yield Packet(seconds * 1_000_000_000 + fraction * ns_per_tick, link_type, data)
-
-
-def _read_pcapng(stream: BinaryIO) -> Iterator[Packet]:
-    endian = "<"
-    interfaces: list[tuple[int, int]] = []  # (link type, ns per tick)
-    while True:
-        head = stream.read(8)
-        if len(head) < 8:
-            return
-        block_type = struct.unpack(endian + "I", head[:4])[0]
-        if block_type == PCAPNG_SHB:
-            # The byte-order magic decides how this section (this block's length too) is read.
-            magic = _read_exact(stream, 4, "section header")
-            endian = "<" if magic == b"\x4d\x3c\x2b\x1a" else ">"
-            total = struct.unpack(endian + "I", head[4:8])[0]
-            body = magic + _read_exact(stream, total - 12, "section header")
-            interfaces = []
-            continue
-        total = struct.unpack(endian + "I", head[4:8])[0]
-        if total < 12:
-            raise PcapError(f"pcapng block of length {total}")
-        body = _read_exact(stream, total - 8, "pcapng block")[:-4]
-        if block_type == 1:  # interface description
-            link_type = struct.unpack(endian + "H", body[:2])[0]
-            interfaces.append((link_type, _tsresol_ns(body[8:], endian)))
-        elif block_type == 6 and len(body) >= 20:  # enhanced packet
-            interface, high, low, captured, _ = struct.unpack(endian + "IIIII", body[:20])
-            link_type, ns_per_tick = interfaces[interface] if interface < len(interfaces) else (LINK_ETHERNET, 1000)
-            yield Packet(((high << 32) | low) * ns_per_tick, link_type, body[20 : 20 + captured])
-        elif block_type == 3 and len(body) >= 4:  # simple packet: no time stamp
-            link_type = interfaces[0][0] if interfaces else LINK_ETHERNET
-            yield Packet(0, link_type, body[4:])
-        elif block_type == 2 and len(body) >= 20:  # obsolete packet block
-            interface, _, high, low, captured, _ = struct.unpack(endian + "HHIIII", body[:20])
-            link_type, ns_per_tick = interfaces[interface] if interface < len(interfaces) else (LINK_ETHERNET, 1000)
-            yield Packet(((high << 32) | low) * ns_per_tick, link_type, body[20 : 20 + captured])
 
 
 def _tsresol_ns(options: bytes, endian: str) -> int:
@@ -241,6 +293,8 @@ class Reassembler:
     def __init__(self, app_port: int) -> None:
         self.app_port = app_port
         self.connections: list[_TcpConnection] = []
+        # Segments per TCP port (both ends), to say which ports there are when none is the app's.
+        self.ports_seen: dict[int, int] = {}
         self._open: dict[tuple[str, int, str, int], _TcpConnection] = {}
         self._origin: int | None = None
 
@@ -251,6 +305,8 @@ class Reassembler:
 
     def feed(self, segment: Segment) -> None:
         """One TCP segment into its connection: SYN, FIN and RST tracked, the payload placed by sequence number."""
+        for port in (segment.sport, segment.dport):
+            self.ports_seen[port] = self.ports_seen.get(port, 0) + 1
         if segment.dport == self.app_port:
             key, direction = (segment.src, segment.sport, segment.dst, segment.dport), WS_TO_APP
         elif segment.sport == self.app_port:
@@ -356,16 +412,35 @@ class Reassembler:
 
 
 def import_pcap(path: str | Path, app_port: int) -> Transcript:
-    """A transcript of every TCP connection to or from app_port in the capture file."""
+    """A transcript of every TCP connection to or from app_port in the capture file.
+
+    NoTrafficError when there is none (naming the ports there are); a file cut short is imported up
+    to its last whole packet, with a `truncated:` header line saying where it ends.
+    """
+    capture = CaptureFile(path)
     reassembler = Reassembler(app_port)
-    for packet in read_packets(path):
+    for packet in capture.packets():
         segment = parse_segment(packet)
         if segment is not None:
             reassembler.feed(segment)
     reassembler.finish()
+    if not reassembler.connections:
+        busiest = sorted(reassembler.ports_seen, key=lambda port: -reassembler.ports_seen[port])[:8]
+        ports = f"TCP ports in it: {', '.join(map(str, sorted(busiest)))}" if busiest else "no TCP traffic in it"
+        cut = f"; the file is cut short at byte offset {capture.truncated_at}" if capture.truncated_at is not None else ""
+        raise NoTrafficError(f"no TCP connection to or from port {app_port} in {capture.packets_read} "
+                             f"packet(s) ({ports}){cut}")
     meta = [("source", f"pcap {Path(path).name}"), ("config", f"application port {app_port}"),
             ("tool", "fcgispec pcap import")]
+    if capture.truncated_at is not None:
+        meta.append(("truncated", truncation_text(capture)))
     return Transcript(meta, [c.builder.connection for c in reassembler.connections])
+
+
+def truncation_text(capture: CaptureFile) -> str:
+    """What the header says of a capture file cut short."""
+    return (f"the capture file ends inside a packet at byte offset {capture.truncated_at}: "
+            f"its {capture.packets_read} whole packet(s) before it were imported")
 
 
 # -- writing synthetic captures (tests, bug reports without a real capture) ----------------------

@@ -100,9 +100,14 @@ class RecordingProxy:
         self.app_address = app_address
         self.connect_timeout = connect_timeout
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((listen_host, listen_port))
-        self._listener.listen(128)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((listen_host, listen_port))
+            self._listener.listen(128)
+        except OSError:
+            # A port in use or not allowed: no socket may outlive the failed start.
+            self._listener.close()
+            raise
         self._listener.setblocking(False)
         self.port: int = self._listener.getsockname()[1]
         self._selector = selectors.DefaultSelector()
@@ -219,7 +224,10 @@ class RecordingProxy:
         number = len(self._connections) + 1
         builder = ConnectionBuilder(number, _address_text(peer), _address_text(self.app_address))
         builder.opened(self._now())
-        family = socket.AF_UNIX if isinstance(self.app_address, str) else socket.AF_INET
+        if isinstance(self.app_address, str):
+            family = socket.AF_UNIX
+        else:
+            family = socket.AF_INET6 if ":" in self.app_address[0] else socket.AF_INET
         app_sock = socket.socket(family, socket.SOCK_STREAM)
         app_sock.settimeout(self.connect_timeout)
         try:

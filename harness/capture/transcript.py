@@ -398,9 +398,21 @@ def _unescape(text: str, line_number: int) -> tuple[bytes, str]:
     raise TranscriptError(line_number, "unterminated string")
 
 
-def _enum_value(enum_class: type, text: str, line_number: int, what: str) -> int:
-    if text.isdigit():
-        return int(text)
+def _is_number(text: str) -> bool:
+    """Decimal digits only (str.isdigit() also takes '²', which int() refuses)."""
+    return re.fullmatch(r"[0-9]+", text) is not None
+
+
+def _in_range(value: int, largest: int, line_number: int, what: str) -> int:
+    """The value when the wire field it goes into holds it; a value the field would wrap is an error."""
+    if not 0 <= value <= largest:
+        raise TranscriptError(line_number, f"{what}={value} is out of range (0 to {largest})")
+    return value
+
+
+def _enum_value(enum_class: type, text: str, line_number: int, what: str, largest: int) -> int:
+    if _is_number(text):
+        return _in_range(int(text), largest, line_number, what)
     try:
         return int(enum_class[text])
     except KeyError:
@@ -411,9 +423,10 @@ def _flags_value(text: str, line_number: int) -> int:
     if text == "KEEP_CONN":
         return 1
     try:
-        return int(text, 0)
+        value = int(text, 0)
     except ValueError:
         raise TranscriptError(line_number, f"bad flags {text!r}") from None
+    return _in_range(value, 0xFF, line_number, "flags")
 
 
 def _hex_value(text: str, line_number: int, what: str) -> bytes:
@@ -423,15 +436,27 @@ def _hex_value(text: str, line_number: int, what: str) -> bytes:
         raise TranscriptError(line_number, f"bad hex in {what}") from None
 
 
-def _int_value(fields: dict[str, str], key: str, line_number: int, default: int | None = None) -> int:
+def _int_value(fields: dict[str, str], key: str, line_number: int, default: int | None = None,
+               largest: int | None = None) -> int:
+    """The number of a key=N field; largest: what its wire field holds (more is an error, never wrapped)."""
     if key not in fields:
         if default is None:
             raise TranscriptError(line_number, f"missing {key}=")
         return default
     text = fields[key]
-    if not text.isdigit():
+    if not _is_number(text):
         raise TranscriptError(line_number, f"{key}= needs a number, got {text!r}")
-    return int(text)
+    return int(text) if largest is None else _in_range(int(text), largest, line_number, key)
+
+
+def _reserved_value(fields: dict[str, str], size: int, line_number: int) -> bytes | None:
+    """The reserved= bytes of a record whose body is described by fields: exactly `size` of them."""
+    if "reserved" not in fields:
+        return None
+    reserved = _hex_value(fields["reserved"], line_number, "reserved=")
+    if len(reserved) != size:
+        raise TranscriptError(line_number, f"reserved= holds {len(reserved)} bytes where this record has {size}")
+    return reserved
 
 
 class _Parser:
@@ -444,6 +469,8 @@ class _Parser:
     def parse(self) -> Transcript:
         """The whole transcript: header, then connections and their records (TranscriptError with a line number)."""
         transcript = Transcript()
+        if self.lines and self.lines[0] == MAGIC + "\r":
+            raise TranscriptError(1, "the lines end with CR LF (a Windows editor?); a transcript's lines end with LF alone")
         if not self.lines or self.lines[0] != MAGIC:
             raise TranscriptError(1, f"expected {MAGIC!r} as the first line")
         self.index = 1
@@ -475,7 +502,7 @@ class _Parser:
         return transcript
 
     def _connection_head(self, words: list[str], line_number: int) -> Connection:
-        if len(words) < 2 or not words[1].isdigit():
+        if len(words) < 2 or not _is_number(words[1]):
             raise TranscriptError(line_number, "expected 'connection N [ws=ADDRESS] [app=ADDRESS]'")
         connection = Connection(int(words[1]))
         for word in words[2:]:
@@ -554,7 +581,7 @@ class _Parser:
         if what in ("FIN", "RST"):
             return CloseItem(head, what, time_us)
         if what == "write":
-            if len(words) != 3 or not words[2].isdigit():
+            if len(words) != 3 or not _is_number(words[2]):
                 raise TranscriptError(line_number, "expected 'DIR write SIZE'")
             return WriteItem(head, int(words[2]), time_us)
         fields = self._fields(words[2:], line_number)
@@ -581,9 +608,9 @@ class _Parser:
 
     def _record(self, what: str, fields: dict[str, str], line_number: int) -> Record:
         if what.startswith("type="):
-            if not what[5:].isdigit():
+            if not _is_number(what[5:]):
                 raise TranscriptError(line_number, f"bad record type {what!r}")
-            record_type = int(what[5:])
+            record_type = _in_range(int(what[5:]), 0xFF, line_number, "type")
             if 0 < record_type <= int(RecordType.UNKNOWN_TYPE):
                 raise TranscriptError(line_number, f"type {record_type} must be written by name ({RecordType(record_type).name})")
         else:
@@ -591,27 +618,31 @@ class _Parser:
                 record_type = int(RecordType[what])
             except KeyError:
                 raise TranscriptError(line_number, f"unknown record type {what!r}") from None
-        request_id = _int_value(fields, "id", line_number)
-        version = _int_value(fields, "version", line_number, FCGI_VERSION_1)
-        reserved = _hex_value(fields["reserved"], line_number, "reserved=") if "reserved" in fields else None
+        request_id = _int_value(fields, "id", line_number, largest=0xFFFF)
+        version = _int_value(fields, "version", line_number, FCGI_VERSION_1, largest=0xFF)
         if "role" in fields and record_type == RecordType.BEGIN_REQUEST:
-            role = _enum_value(Role, fields["role"], line_number, "role")
+            role = _enum_value(Role, fields["role"], line_number, "role", 0xFFFF)
             flags = _flags_value(fields.get("flags", "0"), line_number)
+            reserved = _reserved_value(fields, 5, line_number)
             content = begin_request_body(role, flags, reserved if reserved is not None else b"\0" * 5)
         elif "appStatus" in fields and record_type == RecordType.END_REQUEST:
-            app_status = _int_value(fields, "appStatus", line_number)
-            status = _enum_value(ProtocolStatus, fields.get("protocolStatus", "0"), line_number, "protocolStatus")
+            app_status = _int_value(fields, "appStatus", line_number, largest=0xFFFFFFFF)
+            status = _enum_value(ProtocolStatus, fields.get("protocolStatus", "0"), line_number, "protocolStatus",
+                                 0xFF)
             content = end_request_body(app_status, status)
+            reserved = _reserved_value(fields, 3, line_number)
             if reserved is not None:
                 content = content[:5] + reserved
         elif "unknownType" in fields and record_type == RecordType.UNKNOWN_TYPE:
-            content = bytes([_int_value(fields, "unknownType", line_number) & 0xFF]) + (reserved or b"\0" * 7)
+            unknown_type = _int_value(fields, "unknownType", line_number, largest=0xFF)
+            reserved = _reserved_value(fields, 7, line_number)
+            content = bytes([unknown_type]) + (reserved if reserved is not None else b"\0" * 7)
         else:
             content = self._pairs_or_bytes(line_number) if record_type in _NV_TYPES else self._bytes_content(line_number)
             self._check_length(fields, content, line_number)
         if len(content) > 0xFFFF:
             raise TranscriptError(line_number, f"content of {len(content)} bytes does not fit a record")
-        pad = _int_value(fields, "pad", line_number, 0)
+        pad = _int_value(fields, "pad", line_number, 0, largest=0xFF)
         padding = _hex_value(fields["padding"], line_number, "padding=") if "padding" in fields else b"\0" * pad
         if len(padding) != pad:
             raise TranscriptError(line_number, f"pad={pad} but padding= holds {len(padding)} bytes")
@@ -624,7 +655,14 @@ def parse_transcript(text: str) -> Transcript:
 
 
 def read_transcript(path: str | Path) -> Transcript:
-    return parse_transcript(Path(path).read_text(encoding="utf-8"))
+    """The transcript in a file: OSError when it cannot be read, TranscriptError when it is not one."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_number = data.count(b"\n", 0, error.start) + 1
+        raise TranscriptError(line_number, f"not UTF-8 text (byte offset {error.start}): not a transcript") from None
+    return parse_transcript(text)
 
 
 def check_writes(connection: Connection) -> list[str]:

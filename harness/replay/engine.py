@@ -412,7 +412,7 @@ def replay_connection(plan: Plan, target: Target, *, content: bool, timing: bool
                               label=f"connection {number}", clock_origin=clock_origin,
                               deadline=None if deadline is None else (lambda: deadline))
     except TargetError as error:
-        return ConnectionResult(number, len(plan.requests), 0, Divergence(number, None, str(error)))
+        return ConnectionResult(number, len(plan.requests), 0, Divergence(number, None, str(error)), connected=False)
     run = ConnectionReplay(plan, conn, content=content, timing=timing, timeout=timeout, time_origin=time_origin)
     if started is not None:
         started(run)

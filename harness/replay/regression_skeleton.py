@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 REGRESSIONS = Path("cases") / "regressions"
 # A regression's name: its file is transcripts/NAME.transcript, its case REG-NAME (every such file is loaded).
 NAME = re.compile(r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$")
+NAME_RULE = ("two or more lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, "
+             "e.g. php-12345-short-name")
 SEEN_SECONDS = 0.03
 
 Step = Union[bytes, float, str]
@@ -43,6 +45,10 @@ Step = Union[bytes, float, str]
 
 class SkeletonError(ValueError):
     """The regression cannot be made (bad name, unreadable capture, file already there)."""
+
+
+class ReferenceUnavailable(SkeletonError):
+    """The reference responder, whose answers the regression needs, did not start."""
 
 
 def load_capture(path: str | Path, port: int | None = None) -> Transcript:
@@ -55,6 +61,8 @@ def load_capture(path: str | Path, port: int | None = None) -> Transcript:
     except OSError as error:
         raise SkeletonError(f"{path}: {error}") from None
     if head.startswith(b"fcgi"):
+        if port is not None:
+            raise SkeletonError(f"{path} is a transcript: --port is for a pcap/pcapng only")
         try:
             return read_transcript(path)
         except TranscriptError as error:
@@ -62,12 +70,11 @@ def load_capture(path: str | Path, port: int | None = None) -> Transcript:
     if port is None:
         raise SkeletonError(f"{path} is not a transcript; for a pcap/pcapng give the application's --port")
     try:
-        transcript = import_pcap(path, port)
-    except (OSError, PcapError) as error:
+        return import_pcap(path, port)
+    except OSError as error:
+        raise SkeletonError(f"{path}: {error.strerror or error}") from None
+    except PcapError as error:
         raise SkeletonError(f"{path}: {error}") from None
-    if not transcript.connections:
-        raise SkeletonError(f"{path}: no TCP connection to port {port}")
-    return transcript
 
 
 # What new-regression writes in the header for the fields only a person can fill in.
@@ -105,7 +112,7 @@ def new_regression(
     correct server).
     """
     if not NAME.match(name):
-        raise SkeletonError(f"name {name!r}: lowercase letters, digits, '-' and '.', e.g. php-12345-short-name")
+        raise SkeletonError(f"name {name!r}: a name is {NAME_RULE}")
     description = " ".join(description.split()).rstrip(".")
     if not description:
         raise SkeletonError("a one-line --description is needed")
@@ -157,7 +164,7 @@ def answers_from_reference(transcript: Transcript) -> Transcript:
     try:
         target.start()
     except TargetError as error:
-        raise SkeletonError(f"the reference responder is needed for its answers: {error}") from None
+        raise ReferenceUnavailable(f"the reference responder is needed for its answers: {error}") from None
     try:
         assert target.port is not None
         meta = [*transcript.meta, ("answers", "the reference responder's (fcgispec new-regression)"),

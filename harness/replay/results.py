@@ -31,6 +31,7 @@ class ConnectionResult:
     requests: int
     answered: int  # requests that got their END_REQUEST (on a diverged connection: before it diverged)
     divergence: Divergence | None = None
+    connected: bool = True  # False: the target did not accept the connection (the divergence says why)
 
 
 @dataclass
@@ -48,6 +49,11 @@ class ReplayResult:
     @property
     def ok(self) -> bool:
         return not self.divergences
+
+    @property
+    def unreachable(self) -> bool:
+        """No connection could be opened: nothing was judged (the harness could not run)."""
+        return bool(self.connections) and not any(c.connected for c in self.connections)
 
     @property
     def first_divergence(self) -> Divergence | None:

@@ -44,7 +44,7 @@ def test_compatibility_counts_are_what_the_expected_verdicts_allow(target: str) 
         possible = sum(1 for entry in expected.values() if verdict in accepted_verdicts(entry))
         assert fixed <= count <= possible, (
             f"docs/compatibility.md says {target} has {count} {verdict}; fixtures/expected/{target}.json allows "
-            f"{fixed}..{possible}: re-run `fcgispec matrix --docs docs/compatibility.md` or fix the expected file"
+            f"{fixed}..{possible}: re-run `fcgispec matrix --update-docs` or fix the expected file"
         )
 
 

@@ -109,3 +109,14 @@ def test_checkout_commands_are_refused_by_the_installed_command(unpacked: Path, 
                          timeout=60, env=_environment())
     assert run.returncode == 4
     assert f"fcgispec {command}: only in a checkout" in run.stderr
+
+
+def test_new_regression_is_refused_by_the_installed_command(unpacked: Path, tmp_path: Path) -> None:
+    transcript = ROOT / "cases" / "regressions" / "transcripts"
+    example = sorted(transcript.glob("*.transcript"))[0]
+    run = subprocess.run([str(unpacked / "usr/bin/fcgispec"), "new-regression", str(example), "--name", "my-bug-1",
+                          "--description", "a bug"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env=_environment())
+    assert run.returncode == 4, run.stderr
+    assert "this is the installed package; run new-regression from a checkout" in run.stderr
+    assert not list(unpacked.rglob("my-bug-1*"))

@@ -315,8 +315,12 @@ def regression_name(text: str) -> str:
 
 def cmd_new_regression(args: argparse.Namespace) -> int:
     """new-regression: the regression transcript, then what to do next (the commands that run it)."""
+    from harness.installation.paths import is_installed
     from harness.replay.regression_skeleton import ReferenceUnavailable, SkeletonError, new_regression
 
+    if is_installed(ROOT):
+        raise UsageError("a regression case is added to a checkout of fcgispec (cases/regressions/): this is the "
+                         "installed package; run new-regression from a checkout")
     check_readable_file(args.file)
     try:
         path = new_regression(args.file, name=args.name, description=args.description, port=args.port,

@@ -200,6 +200,14 @@ def _not_runnable(ctx: Any) -> None:
     raise RuntimeError("a case rebuilt from a report cannot run")
 
 
+# The exit statuses of every fcgispec command (README, "verdicts").
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 2
+EXIT_HARNESS = 3
+EXIT_USAGE = 4
+
+
 class ResultsReport:
     """Gathers the results of a suite's cases from their setup reports (on the xdist controller
     too) and prints them last: the report after pytest's summary sections, then the JSON report
@@ -213,10 +221,17 @@ class ResultsReport:
         self.config = config
         self.results: list[CaseResult] = []
         self.started = time.monotonic()
+        self.harness_errors = 0  # setup or teardown errors: a case the harness could not run
+        self.failures = 0  # failed calls: a broken requirement (or a warn with --strict)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "setup":
             self.received(getattr(report, self.item_type.report_attribute, None))
+        if report.failed:
+            if report.when == "call":
+                self.failures += 1
+            else:
+                self.harness_errors += 1
 
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
@@ -235,15 +250,55 @@ class ResultsReport:
     def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
         yield
         # The outermost wrapper runs after pytest's own stats line: the summary is the last line.
-        if not self.results or is_worker(self.config):
+        if is_worker(self.config):
             return
+        lines: list[str] = []
+        status = self.exit_status(int(session.exitstatus))
         path = option(self.config, "--report-json", None)
-        said = self.write_json(path) if path else []
+        if self.results or self.run_error() is not None:
+            try:
+                lines += self.write_json(path) if path else []
+            except OSError as error:
+                lines.append(f"fcgispec: cannot write the JSON report {path}: {error.strerror or error}")
+                status = EXIT_USAGE if status in (None, EXIT_OK, EXIT_FAILED) else status
+        if self.results:
+            lines += self.summary_lines()
+            lines.append(format_summary(self.results, duration=time.monotonic() - self.started))
+        lines += self.closing_lines(int(session.exitstatus))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            for line in said + self.summary_lines():
+            for line in lines:
                 reporter.write_line(line)
-            reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started))
+        if status is not None:
+            session.exitstatus = status
+
+    def exit_status(self, pytest_status: int) -> int | None:
+        """The run's exit status (the README's table), or None to keep pytest's.
+
+        0 everything held, 1 a broken requirement (a fail; a warn with --strict), 3 the harness could
+        not run (the target before any case, or a case ERROR: 3 wins over 1, the run is incomplete).
+        Interruptions (2), internal and usage errors (3, 4) stay as pytest set them.
+        """
+        if self.run_error() is not None:
+            return EXIT_HARNESS
+        if pytest_status not in (EXIT_OK, EXIT_FAILED) or not self.is_suite_run():
+            return None
+        if self.harness_errors:
+            return EXIT_HARNESS
+        return EXIT_FAILED if self.failures else EXIT_OK
+
+    # ---- what a suite's report holds ---------------------------------------------------------
+    def is_suite_run(self) -> bool:
+        """Whether this run's items were this suite's cases (its exit statuses apply)."""
+        return bool(self.results)
+
+    def run_error(self) -> str | None:
+        """Why the run tested nothing (a dead target), or None."""
+        return None
+
+    def closing_lines(self, pytest_status: int) -> list[str]:
+        """The last lines of the run (after the summary)."""
+        return []
 
     # ---- what a suite's report holds ---------------------------------------------------------
     def received(self, data: dict[str, Any] | None) -> None:

@@ -231,12 +231,17 @@ def format_depth_summary(results: Sequence[CaseResult]) -> str:
     )
 
 
+def _count(number: int, noun: str) -> str:
+    """'1 case', '2 cases', '0 cases'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def format_summary(results: Sequence[CaseResult], *, duration: float | None = None) -> str:
     counts = count_verdicts(r.outcome for r in results)
     summary = (
-        f"{len(results)} cases: {counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, "
-        f"{counts[Verdict.WARN]} warnings, {counts[Verdict.INFO]} info, "
-        f"{counts[Verdict.UNSUPPORTED]} unsupported, {counts[Verdict.ERROR]} errors"
+        f"{_count(len(results), 'case')}: {counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, "
+        f"{_count(counts[Verdict.WARN], 'warning')}, {counts[Verdict.INFO]} info, "
+        f"{counts[Verdict.UNSUPPORTED]} unsupported, {_count(counts[Verdict.ERROR], 'error')}"
     )
     if counts[Verdict.BLOCKED]:
         summary += f", {counts[Verdict.BLOCKED]} blocked"

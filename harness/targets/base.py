@@ -45,6 +45,10 @@ class TargetError(Exception):
     """The target could not be started or reached."""
 
 
+class TargetUsageError(TargetError):
+    """The target rejected how it was asked to start (the reference responder's options): a user's mistake."""
+
+
 class TargetUnreachable(TargetError):
     """A connection to the target could not be opened."""
 
@@ -176,8 +180,8 @@ class TcpTarget(Target):
 
     def __init__(self, host_port: str) -> None:
         host, _, port = host_port.rpartition(":")
-        if not host or not port.isdigit():
-            raise TargetError(f"expected HOST:PORT, got {host_port!r}")
+        if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise TargetError(f"tcp:{host_port}: expected tcp:HOST:PORT with a port from 1 to 65535")
         self.host = host.strip("[]")
         self.port = int(port)
         self.description = f"tcp:{host_port}"
@@ -191,6 +195,8 @@ class UnixTarget(Target):
     """An application already listening on a unix socket (unix:PATH): not spawned, no probe-app detection."""
 
     def __init__(self, path: str) -> None:
+        if not path:
+            raise TargetError("unix: expected unix:PATH, the path of a listening unix socket")
         self.path = path
         self.description = f"unix:{path}"
 
@@ -289,6 +295,10 @@ class SpawnedTarget(Target):
         self.start()
 
 
+# The reference responder's exit status for options it does not take.
+USAGE_STATUS = 2
+
+
 def reference_binary(root: Path, build_dir: str = "build") -> Path:
     override = os.environ.get(RESPONDER_ENV)
     if override:
@@ -357,6 +367,9 @@ class ReferenceTarget(SpawnedTarget):
         prefix = "listening tcp:"
         if not line.startswith(prefix):
             self.stop()
+            if self.exit_status() == USAGE_STATUS:
+                said = next((text for text in self.log_tail().splitlines() if text.strip()), "no message")
+                raise TargetUsageError(f"the reference responder rejected its options: {said}")
             raise TargetError(
                 f"reference responder did not announce its port (got {line!r}; {self.exit_text()}):\n{self.log_tail()}"
             )
@@ -440,6 +453,8 @@ class CommandTarget(SpawnedTarget):
     """
 
     def __init__(self, command: str, *, env: Mapping[str, str] | None = None) -> None:
+        if not command.strip():
+            raise TargetError("cmd: expected cmd:COMMAND, a command line that starts the target")
         placeholder = "{port}" in command or "{socket}" in command
         super().__init__(env=env, fd0=not placeholder)
         self.command = command

@@ -24,7 +24,10 @@ from harness.suite.case import (
     BASE_WAIT, WAIT_ROUND_TRIPS, Case, cases_in_module, import_case_module, load_cases, run_case, select_cases,
 )
 from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusions, unmatched_entries
-from harness.suite.run_options import CASE_ID_FORMS, OptionError, check_case_prefixes, check_output_path, parse_fcgi_timeout
+from harness.suite.run_options import (
+    CASE_ID_FORMS, OPTION_GROUP, OPTION_GROUP_DESCRIPTION, OptionError, add_suite_options, check_case_prefixes,
+    check_output_path, parse_fcgi_timeout,
+)
 from harness.targets.first_contact import check_target_answers
 from harness.targets.liveness import settle_probe_app
 from harness.reports.pytest_items import (
@@ -32,7 +35,7 @@ from harness.reports.pytest_items import (
 )
 from harness.reports.results import format_depth_summary, format_report, write_json_report
 from harness.targets.base import ROUND_TRIP_SAMPLES, Target, TargetError, TargetUsageError
-from harness.targets.selection import PROBE_APP_CHOICES, declare_probe_app, parse_probe_limitations, parse_target
+from harness.targets.selection import declare_probe_app, parse_probe_limitations, parse_target
 from harness.verdicts import Outcome
 
 # The HTTP client suite (cases/client/, --client) is a plugin of its own.
@@ -47,35 +50,7 @@ PYTEST_NO_TESTS = 5
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("fcgispec", "FastCGI conformance suite")
-    group.addoption("--target", default="reference", metavar="SPEC",
-                    help="reference (default), a named server (php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi, "
-                         "php-cgi, node-fastcgi, mojo-fastcgi, net-async-fastcgi), "
-                         "tcp:HOST:PORT, unix:PATH or cmd:'COMMAND {port}'")
-    group.addoption("--case", action="append", default=[], metavar="PREFIX",
-                    help="run only cases whose id starts with PREFIX (FCGI-3.3 = a section); repeatable")
-    # pytest owns --strict (a deprecated alias of --strict-markers); fcgispec reads it too,
-    # and --fcgi-strict says the same where a pytest without --strict runs the suite.
-    group.addoption("--fcgi-strict", action="store_true", default=False,
-                    help="a missed recommendation (warn) fails the run (same as --strict)")
-    group.addoption("--report-json", default=None, metavar="PATH", help="write the per-case JSON report here")
-    # Read as text and checked in pytest_configure: a bad value is then one line, not argparse's usage text.
-    group.addoption("--fcgi-timeout", default=BASE_WAIT, metavar="SECONDS",
-                    help=f"base wait for an answer, a positive number of seconds (default {BASE_WAIT:g}); "
-                         "all case timeouts scale with it")
-    group.addoption("--script-filename", default=None, metavar="PATH",
-                    help="the SCRIPT_FILENAME of the target's probe app (any target; e.g. the probe.php php-cgi runs); "
-                         "the target is then asked whether it runs the probe app")
-    group.addoption("--probe-limitations", default=None, metavar="KEY=WHY,...",
-                    help="parts of the probe contract the target's probe app cannot do, with why "
-                         "(keys: params-order, params-duplicates, params-bytes, params-all, stdin-content-length, "
-                         "short-stdin, err, app_status, echo, authorizer, filter)")
-    group.addoption("--probe-app", default=None, choices=PROBE_APP_CHOICES,
-                    help="whether the target runs the probe app: auto (ask it), yes, no "
-                         "(default: the target's own say; tcp:/unix: no unless --script-filename is given)")
-    group.addoption("--exclude-file", default=None, metavar="PATH",
-                    help="known deviations, one 'CASE-ID  reason' a line: they still run, but a failure "
-                         "is reported as excluded and does not fail the run")
+    add_suite_options(parser.getgroup(OPTION_GROUP, OPTION_GROUP_DESCRIPTION))
 
 
 class TargetSession:

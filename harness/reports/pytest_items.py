@@ -8,18 +8,19 @@ summary last.
 
 Verdict -> pytest, for both suites (the one place this is written down):
 
-  verdict                   pytest outcome                          JUnit XML   the run
-  PASS, INFO                passed                                  -           passes
-  WARN                      passed                                  -           passes
-  WARN with --strict        failed (in the call)                    <failure>   fails
-  FAIL                      failed (in the call)                    <failure>   fails
-  UNSUPPORTED               skipped: "unsupported: WHY"             <skipped>   passes
-  BLOCKED                   skipped: "blocked by FCGI-x.y-z: WHY"   <skipped>   passes
-  ERROR                     error (in setup)                        <error>     fails
-  excused: a FAIL, WARN or  skipped (in setup):                     <skipped>   passes
+  verdict                   pytest outcome                          JUnit XML   the run (exit status)
+  PASS, INFO                passed                                  -           passes (0)
+  WARN                      passed                                  -           passes (0)
+  WARN with --strict        failed (in the call)                    <failure>   fails (1)
+  FAIL                      failed (in the call)                    <failure>   fails (1)
+  UNSUPPORTED               skipped: "unsupported: WHY"             <skipped>   passes (0)
+  BLOCKED                   skipped: "blocked by FCGI-x.y-z: WHY"   <skipped>   passes (0)
+  ERROR                     error (in setup)                        <error>     fails (3, wins over 1)
+  excused: a FAIL, WARN or  skipped (in setup):                     <skipped>   passes (0)
   ERROR in --exclude-file   "excluded (VERDICT): REASON"
 
-fails_run() is the last column; VerdictItem.judged() and tell_verdict() do the rest.
+fails_run() is the last column; VerdictItem.judged() and tell_verdict() do the rest; the exit status
+is ResultsReport.exit_status(), from the pytest outcomes of the column before.
 """
 
 from __future__ import annotations

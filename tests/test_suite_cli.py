@@ -115,6 +115,7 @@ BAD_INPUTS = [
     # --fcgi-timeout
     *[(("--fcgi-timeout", value), f"--fcgi-timeout: the value must be a positive number of seconds, got '{value}'", 4)
       for value in ("-1", "nan", "inf", "0", "abc", "", "1e400", "-0")],
+    (("--fcgi-timeout", "1e300"), "--fcgi-timeout: at most 3600 seconds, got '1e300'", 4),
     (("--fcgi-timeout",), "argument --fcgi-timeout: expected one argument", 4),
     # --case and other selections that match nothing
     (("--case", "FCGI-99"), "no case matches --case FCGI-99; case ids look like FCGI-3.3-6, REPLAY-", 4),
@@ -207,6 +208,22 @@ def test_dead_target_reports_no_broken_requirement(tmp_path: Path, servers: dict
     assert "<failure" not in xml and 'tests="0"' in xml, xml
     document = json.loads(report.read_text())
     assert document["cases"] == [] and "connection refused" in document["run_error"]
+
+
+def test_a_target_that_cannot_be_restarted_stops_the_run(tmp_path: Path) -> None:
+    # It serves for two seconds, then exits; started again, it exits at once.
+    marker = tmp_path / "started"
+    script = tmp_path / "once.sh"
+    script.write_text(f"#!/bin/sh\ntest -e {marker} && {{ echo 'already ran once' >&2; exit 7; }}\n"
+                      f"touch {marker}\ntimeout 2 {PYTHON} {HOSTILE} ok --port \"$1\"\nexit 1\n")
+    script.chmod(0o755)
+    started = time.monotonic()
+    result = run_suite("-n", "0", "--target", f"cmd:{script} {{port}}", "--case", "FCGI-3", "--fcgi-timeout", "1")
+    assert result.returncode == 3, output(result)
+    assert time.monotonic() - started < 30
+    assert "and could not be restarted: target command exited with status 7 before accepting" in last_line(result) \
+        or "already ran once" in last_line(result), output(result)
+    assert result.stdout.count("could not be restarted") == 2, result.stdout  # when it happened, and last
 
 
 def test_report_paths_checked_before_the_run_leave_nothing(tmp_path: Path) -> None:

@@ -62,14 +62,21 @@ class OptionError(ValueError):
 CASE_ID_FORMS = "case ids look like FCGI-3.3-6, REPLAY-nginx-head, REG-php-72185-empty-stdout-midstream"
 
 
+# The longest base wait taken: every socket wait must fit the C time types, and an hour per answer is
+# already more than any target needs.
+MAX_FCGI_TIMEOUT = 3600.0
+
+
 def parse_fcgi_timeout(text: str) -> float:
-    """--fcgi-timeout SECONDS: a positive, finite number."""
+    """--fcgi-timeout SECONDS: a positive number, at most MAX_FCGI_TIMEOUT."""
     try:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
     if not math.isfinite(seconds) or seconds <= 0:
         raise OptionError(f"--fcgi-timeout: the value must be a positive number of seconds, got {text!r}")
+    if seconds > MAX_FCGI_TIMEOUT:
+        raise OptionError(f"--fcgi-timeout: at most {MAX_FCGI_TIMEOUT:g} seconds, got {text!r}")
     return seconds
 
 

@@ -32,6 +32,10 @@ def parse_target(spec: str, root: Path) -> Target:
             options = shlex.split(spec[len("reference ") :])
         except ValueError as error:  # an unbalanced quote
             raise TargetError(f"{spec!r}: the reference responder's options cannot be split ({error})") from None
+        if any(option == "--fault" and value == "list" for option, value in zip(options, options[1:])) \
+                or "--fault=list" in options:
+            raise TargetError(f"{spec!r}: --fault list only lists the fault modes "
+                              "(build/reference-server/fcgispec-responder --fault list); name one of them")
         return ReferenceTarget(root, options)
     kind, colon, rest = spec.partition(":")
     if colon and kind == "tcp":

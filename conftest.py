@@ -122,11 +122,19 @@ def start_checked_target(config: pytest.Config) -> Target:
         raise
     except TargetError as error:
         raise TargetError(f"target {spec} could not be started: {error}") from None
-    problem = check_target_answers(target, spec, config.getoption("--fcgi-timeout"))
+    except BaseException:  # interrupted while it starts: nothing is left running
+        target.stop()
+        raise
+    try:
+        problem = check_target_answers(target, spec, config.getoption("--fcgi-timeout"))
+        if problem is None:
+            settle_probe_app(target)
+    except BaseException:
+        target.stop()
+        raise
     if problem is not None:
         target.stop()
         raise TargetError(problem)
-    settle_probe_app(target)
     return target
 
 
@@ -339,7 +347,8 @@ def server_case_paths(config: pytest.Config) -> list[Path]:
         if not path.exists():
             continue
         if path == CASES_DIR:
-            found += [d for d in sorted(CASES_DIR.iterdir()) if d.is_dir() and d != CLIENT_CASES_DIR and not d.name.startswith(("_", "."))]
+            found += [d for d in sorted(CASES_DIR.iterdir())
+                      if d.is_dir() and d != CLIENT_CASES_DIR and not d.name.startswith(("_", "."))]
         elif path.is_relative_to(CASES_DIR) and not path.is_relative_to(CLIENT_CASES_DIR):
             found.append(path)
     return found

@@ -248,7 +248,8 @@ class SpawnedTarget(Target):
                 env={**os.environ, **self.env} if self.env else None,
             )
         except OSError as error:
-            raise TargetError(f"cannot start {argv!r}: {error}") from None
+            program = argv if isinstance(argv, str) else argv[0]
+            raise TargetError(f"cannot start {program}: {error.strerror or error}") from None
         finally:
             # The child holds its own copy; ours would keep accepting into the backlog
             # after the child died, hiding a dead target behind hanging connections.
@@ -527,7 +528,7 @@ class CommandTarget(SpawnedTarget):
         last_error = ""
         while time.monotonic() < end_time:
             if self.exit_status() is not None:
-                raise TargetError(f"target command {self.exit_text()} before accepting:\n{self.log_tail()}")
+                raise TargetError(f"target command {self.exit_text()} before accepting{self._said()}")
             try:
                 conn = self.connect(timeout=1.0, label="startup")
             except TargetUnreachable as error:
@@ -537,7 +538,12 @@ class CommandTarget(SpawnedTarget):
             conn.close()
             return
         self.stop()
-        raise TargetError(f"target did not accept connections within {timeout:g}s ({last_error}):\n{self.log_tail()}")
+        raise TargetError(f"target did not accept connections within {timeout:g}s ({last_error}){self._said()}")
+
+    def _said(self) -> str:
+        """The end of its output after a colon, for a start-up error; '' when it wrote nothing."""
+        tail = self.log_tail().strip()
+        return f":\n{tail}" if tail else ""
 
     def address(self) -> tuple[int, object]:
         if self._address is None:

@@ -31,7 +31,7 @@ from harness.suite.run_options import (
 from harness.targets.first_contact import check_target_answers
 from harness.targets.liveness import settle_probe_app
 from harness.reports.pytest_items import (
-    EXIT_USAGE, ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker, option,
+    EXIT_HARNESS, EXIT_USAGE, ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker, option,
 )
 from harness.reports.results import format_depth_summary, format_report, write_json_report
 from harness.targets.base import ROUND_TRIP_SAMPLES, Target, TargetError, TargetUsageError
@@ -212,6 +212,7 @@ class ResultCollector(ResultsReport):
         self.determinism: dict[str, Any] | None = None
         self.round_trip_ms: float | None = None  # the slowest worker's measure
         self.other_tests = False  # reports of items that are not cases (self-tests)
+        self.collection_errors = 0  # case files that could not be collected
 
     def received(self, data: dict[str, Any] | None) -> None:
         if data is None:
@@ -240,9 +241,17 @@ class ResultCollector(ResultsReport):
     def run_error(self) -> str | None:
         return self.config.stash[_RUN_KEY].error
 
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors += 1
+
     def exit_status(self, pytest_status: int) -> int | None:
-        if pytest_status == PYTEST_NO_TESTS and self.config.stash[_RUN_KEY].server_run:
-            return EXIT_USAGE
+        if self.config.stash[_RUN_KEY].server_run:
+            if pytest_status == PYTEST_NO_TESTS:
+                return EXIT_USAGE
+            if self.collection_errors:
+                # pytest stops ("interrupted") at a case file it cannot import: the harness is broken.
+                return EXIT_HARNESS
         return super().exit_status(pytest_status)
 
     def closing_lines(self, pytest_status: int) -> list[str]:
@@ -327,8 +336,11 @@ def check_options(config: pytest.Config, state: RunState, catalogue_dirs: list[P
     config.stash[_EXCLUSIONS_KEY] = load_exclusions(exclude_file) if exclude_file is not None else {}
     if is_worker(config) or option(config, "help", False) or option(config, "version", False):
         return
-    if catalogue_dirs:
-        case_ids = [case.id for case in load_cases(catalogue_dirs)]
+    try:
+        case_ids = [case.id for case in load_cases(catalogue_dirs)] if catalogue_dirs else None
+    except Exception:  # a broken case file: collection reports it, with its traceback, as the harness's error
+        case_ids = None
+    if case_ids is not None:
         check_case_prefixes(config.getoption("--case"), case_ids)
         state.warnings += [f"Warning: {line}" for line in unmatched_entries(config.stash[_EXCLUSIONS_KEY], case_ids)]
     if not _only_informs(config):

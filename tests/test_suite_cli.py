@@ -245,6 +245,23 @@ def test_report_paths_checked_before_the_run_leave_nothing(tmp_path: Path) -> No
 
 # --- exit statuses ----------------------------------------------------------------------------
 
+def test_a_case_file_that_cannot_be_imported_is_status_3() -> None:
+    # A directory of cases of its own, removed after the run (only this checkout sees it).
+    directory = ROOT / "cases" / f"broken_{os.getpid()}"
+    directory.mkdir()
+    try:
+        (directory / "fcgi_broken.py").write_text("def oops(:\n")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        result = subprocess.run([PYTHON, "-m", "pytest", str(directory), "-q", "-p", "no:cacheprovider"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env)
+    finally:
+        for path in directory.iterdir():
+            path.unlink()
+        directory.rmdir()
+    assert result.returncode == 3, output(result)
+    assert "SyntaxError" in result.stdout and "1 error" in result.stdout, output(result)
+
+
 def test_status_0_when_everything_held() -> None:
     result = run_suite("--case", "FCGI-4.1", "-n", "0")
     assert result.returncode == 0, output(result)

@@ -111,6 +111,7 @@ BAD_INPUTS = [
     (("--target", "reference --fault 'x"), "the reference responder's options cannot be split (No closing quotation)", 4),
     (("--target", "reference --fault no-such-fault"), "rejected its options: fcgispec-responder: unknown fault 'no-such-fault'", 4),
     (("--target", "reference --no-such-option"), "the reference responder rejected its options", 4),
+    (("--target", "reference --app nosuch"), "rejected its options: fcgispec-responder: --app is probe or hello", 4),
     (("--target", "TCP:127.0.0.1:9000"), "unknown target 'TCP:127.0.0.1:9000'", 4),
     (("--target",), "argument --target: expected one argument", 4),
     (("--target", "reference --fault list"), "--fault list only lists the fault modes", 4),
@@ -155,6 +156,9 @@ BAD_INPUTS = [
     # targets that are not there or do not speak FastCGI: one verdict for the run, status 3
     (("--target", "tcp:127.0.0.1:{dead_port}"), "target tcp:127.0.0.1:{dead_port}: connection refused (nothing listens there)", 3),
     (("--target", "tcp:127.0.0.1:{dead_port}", "-n", "2"), "target tcp:127.0.0.1:{dead_port}: connection refused", 3),
+    (("--target", "tcp:[::1]:{dead_port}"), "target tcp:[::1]:{dead_port}: connection refused", 3),
+    (("--target", "unix:relative.sock"), "target unix:relative.sock: no such socket: relative.sock does not exist", 3),
+    (("--target", "cmd:echo hello; exit 3"), "(the process: exited with status 3, twice in a row); its output ends:", 3),
     (("--target", "tcp:no-such-host.invalid:9000"), "target tcp:no-such-host.invalid:9000: cannot resolve the host name", 3),
     (("--target", "unix:{files}/no.sock"), "target unix:{files}/no.sock: no such socket: {files}/no.sock does not exist", 3),
     (("--target", "unix:/etc/passwd"), "target unix:/etc/passwd: not a socket: /etc/passwd is a regular file", 3),
@@ -198,7 +202,10 @@ def test_bad_input(servers: dict[str, str], argv: tuple[str, ...], message: str,
     assert "Looks like" not in text and " cases:" not in text and "1 case:" not in text, text
     if status == 3:
         assert took < CHECK_BOUND, f"{took:.1f} s: {text}"
-        assert last_line(result) == [line for line in text.splitlines() if expected in line][0]
+        # The verdict comes last, only the end of a spawned target's output (indented) after it.
+        lines = result.stdout.rstrip("\n").splitlines()
+        at = next(i for i, line in enumerate(lines) if expected in line)
+        assert lines[at].startswith("fcgispec: target ") and all(line.startswith("  ") for line in lines[at + 1:]), text
 
 
 def test_garbage_target_is_one_short_message() -> None:

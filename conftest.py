@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -19,54 +20,42 @@ ROOT = Path(__file__).resolve().parent
 
 from harness.wire.capabilities import DISCOVERY_TIMEOUT, Capabilities, discover
 from harness.suite.comparison import ComparisonOracle
-from harness.suite.case import BASE_WAIT, WAIT_ROUND_TRIPS, Case, import_case_module, cases_in_module, run_case, select_cases
-from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusions
+from harness.suite.case import (
+    BASE_WAIT, WAIT_ROUND_TRIPS, Case, cases_in_module, import_case_module, load_cases, run_case, select_cases,
+)
+from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusions, unmatched_entries
+from harness.suite.run_options import (
+    CASE_ID_FORMS, OPTION_GROUP, OPTION_GROUP_DESCRIPTION, OptionError, add_suite_options, check_case_prefixes,
+    check_output_path, parse_fcgi_timeout,
+)
+from harness.targets.first_contact import check_target_answers
 from harness.targets.liveness import settle_probe_app
-from harness.reports.pytest_items import ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker
+from harness.reports.pytest_items import (
+    EXIT_HARNESS, EXIT_USAGE, ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker, option,
+)
 from harness.reports.results import format_depth_summary, format_report, write_json_report
-from harness.targets.base import ROUND_TRIP_SAMPLES, Target, TargetError
-from harness.targets.selection import PROBE_APP_CHOICES, declare_probe_app, parse_probe_limitations, parse_target
+from harness.targets.base import ROUND_TRIP_SAMPLES, Target, TargetError, TargetUsageError
+from harness.targets.selection import declare_probe_app, parse_probe_limitations, parse_target
 from harness.verdicts import Outcome
 
 # The HTTP client suite (cases/client/, --client) is a plugin of its own; so is what an interrupted run does.
 pytest_plugins = ["harness.reports.interruption", "harness.reports.client_plugin"]
 
 CASES_DIR = ROOT / "cases"
+# Collected by the client suite's plugin (harness/reports/client_plugin.py), not by this one.
+CLIENT_CASES_DIR = CASES_DIR / "client"
 REPORT_ATTRIBUTE = "fcgispec_result"
+# pytest's status when no test was collected: for the suite, a selection that matched nothing.
+PYTEST_NO_TESTS = 5
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("fcgispec", "FastCGI conformance suite")
-    group.addoption("--target", default="reference", metavar="SPEC",
-                    help="reference (default), a named server (php-fpm, go-fcgi, libfcgi, fcgiwrap, perl-fcgi, uwsgi, "
-                         "php-cgi, node-fastcgi, mojo-fastcgi, net-async-fastcgi), "
-                         "tcp:HOST:PORT, unix:PATH or cmd:'COMMAND {port}'")
-    group.addoption("--case", action="append", default=[], metavar="PREFIX",
-                    help="run only cases whose id starts with PREFIX (FCGI-3.3 = a section); repeatable")
-    # pytest owns --strict (a deprecated alias of --strict-markers); fcgispec reads it too,
-    # and --fcgi-strict says the same where a pytest without --strict runs the suite.
-    group.addoption("--fcgi-strict", action="store_true", default=False,
-                    help="a missed recommendation (warn) fails the run (same as --strict)")
-    group.addoption("--report-json", default=None, metavar="PATH", help="write the per-case JSON report here")
-    group.addoption("--fcgi-timeout", type=float, default=BASE_WAIT, metavar="SECONDS",
-                    help=f"base wait for an answer (default {BASE_WAIT:g}); all case timeouts scale with it")
-    group.addoption("--script-filename", default=None, metavar="PATH",
-                    help="the SCRIPT_FILENAME of the target's probe app (any target; e.g. the probe.php php-cgi runs); "
-                         "the target is then asked whether it runs the probe app")
-    group.addoption("--probe-limitations", default=None, metavar="KEY=WHY,...",
-                    help="parts of the probe contract the target's probe app cannot do, with why "
-                         "(keys: params-order, params-duplicates, params-bytes, params-all, stdin-content-length, "
-                         "short-stdin, err, app_status, echo, authorizer, filter)")
-    group.addoption("--probe-app", default=None, choices=PROBE_APP_CHOICES,
-                    help="whether the target runs the probe app: auto (ask it), yes, no "
-                         "(default: the target's own say; tcp:/unix: no unless --script-filename is given)")
-    group.addoption("--exclude-file", default=None, metavar="PATH",
-                    help="known deviations, one 'CASE-ID  reason' a line: they still run, but a failure "
-                         "is reported as excluded and does not fail the run")
+    add_suite_options(parser.getgroup(OPTION_GROUP, OPTION_GROUP_DESCRIPTION))
 
 
 class TargetSession:
-    """The one target of this pytest process (per xdist worker): started lazily, stopped at the end."""
+    """The one target of this pytest process (per xdist worker): started once (before the cases when
+    no workers run, else at a worker's first case), checked to answer FastCGI, stopped at the end."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -74,38 +63,30 @@ class TargetSession:
         self.target: Target | None = None
         self.start_error: str | None = None
         self.pending_notice: str | None = None
+        self.stopped_run = False  # the target could not be restarted: the run stops
 
     def ensure_started(self) -> Target:
         if self.start_error is not None:
             raise TargetError(self.start_error)
         if self.target is None:
             try:
-                target = parse_target(self.spec, ROOT)
-                declare_probe_app(
-                    target,
-                    script_filename=self.config.getoption("--script-filename"),
-                    limitations=self.config.getoption("--probe-limitations"),
-                    probe_app=self.config.getoption("--probe-app"),
-                )
+                target = start_checked_target(self.config)
             except TargetError as error:
                 self.start_error = str(error)
                 raise
             try:
-                target.start()
-                settle_probe_app(target)
                 # Capability discovery first: every case (and the report) sees the same answer.
                 scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
                 target.discovered_capabilities = discover(target, DISCOVERY_TIMEOUT * scale)
-            except BaseException as error:  # failed or interrupted: stop() at the end would not know of it
+            except BaseException:  # interrupted: stop() at the end would not know of it
                 target.stop()
-                if isinstance(error, TargetError):
-                    self.start_error = str(error)
                 raise
             self.target = target
         return self.target
 
     def after_case(self, outcome: Outcome) -> None:
-        """A spawned target that died or hung is restarted for the next case, and we say so."""
+        """A spawned target that died or hung is restarted for the next case, and we say so; one that
+        cannot be restarted stops the run."""
         target = self.target
         if target is None or not target.spawned:
             return
@@ -116,7 +97,8 @@ class TargetSession:
             target.restart()
             self.pending_notice = f"target restarted before this case: after the previous one {why}"
         except TargetError as error:
-            self.start_error = f"target could not be restarted: {error}"
+            self.start_error = f"target {self.spec}: after a case it {why}, and could not be restarted: {error}"
+            self.stopped_run = True
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(f"fcgispec: {self.pending_notice or self.start_error}")
@@ -125,6 +107,39 @@ class TargetSession:
         if self.target is not None:
             self.target.stop()
             self.target = None
+
+
+def start_checked_target(config: pytest.Config) -> Target:
+    """The --target started, told what the user said about its probe app, and seen to answer FastCGI
+    (harness/targets/first_contact.py); TargetError (one line) when it cannot be tested."""
+    spec = config.getoption("--target")
+    target = parse_target(spec, ROOT)
+    declare_probe_app(
+        target,
+        script_filename=config.getoption("--script-filename"),
+        limitations=config.getoption("--probe-limitations"),
+        probe_app=config.getoption("--probe-app"),
+    )
+    try:
+        target.start()
+    except TargetUsageError:
+        raise
+    except TargetError as error:
+        raise TargetError(f"target {spec} could not be started: {error}") from None
+    except BaseException:  # interrupted while it starts: nothing is left running
+        target.stop()
+        raise
+    try:
+        problem = check_target_answers(target, spec, config.getoption("--fcgi-timeout"))
+        if problem is None:
+            settle_probe_app(target)
+    except BaseException:
+        target.stop()
+        raise
+    if problem is not None:
+        target.stop()
+        raise TargetError(problem)
+    return target
 
 
 class CaseFile(pytest.File):
@@ -153,7 +168,7 @@ class CaseItem(VerdictItem):
         try:
             target = session.ensure_started()
         except TargetError as error:
-            raise self.not_run(f"target could not be started: {error}") from None
+            raise self.not_run(str(error)) from None
         notice, session.pending_notice = session.pending_notice, None
         scale = self.config.getoption("--fcgi-timeout") / BASE_WAIT
         excluded = exclusion_for(self.case.id, self.config.stash[_EXCLUSIONS_KEY])
@@ -165,6 +180,9 @@ class CaseItem(VerdictItem):
         if isinstance(oracle, ComparisonOracle) and oracle.determinism is not None:
             self.determinism = oracle.determinism.to_dict()
         session.after_case(self.outcome)
+        if session.stopped_run:
+            self.config.stash[_RUN_KEY].error = session.start_error
+            self.session.shouldstop = session.start_error or True
         self.judged()
 
     def runtest(self) -> None:
@@ -200,6 +218,7 @@ class ResultCollector(ResultsReport):
         self.determinism: dict[str, Any] | None = None
         self.round_trip_ms: float | None = None  # the slowest worker's measure
         self.other_tests = False  # reports of items that are not cases (self-tests)
+        self.collection_errors = 0  # case files that could not be collected
 
     def received(self, data: dict[str, Any] | None) -> None:
         if data is None:
@@ -222,8 +241,36 @@ class ResultCollector(ResultsReport):
         if self.results and not self.other_tests and self.config.option.tbstyle == "auto":
             self.config.option.tbstyle = "no"
 
+    def is_suite_run(self) -> bool:
+        return bool(self.results) and not self.other_tests
+
+    def run_error(self) -> str | None:
+        return self.config.stash[_RUN_KEY].error
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.collection_errors += 1
+
+    def exit_status(self, pytest_status: int) -> int | None:
+        if self.config.stash[_RUN_KEY].server_run:
+            if pytest_status == PYTEST_NO_TESTS:
+                return EXIT_USAGE
+            if self.collection_errors:
+                # pytest stops ("interrupted") at a case file it cannot import: the harness is broken.
+                return EXIT_HARNESS
+        return super().exit_status(pytest_status)
+
+    def closing_lines(self, pytest_status: int) -> list[str]:
+        error = self.run_error()
+        if error is not None:
+            return [f"fcgispec: {error}"]
+        if pytest_status == PYTEST_NO_TESTS and self.config.stash[_RUN_KEY].server_run:
+            return [f"fcgispec: no case selected (-k or -m matched none); {CASE_ID_FORMS}; see --collect-only"]
+        return []
+
     def header_lines(self) -> list[str]:
         return [
+            *self.config.stash[_RUN_KEY].warnings,
             f"Target: {self.config.getoption('--target')}",
             f"Capabilities: {_describe_capabilities(self.capabilities)}",
             f"Probe app: {_describe_probe_app(self.probe_app)}",
@@ -248,6 +295,7 @@ class ResultCollector(ResultsReport):
             "wall_time": round(time.monotonic() - self.started, 3),
             "exclude_file": self.config.getoption("--exclude-file"),
             "interrupted": self.interrupted,
+            "run_error": self.run_error(),
         }
         write_json_report(
             path, self.results, target=self.config.getoption("--target"), strict=is_strict(self.config), meta=meta
@@ -255,20 +303,109 @@ class ResultCollector(ResultsReport):
         return [f"JSON report written to {path}"]
 
 
+@dataclass
+class RunState:
+    """What the main process (the xdist controller, or the only process) found before the cases."""
+
+    error: str | None = None  # why nothing can be tested: the run ends with it, status 3
+    warnings: list[str] = field(default_factory=list)  # for the report's header (exclude-file entries)
+    server_run: bool = False  # the run's paths hold server cases: its checks and statuses apply
+
+
+_RUN_KEY = pytest.StashKey[RunState]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fcgispec: a FastCGI conformance case")
     config.stash[_SESSION_KEY] = TargetSession(config)
-    exclude_file = config.getoption("--exclude-file", None)
+    state = config.stash[_RUN_KEY] = RunState()
+    catalogue_dirs = server_case_paths(config)
+    state.server_run = bool(catalogue_dirs)
     try:
-        config.stash[_EXCLUSIONS_KEY] = load_exclusions(exclude_file) if exclude_file else {}
-    except ExclusionError as error:
-        raise pytest.UsageError(str(error)) from None
-    limitations = config.getoption("--probe-limitations", None)
-    try:
-        parse_probe_limitations(limitations or "")
-    except TargetError as error:
+        check_options(config, state, catalogue_dirs)
+    except (OptionError, ExclusionError, TargetError) as error:
         raise pytest.UsageError(str(error)) from None
     config.pluginmanager.register(ResultCollector(config), "fcgispec-results")
+    if state.server_run and not is_worker(config) and not _only_informs(config):
+        check_target_before_the_cases(config, state)
+
+
+def check_options(config: pytest.Config, state: RunState, catalogue_dirs: list[Path]) -> None:
+    """Every option value the suite reads, checked before anything starts (OptionError and the like:
+    one line, a usage error)."""
+    config.option.fcgi_timeout = parse_fcgi_timeout(str(config.getoption("--fcgi-timeout")))
+    try:
+        parse_target(config.getoption("--target"), ROOT)
+    except TargetError as error:
+        raise TargetError(f"--target: {error}") from None
+    parse_probe_limitations(config.getoption("--probe-limitations", None) or "")
+    exclude_file = config.getoption("--exclude-file", None)
+    config.stash[_EXCLUSIONS_KEY] = load_exclusions(exclude_file) if exclude_file is not None else {}
+    if is_worker(config) or option(config, "help", False) or option(config, "version", False):
+        return
+    try:
+        case_ids = [case.id for case in load_cases(catalogue_dirs)] if catalogue_dirs else None
+    except Exception:  # a broken case file: collection reports it, with its traceback, as the harness's error
+        case_ids = None
+    if case_ids is not None:
+        check_case_prefixes(config.getoption("--case"), case_ids)
+        state.warnings += [f"Warning: {line}" for line in unmatched_entries(config.stash[_EXCLUSIONS_KEY], case_ids)]
+    if not _only_informs(config):
+        for name, path in (("--report-json", config.getoption("--report-json")),
+                           ("--junitxml", option(config, "xmlpath", None))):
+            if path is not None:
+                check_output_path(name, path)
+
+
+def server_case_paths(config: pytest.Config) -> list[Path]:
+    """The case files and directories of the server suite among the run's paths (cases/ stands for
+    all but cases/client/); [] when the run collects no server cases (self-tests, the client suite)."""
+    found: list[Path] = []
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
+        if not path.exists():
+            continue
+        if path == CASES_DIR:
+            found += [d for d in sorted(CASES_DIR.iterdir())
+                      if d.is_dir() and d != CLIENT_CASES_DIR and not d.name.startswith(("_", "."))]
+        elif path.is_relative_to(CASES_DIR) and not path.is_relative_to(CLIENT_CASES_DIR):
+            found.append(path)
+    return found
+
+
+def _only_informs(config: pytest.Config) -> bool:
+    """--help, --version, --collect-only, --fixtures, --markers...: nothing will run."""
+    return any(option(config, name, False) for name in
+               ("help", "version", "collectonly", "showfixtures", "show_fixtures_per_test", "markers"))
+
+
+def check_target_before_the_cases(config: pytest.Config, state: RunState) -> None:
+    """Once, before any case: is the target there and does it answer FastCGI? When not, the run ends
+    with that one verdict and status 3, instead of every case failing after its own timeout.
+
+    Without workers the target started here is the run's. With xdist workers (each spawns its own
+    target at its first case), the check runs here, in the controller, before the workers start:
+    on a target of its own if spawned, which is then stopped."""
+    parallel = option(config, "dist", "no") != "no"
+    try:
+        if parallel:
+            start_checked_target(config).stop()
+        else:
+            config.stash[_SESSION_KEY].ensure_started()
+    except TargetUsageError as error:
+        raise pytest.UsageError(f"--target: {error}") from None
+    except TargetError as error:
+        state.error = str(error)
+        # Nothing will run: no workers to start for it.
+        config.option.dist = "no"
+        config.option.numprocesses = 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """No case runs when the check before the cases found nothing to test."""
+    state = session.config.stash.get(_RUN_KEY, None)
+    return True if state is not None and state.error is not None else None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

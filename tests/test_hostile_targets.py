@@ -1,7 +1,9 @@
 """The suite against hostile targets: programs that hang, accept and never answer, crash
 mid-record, send garbage, announce huge lengths, trickle one byte a second, or reset
-(tests/hostile/hostile.py). Every case must end within its timeout with a verdict, the run must finish
-within a wall-time bound, and a misbehaving target must never get a clean report. Also: the leak cases
+(tests/hostile/hostile.py). A target that answers no FastCGI record at all (to a plain request or a GET_VALUES)
+is stopped before the cases with one verdict for the run (exit status 3); against the others every case must
+end within its timeout with a verdict, the run must finish within a wall-time bound, and a misbehaving target
+must never get a clean report. Also: the leak cases
 (cases/robustness/leaks.py) pass against the reference and fail against leaking targets.
 
 The whole catalogue runs against every hostile mode, as `./fcgispec --target 'cmd:...'` subprocesses,
@@ -32,6 +34,10 @@ from harness.verdicts import Verdict
 
 HOSTILE = ROOT / "tests" / "hostile" / "hostile.py"
 MODES = ("no-accept", "silent", "hang", "crash", "garbage", "huge-length", "trickle", "reset")
+# No FastCGI record header comes back to the check before the cases.
+STOPPED_BEFORE_CASES = {"no-accept", "silent", "crash", "garbage", "reset"}
+# The check takes about one base wait, twice for a spawned target that died (it is restarted once).
+CHECK_BOUND = 30.0
 FCGI_TIMEOUT = float(os.environ.get("FCGISPEC_HOSTILE_TIMEOUT", "0.5"))
 SCALE = FCGI_TIMEOUT / BASE_WAIT
 # A case may overrun its scaled timeout by the last wait's granularity and closing its connections.
@@ -96,6 +102,13 @@ def test_suite_ends_with_verdicts(hostile_runs: dict[str, dict], mode: str) -> N
     assert run["wall"] is not None, f"the run against {mode} did not finish within {run['bound']:.0f} s\n{run['log']}"
     report = run["report"]
     assert report is not None, f"no JSON report from the run against {mode}\n{run['log']}"
+    if mode in STOPPED_BEFORE_CASES:
+        # One verdict for the run, no case judged, the harness could not test (status 3).
+        assert run["status"] == 3, run["log"]
+        assert report["cases"] == [] and report["run_error"].startswith("target cmd:"), report["run_error"]
+        assert "answered no FastCGI record" in report["run_error"], report["run_error"]
+        assert run["wall"] < CHECK_BOUND, f"{run['wall']:.1f} s to stop the run against {mode}"
+        return
     cases = report["cases"]
     ids = {c["id"] for c in cases}
     expected = {c.id for c in SERVER_CASES}

@@ -14,7 +14,7 @@ from harness.targets.base import reference_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-SUMMARY = re.compile(r"^\d+ cases: \d+ passed, \d+ failed, \d+ warnings, \d+ info, \d+ unsupported, \d+ errors(, \d+ blocked)?$")
+SUMMARY = re.compile(r"^\d+ cases?: \d+ passed, \d+ failed, \d+ warnings?, \d+ info, \d+ unsupported, \d+ errors?(, \d+ blocked)?$")
 
 
 def run_suite(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -70,21 +70,22 @@ def test_warn_fails_only_with_strict() -> None:
     relaxed = run_suite("--case", "FCGI-4.1-3", "--target", target)
     assert relaxed.returncode == 0, relaxed.stdout
     assert "! FCGI-4.1-3 " in relaxed.stdout
-    assert last_line(relaxed).startswith("1 cases: 0 passed, 0 failed, 1 warnings")
+    assert last_line(relaxed).startswith("1 case: 0 passed, 0 failed, 1 warning,")
     strict = run_suite("--case", "FCGI-4.1-3", "--target", target, "--fcgi-strict")
     assert strict.returncode == 1, strict.stdout
     strict_alias = run_suite("--case", "FCGI-4.1-3", "--target", target, "--strict")
     assert strict_alias.returncode == 1, strict_alias.stdout
 
 
-def test_unreachable_target_is_junit_error(tmp_path: Path) -> None:
-    # A port nothing listens on: the harness cannot run the cases, which is an error, not a failure.
+def test_unreachable_target_stops_the_run_before_the_cases(tmp_path: Path) -> None:
+    # A port nothing listens on: the harness cannot run the cases (status 3), which is no broken
+    # requirement; it is said once, before any case runs.
     junit = tmp_path / "junit.xml"
     result = run_suite("--case", "FCGI-4.2-1", "--target", "tcp:127.0.0.1:1", "--junitxml", str(junit))
-    assert result.returncode == 1, result.stdout
+    assert result.returncode == 3, result.stdout
     xml = junit.read_text()
-    assert "<error" in xml and "<failure" not in xml
-    assert last_line(result).endswith("1 errors")
+    assert "<failure" not in xml and 'tests="0"' in xml
+    assert last_line(result) == "fcgispec: target tcp:127.0.0.1:1: connection refused (nothing listens there)"
 
 
 def test_k_selects_by_case_id() -> None:

@@ -8,18 +8,19 @@ summary last.
 
 Verdict -> pytest, for both suites (the one place this is written down):
 
-  verdict                   pytest outcome                          JUnit XML   the run
-  PASS, INFO                passed                                  -           passes
-  WARN                      passed                                  -           passes
-  WARN with --strict        failed (in the call)                    <failure>   fails
-  FAIL                      failed (in the call)                    <failure>   fails
-  UNSUPPORTED               skipped: "unsupported: WHY"             <skipped>   passes
-  BLOCKED                   skipped: "blocked by FCGI-x.y-z: WHY"   <skipped>   passes
-  ERROR                     error (in setup)                        <error>     fails
-  excused: a FAIL, WARN or  skipped (in setup):                     <skipped>   passes
+  verdict                   pytest outcome                          JUnit XML   the run (exit status)
+  PASS, INFO                passed                                  -           passes (0)
+  WARN                      passed                                  -           passes (0)
+  WARN with --strict        failed (in the call)                    <failure>   fails (1)
+  FAIL                      failed (in the call)                    <failure>   fails (1)
+  UNSUPPORTED               skipped: "unsupported: WHY"             <skipped>   passes (0)
+  BLOCKED                   skipped: "blocked by FCGI-x.y-z: WHY"   <skipped>   passes (0)
+  ERROR                     error (in setup)                        <error>     fails (3, wins over 1)
+  excused: a FAIL, WARN or  skipped (in setup):                     <skipped>   passes (0)
   ERROR in --exclude-file   "excluded (VERDICT): REASON"
 
-fails_run() is the last column; VerdictItem.judged() and tell_verdict() do the rest.
+fails_run() is the last column; VerdictItem.judged() and tell_verdict() do the rest; the exit status
+is ResultsReport.exit_status(), from the pytest outcomes of the column before.
 """
 
 from __future__ import annotations
@@ -220,6 +221,14 @@ def _not_runnable(ctx: Any) -> None:
     raise RuntimeError("a case rebuilt from a report cannot run")
 
 
+# The exit statuses of every fcgispec command (README, "verdicts").
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 2
+EXIT_HARNESS = 3
+EXIT_USAGE = 4
+
+
 class ResultsReport:
     """Gathers the results of a suite's cases from their setup reports (on the xdist controller
     too) and prints them last: the report after pytest's summary sections, then the JSON report
@@ -236,10 +245,17 @@ class ResultsReport:
         self.config = config
         self.results: list[CaseResult] = []
         self.started = time.monotonic()
+        self.harness_errors = 0  # setup or teardown errors: a case the harness could not run
+        self.failures = 0  # failed calls: a broken requirement (or a warn with --strict)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "setup":
             self.received(getattr(report, self.item_type.report_attribute, None))
+        if report.failed:
+            if report.when == "call":
+                self.failures += 1
+            else:
+                self.harness_errors += 1
 
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> Iterator[None]:
@@ -258,19 +274,32 @@ class ResultsReport:
     def pytest_sessionfinish(self, session: pytest.Session) -> Iterator[None]:
         yield
         # The outermost wrapper runs after pytest's own stats line: the summary is the last line.
+        if is_worker(self.config):
+            return
         # Interrupted before a case of this suite finished, it still says so.
         state = interruption_state(self.config)
         planned = self.planned(state)
-        if is_worker(self.config) or not (self.results or (state.interrupted and planned)):
-            return
+        told = bool(self.results or (state.interrupted and planned))
+        lines: list[str] = []
+        status = self.exit_status(int(session.exitstatus))
         path = option(self.config, "--report-json", None)
-        said = self.write_json(path) if path else []
+        if told or self.run_error() is not None:
+            try:
+                lines += self.write_json(path) if path else []
+            except OSError as error:
+                lines.append(f"fcgispec: cannot write the JSON report {path}: {error.strerror or error}")
+                status = EXIT_USAGE if status in (None, EXIT_OK, EXIT_FAILED) else status
+        if told:
+            lines += self.summary_lines() if self.results else []
+            lines.append(format_summary(self.results, duration=time.monotonic() - self.started,
+                                        interrupted=state.interrupted, planned=planned))
+        lines += self.closing_lines(int(session.exitstatus))
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            for line in said + (self.summary_lines() if self.results else []):
+            for line in lines:
                 reporter.write_line(line)
-            reporter.write_line(format_summary(self.results, duration=time.monotonic() - self.started,
-                                               interrupted=state.interrupted, planned=planned))
+        if status is not None:
+            session.exitstatus = status
 
     def planned(self, state: RunState) -> int | None:
         """How many of the collected items are this suite's cases (None before collection ended)."""
@@ -285,7 +314,36 @@ class ResultsReport:
         """Whether the run was interrupted (Ctrl-C, SIGTERM): the report and the JSON say so."""
         return interruption_state(self.config).interrupted
 
+    def exit_status(self, pytest_status: int) -> int | None:
+        """The run's exit status (the README's table), or None to keep pytest's.
+
+        0 everything held, 1 a broken requirement (a fail; a warn with --strict), 3 the harness could
+        not run (the target before any case, or a case ERROR: 3 wins over 1, the run is incomplete).
+        Interruptions (2), internal and usage errors (3, 4) stay as pytest set them.
+        """
+        if self.interrupted:
+            return None
+        if self.run_error() is not None:
+            return EXIT_HARNESS
+        if pytest_status not in (EXIT_OK, EXIT_FAILED) or not self.is_suite_run():
+            return None
+        if self.harness_errors:
+            return EXIT_HARNESS
+        return EXIT_FAILED if self.failures else EXIT_OK
+
     # ---- what a suite's report holds ---------------------------------------------------------
+    def is_suite_run(self) -> bool:
+        """Whether this run's items were this suite's cases (its exit statuses apply)."""
+        return bool(self.results)
+
+    def run_error(self) -> str | None:
+        """Why the run tested nothing (a dead target), or None."""
+        return None
+
+    def closing_lines(self, pytest_status: int) -> list[str]:
+        """The last lines of the run (after the summary)."""
+        return []
+
     def received(self, data: dict[str, Any] | None) -> None:
         """A setup report's result data (None: the report carries none)."""
         if data is not None:

@@ -231,6 +231,11 @@ def format_depth_summary(results: Sequence[CaseResult]) -> str:
     )
 
 
+def _count(number: int, noun: str) -> str:
+    """'1 case', '2 cases', '0 cases'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def format_summary(
     results: Sequence[CaseResult], *, duration: float | None = None, interrupted: bool = False,
     planned: int | None = None,
@@ -238,13 +243,14 @@ def format_summary(
     """The one-line summary; an interrupted run says so, and of how many cases (planned) it ran how many."""
     counts = count_verdicts(r.outcome for r in results)
     if interrupted:
-        ran = f"run interrupted after {len(results)}" + (f" of {planned}" if planned is not None else "") + " cases"
+        ran = (f"run interrupted after {len(results)} of {_count(planned, 'case')}" if planned is not None
+               else f"run interrupted after {_count(len(results), 'case')}")
     else:
-        ran = f"{len(results)} cases"
+        ran = _count(len(results), "case")
     summary = (
         f"{ran}: {counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, "
-        f"{counts[Verdict.WARN]} warnings, {counts[Verdict.INFO]} info, "
-        f"{counts[Verdict.UNSUPPORTED]} unsupported, {counts[Verdict.ERROR]} errors"
+        f"{_count(counts[Verdict.WARN], 'warning')}, {counts[Verdict.INFO]} info, "
+        f"{counts[Verdict.UNSUPPORTED]} unsupported, {_count(counts[Verdict.ERROR], 'error')}"
     )
     if counts[Verdict.BLOCKED]:
         summary += f", {counts[Verdict.BLOCKED]} blocked"

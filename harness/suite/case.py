@@ -546,7 +546,12 @@ def import_case_module(path: Path) -> object:
         raise HarnessError(f"cannot import case file {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        # Not cached half-imported: the next import (collection) must meet the same error.
+        del sys.modules[name]
+        raise
     return module
 
 

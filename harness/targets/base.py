@@ -49,6 +49,10 @@ class TargetUnsupported(TargetError):
     """The target cannot run on this machine at all (its packages cannot be had here)."""
 
 
+class TargetUsageError(TargetError):
+    """The target rejected how it was asked to start (the reference responder's options): a user's mistake."""
+
+
 class TargetUnreachable(TargetError):
     """A connection to the target could not be opened."""
 
@@ -180,8 +184,8 @@ class TcpTarget(Target):
 
     def __init__(self, host_port: str) -> None:
         host, _, port = host_port.rpartition(":")
-        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
-            raise TargetError(f"expected HOST:PORT with a port from 1 to 65535, got {host_port!r}")
+        if not host.strip("[]") or not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+            raise TargetError(f"tcp:{host_port}: expected tcp:HOST:PORT with a port from 1 to 65535")
         self.host = host.strip("[]")
         self.port = int(port)
         self.description = f"tcp:{host_port}"
@@ -195,6 +199,8 @@ class UnixTarget(Target):
     """An application already listening on a unix socket (unix:PATH): not spawned, no probe-app detection."""
 
     def __init__(self, path: str) -> None:
+        if not path:
+            raise TargetError("unix: expected unix:PATH, the path of a listening unix socket")
         self.path = path
         self.description = f"unix:{path}"
 
@@ -246,7 +252,8 @@ class SpawnedTarget(Target):
                 env={**os.environ, **self.env} if self.env else None,
             )
         except OSError as error:
-            raise TargetError(f"cannot start {argv!r}: {error}") from None
+            program = argv if isinstance(argv, str) else argv[0]
+            raise TargetError(f"cannot start {program}: {error.strerror or error}") from None
         finally:
             # The child holds its own copy; ours would keep accepting into the backlog
             # after the child died, hiding a dead target behind hanging connections.
@@ -291,6 +298,10 @@ class SpawnedTarget(Target):
         self.stop()
         self.restarts += 1
         self.start()
+
+
+# The reference responder's exit status for options it does not take.
+USAGE_STATUS = 2
 
 
 def reference_binary(root: Path, build_dir: str = "build") -> Path:
@@ -361,6 +372,9 @@ class ReferenceTarget(SpawnedTarget):
         prefix = "listening tcp:"
         if not line.startswith(prefix):
             self.stop()
+            if self.exit_status() == USAGE_STATUS:
+                said = next((text for text in self.log_tail().splitlines() if text.strip()), "no message")
+                raise TargetUsageError(f"the reference responder rejected its options: {said}")
             raise TargetError(
                 f"reference responder did not announce its port (got {line!r}; {self.exit_text()}):\n{self.log_tail()}"
             )
@@ -444,6 +458,8 @@ class CommandTarget(SpawnedTarget):
     """
 
     def __init__(self, command: str, *, env: Mapping[str, str] | None = None) -> None:
+        if not command.strip():
+            raise TargetError("cmd: expected cmd:COMMAND, a command line that starts the target")
         placeholder = "{port}" in command or "{socket}" in command
         super().__init__(env=env, fd0=not placeholder)
         self.command = command
@@ -516,7 +532,7 @@ class CommandTarget(SpawnedTarget):
         last_error = ""
         while time.monotonic() < end_time:
             if self.exit_status() is not None:
-                raise TargetError(f"target command {self.exit_text()} before accepting:\n{self.log_tail()}")
+                raise TargetError(f"target command {self.exit_text()} before accepting{self._said()}")
             try:
                 conn = self.connect(timeout=1.0, label="startup")
             except TargetUnreachable as error:
@@ -526,7 +542,12 @@ class CommandTarget(SpawnedTarget):
             conn.close()
             return
         self.stop()
-        raise TargetError(f"target did not accept connections within {timeout:g}s ({last_error}):\n{self.log_tail()}")
+        raise TargetError(f"target did not accept connections within {timeout:g}s ({last_error}){self._said()}")
+
+    def _said(self) -> str:
+        """The end of its output after a colon, for a start-up error; '' when it wrote nothing."""
+        tail = self.log_tail().strip()
+        return f":\n{tail}" if tail else ""
 
     def address(self) -> tuple[int, object]:
         if self._address is None:

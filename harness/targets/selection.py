@@ -28,7 +28,15 @@ def parse_target(spec: str, root: Path) -> Target:
     if spec == "reference":
         return ReferenceTarget(root)
     if spec.startswith("reference "):
-        return ReferenceTarget(root, shlex.split(spec[len("reference ") :]))
+        try:
+            options = shlex.split(spec[len("reference ") :])
+        except ValueError as error:  # an unbalanced quote
+            raise TargetError(f"{spec!r}: the reference responder's options cannot be split ({error})") from None
+        if any(option == "--fault" and value == "list" for option, value in zip(options, options[1:])) \
+                or "--fault=list" in options:
+            raise TargetError(f"{spec!r}: --fault list only lists the fault modes "
+                              "(build/reference-server/fcgispec-responder --fault list); name one of them")
+        return ReferenceTarget(root, options)
     kind, colon, rest = spec.partition(":")
     if colon and kind == "tcp":
         return TcpTarget(rest)

@@ -18,6 +18,9 @@ Without --port it serves the listening socket inherited on fd 0 (spawn-fcgi styl
   leak          a correct responder that never closes connections the peer closed (one fd per
                 connection) and keeps 64 KiB per request (an RSS leak)
   ok            a correct, minimal responder (the control): every request gets a 200 and END_REQUEST
+  http          an HTTP server: answers whatever arrives with "HTTP/1.1 400 Bad Request" and closes
+  close         closes every connection as soon as it is accepted, without reading
+  half-header   answers a request with the first 4 bytes of a STDOUT record header, then nothing
 
 A correct answer is `Status: 200 OK` with a short body, STDOUT, empty STDOUT, END_REQUEST; management
 records (GET_VALUES) are answered by the modes that answer anything. Threads, one per connection.
@@ -155,6 +158,20 @@ def handle(conn: socket.socket, mode: str) -> None:
                     return
                 for request_id in completed_requests(parser.feed(data)):
                     conn.sendall(header(STDOUT, request_id, 65535) + b"Status: 2")
+        elif mode == "http":
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            conn.close()
+        elif mode == "close":
+            conn.close()
+        elif mode == "half-header":
+            parser = Records()
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                if completed_requests(parser.feed(data)):
+                    conn.sendall(header(STDOUT, 1, 100)[:4])
         elif mode == "reset":
             conn.recv(65536)
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -174,7 +191,8 @@ def main() -> int:
         print(__doc__)
         return 0 if args else 2
     mode = args[0]
-    if mode not in ("no-accept", "silent", "hang", "crash", "garbage", "huge-length", "trickle", "reset", "leak", "ok"):
+    if mode not in ("no-accept", "silent", "hang", "crash", "garbage", "huge-length", "trickle", "reset", "leak", "ok",
+                    "http", "close", "half-header"):
         print(f"hostile.py: unknown mode {mode!r}", file=sys.stderr)
         return 2
     if "--port" in args:

@@ -42,6 +42,10 @@ class ClientSpec:
     unsupported: Mapping[str, str] = field(default_factory=dict)
 
 
+class ClientUsageError(HarnessError):
+    """--client names no client there is: the user's mistake, not the harness's."""
+
+
 def parse_client(spec: str, root: Path) -> ClientSpec:
     """`reference`, `cmd:COMMAND` or a name from harness/clients/registry.py."""
     if spec == "reference":
@@ -50,9 +54,12 @@ def parse_client(spec: str, root: Path) -> ClientSpec:
             raise HarnessError(f"reference client not built: {binary} (run ./fcgispec setup)")
         return ClientSpec("reference", (str(binary), "adapter"))
     if spec.startswith("cmd:"):
-        command = tuple(shlex.split(spec[4:]))
+        try:
+            command = tuple(shlex.split(spec[4:]))
+        except ValueError as error:
+            raise ClientUsageError(f"{spec!r}: the command cannot be split ({error})") from None
         if not command:
-            raise HarnessError("cmd: needs a command")
+            raise ClientUsageError("cmd: needs a command")
         return ClientSpec(spec, command)
     try:
         adapters = importlib.import_module("harness.clients.registry")
@@ -61,7 +68,7 @@ def parse_client(spec: str, root: Path) -> ClientSpec:
     named = getattr(adapters, "NAMED_CLIENTS", {}) if adapters else {}
     if spec not in named:
         known = ", ".join(["reference", *sorted(named)])
-        raise HarnessError(f"unknown client {spec!r}: use cmd:COMMAND or one of {known}")
+        raise ClientUsageError(f"unknown client {spec!r}: use cmd:COMMAND or one of {known}")
     unsupported = getattr(adapters, "UNSUPPORTED_OPTIONS", {}).get(spec, {})
     return ClientSpec(spec, tuple(named[spec](root)), dict(unsupported))
 

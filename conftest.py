@@ -9,6 +9,7 @@ whose item and report machinery this plugin shares with the client suite's.
 from __future__ import annotations
 
 import datetime
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -394,6 +395,10 @@ def check_target_before_the_cases(config: pytest.Config, state: RunState) -> Non
             config.stash[_SESSION_KEY].ensure_started()
     except TargetUsageError as error:
         raise pytest.UsageError(f"--target: {error}") from None
+    except KeyboardInterrupt:
+        # Before the session starts pytest writes no report: the last line says what happened.
+        sys.stderr.write("run interrupted before any case, while checking that the target answers FastCGI\n")
+        raise
     except TargetError as error:
         state.error = str(error)
         # Nothing will run: no workers to start for it.

@@ -89,7 +89,7 @@ def load_transcript(path: str) -> Transcript:
 def _start_target(spec: str):  # type: ignore[no-untyped-def]
     """The started target of a --target spec: an unknown spec is a usage error, one that does not start
     cannot run."""
-    from harness.targets.base import TargetError
+    from harness.targets.base import TargetError, TargetUsageError
     from harness.targets.selection import parse_target
 
     if spec.startswith("tcp:"):
@@ -103,6 +103,9 @@ def _start_target(spec: str):  # type: ignore[no-untyped-def]
         raise UsageError(f"--target: {error}") from None
     try:
         target.start()
+    except TargetUsageError as error:  # the reference responder refused the options it was given
+        target.stop()
+        raise UsageError(f"--target: {_one_line(str(error))}") from None
     except TargetError as error:
         target.stop()
         raise CannotRun(f"cannot start the target {spec!r}: {_one_line(str(error))}") from None

@@ -48,7 +48,9 @@ class Interruption:
         self.previous_handlers.clear()
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-        if isinstance(excinfo.value, KeyboardInterrupt):  # not pytest.exit(), which takes this hook too
+        # Not pytest.exit(), which takes this hook too, nor a run the suite itself stopped
+        # (session.shouldstop: a target that cannot be restarted), whose exception is a KeyboardInterrupt.
+        if isinstance(excinfo.value, KeyboardInterrupt) and not isinstance(excinfo.value, pytest.Session.Interrupted):
             self.state.interrupted = True
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:

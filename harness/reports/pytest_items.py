@@ -279,7 +279,8 @@ class ResultsReport:
         # Interrupted before a case of this suite finished, it still says so.
         state = interruption_state(self.config)
         planned = self.planned(state)
-        told = bool(self.results or (state.interrupted and planned))
+        # Interrupted while the target was being checked, before collection: still said, without a count.
+        told = bool(self.results or (state.interrupted and (planned or planned is None and self.is_run_of_this_suite())))
         lines: list[str] = []
         status = self.exit_status(int(session.exitstatus))
         path = option(self.config, "--report-json", None)
@@ -300,6 +301,17 @@ class ResultsReport:
                 reporter.write_line(line)
         if status is not None:
             session.exitstatus = status
+
+    def is_run_of_this_suite(self) -> bool:
+        """Whether the run's paths hold this suite's cases (known before collection)."""
+        for arg in self.config.args:
+            path = Path(arg.split("::", 1)[0]).absolute()
+            if any(path == excluded or excluded in path.parents for excluded in self.excluded_directories):
+                continue
+            if any(path == directory or directory in path.parents or path in directory.parents
+                   for directory in self.case_directories):
+                return True
+        return False
 
     def planned(self, state: RunState) -> int | None:
         """How many of the collected items are this suite's cases (None before collection ended)."""

@@ -121,10 +121,10 @@ BAD_INPUTS: list[tuple[list[str], str, int]] = [
      4),
     (["record", "--listen", "0", "--app", "127.0.0.1:-1", "-o", "out.t"], "argument --app: '-1' is not a TCP port", 4),
     (["record", "--listen", "0", "--app", "nohost", "-o", "out.t"], "expected HOST:PORT, got 'nohost'", 4),
-    (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "missing/out.t"], "cannot write missing/out.t: no directory",
+    (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "missing/out.t"], "cannot write missing/out.t: the directory missing does not exist",
      4),
-    (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "afile/out.t"], "not a directory: afile", 4),
-    (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "adir"], "adir is a directory: give a file name", 4),
+    (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "afile/out.t"], "afile is not a directory", 4),
+    (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "adir"], "adir is a directory, not a file", 4),
     (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "out.t", "--meta", "novalue"],
      "argument --meta: expected KEY=VALUE, got 'novalue'", 4),
     (["record", "--listen", "0", "--app", "127.0.0.1:9", "-o", "out.t", "--meta", "a b=c"], "must be a word", 4),
@@ -134,8 +134,8 @@ BAD_INPUTS: list[tuple[list[str], str, int]] = [
     (["import-pcap", "capture.pcap", "--port", "70000", "-o", "out.t"], "argument --port: '70000' is not a TCP port", 4),
     (["import-pcap", "capture.pcap", "--port", "-1", "-o", "out.t"], "argument --port: '-1' is not a TCP port", 4),
     (["import-pcap", "capture.pcap", "--port", "abc", "-o", "out.t"], "argument --port: 'abc' is not a TCP port", 4),
-    (["import-pcap", "capture.pcap", "--port", "{port}", "-o", "adir"], "adir is a directory: give a file name", 4),
-    (["import-pcap", "capture.pcap", "--port", "{port}", "-o", "missing/out.t"], "no directory missing", 4),
+    (["import-pcap", "capture.pcap", "--port", "{port}", "-o", "adir"], "adir is a directory, not a file", 4),
+    (["import-pcap", "capture.pcap", "--port", "{port}", "-o", "missing/out.t"], "the directory missing does not exist", 4),
     (["import-pcap", "garbage.bin", "--port", "{port}", "-o", "out.t"], "garbage.bin: not a pcap or pcapng file", 4),
     (["import-pcap", "empty.txt", "--port", "{port}", "-o", "out.t"], "not a pcap or pcapng file (it starts with nothing)",
      4),
@@ -153,9 +153,9 @@ BAD_INPUTS: list[tuple[list[str], str, int]] = [
     # export
     (["export", "garbage.bin"], "garbage.bin: line 2: not UTF-8 text", 4),
     (["export", "missing.transcript"], "missing.transcript: no such file", 4),
-    (["export", T, "-o", "adir"], "adir is a directory: give a file name", 4),
-    (["export", T, "-o", "afile/x"], "not a directory: afile", 4),
-    (["export", T, "-o", "/proc/fcgispec-nowhere/x"], "cannot write /proc/fcgispec-nowhere/x: no directory", 4),
+    (["export", T, "-o", "adir"], "adir is a directory, not a file", 4),
+    (["export", T, "-o", "afile/x"], "afile is not a directory", 4),
+    (["export", T, "-o", "/proc/fcgispec-nowhere/x"], "cannot write /proc/fcgispec-nowhere/x: the directory /proc/fcgispec-nowhere does not exist", 4),
     # capture
     (["capture", "--server", "nosuch"], "--server: unknown 'nosuch'; one or more of nginx, apache2, lighttpd, h2o", 4),
     (["capture", "--server", "nginx", "--scenario", "nosuch"], "--scenario: unknown 'nosuch'", 4),
@@ -228,7 +228,9 @@ def test_record_that_cannot_write_at_the_end_keeps_the_recording(inputs: Path) -
         assert process.stderr.readline().startswith("recording 127.0.0.1:")
         (inputs / "gone").rmdir()  # the directory goes away while the proxy runs
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=SUBPROCESS_TIMEOUT)
+        # Not communicate(): with a timeout it reads the pipe itself and misses what readline() buffered.
+        process.wait(timeout=SUBPROCESS_TIMEOUT)
+        err = process.stderr.read()
     finally:
         if process.poll() is None:
             process.kill()

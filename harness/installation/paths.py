@@ -35,3 +35,28 @@ def work_dir(root: Path = PROJECT_ROOT) -> Path:
     run_dir = os.environ.get(RUN_DIR_ENV)
     base = Path(run_dir) if run_dir else Path(tempfile.gettempdir()) / f"fcgispec-work-{os.getuid()}"
     return base / "work"
+
+
+def output_file_problem(path: str | Path) -> str | None:
+    """Why an output file (a report, a transcript) could not be written at `path`, or None.
+
+    Checked before the work that produces it, so that nothing is lost at the end. Creating a file
+    is the only sure test (a read-only file system, /proc); the one made here is removed at once.
+    """
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a directory, not a file"
+    parent = path.parent
+    if not parent.exists():
+        return f"cannot write {path}: the directory {parent} does not exist"
+    if not parent.is_dir():
+        return f"cannot write {path}: {parent} is not a directory"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"cannot write {path}: permission denied"
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as error:
+        return f"cannot write {path}: {error.strerror or error}"
+    os.close(descriptor)
+    os.unlink(probe)
+    return None

@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+from harness.installation.paths import output_file_problem
+
 EXIT_OK = 0
 EXIT_BROKEN = 1
 EXIT_INTERRUPTED = 2
@@ -125,24 +127,11 @@ def check_readable_file(path: str | Path) -> Path:
 
 
 def check_writable_file(path: str | Path) -> Path:
-    """The path of an output file, checked before any work: its directory exists and takes a new file,
-    and the path is not a directory. UsageError says why not."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{path} is a directory: give a file name")
-    parent = path.parent
-    if not parent.is_dir():
-        raise UsageError(f"cannot write {path}: {'no directory' if not parent.exists() else 'not a directory:'} {parent}")
-    if path.exists() and not os.access(path, os.W_OK):
-        raise UsageError(f"cannot write {path}: permission denied")
-    # Creating a file is the only sure test (a read-only file system, /proc...); it is removed at once.
-    try:
-        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
-    os.close(descriptor)
-    os.unlink(probe)
-    return path
+    """The path of an output file, checked before any work (UsageError says why it cannot be written)."""
+    problem = output_file_problem(path)
+    if problem is not None:
+        raise UsageError(problem)
+    return Path(path)
 
 
 def check_writable_directory(path: str | Path) -> Path:

@@ -9,10 +9,9 @@ raises OptionError with the line to print; the pytest plugin (conftest.py) makes
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from harness.installation.paths import output_file_problem
 from harness.suite.case import BASE_WAIT, _id_matches
 from harness.targets.selection import PROBE_APP_CHOICES
 
@@ -82,28 +81,10 @@ def parse_fcgi_timeout(text: str) -> float:
 
 def check_output_path(option: str, path: str) -> None:
     """A report file the run will write at its end: it must be writable now, or the run's results
-    would be lost. Creates nothing that stays: a file made for the check is removed."""
-    if not path:
-        raise OptionError(f"{option}: the path is empty")
-    target = Path(path)
-    if target.is_dir():
-        raise OptionError(f"{option}: {path} is a directory, not a file")
-    parent = target.parent
-    if not parent.exists():
-        raise OptionError(f"{option}: cannot write {path}: the directory {parent} does not exist")
-    if not parent.is_dir():
-        raise OptionError(f"{option}: cannot write {path}: {parent} is not a directory")
-    existed = target.exists()
-    try:
-        with open(target, "ab"):
-            pass
-    except OSError as error:
-        raise OptionError(f"{option}: cannot write {path}: {error.strerror or error}") from None
-    if not existed:
-        try:
-            os.unlink(target)
-        except OSError:
-            pass
+    would be lost."""
+    problem = output_file_problem(path) if path else "the path is empty"
+    if problem is not None:
+        raise OptionError(f"{option}: {problem}")
 
 
 def check_case_prefixes(prefixes: Sequence[str], case_ids: Iterable[str]) -> None:

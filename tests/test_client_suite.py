@@ -114,11 +114,11 @@ def test_each_mistake_is_caught(tmp_path: Path, mistake: str) -> None:
         assert done.returncode != 0
 
 
-def test_unknown_client_is_an_error(tmp_path: Path) -> None:
+def test_unknown_client_is_one_usage_error_before_the_cases(tmp_path: Path) -> None:
     done, verdicts = run_suite(tmp_path, "no-such-client", "--case", "CLI-REUSE-1")
-    assert done.returncode != 0
-    assert verdicts.get("CLI-REUSE-1") == "error"
-    assert "unknown client" in done.stdout
+    assert done.returncode == 4, done.stdout[-2000:] + done.stderr[-2000:]
+    assert verdicts == {}, "no case ran"
+    assert "--client: unknown client 'no-such-client'" in done.stderr
 
 
 def test_an_adapter_that_exits_at_once_is_an_error(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 from harness.clients.cases import CLIENT_TIMEOUT, ClientCase, cases_in_client_module, run_client_case
 from harness.clients.adapters import ClientSpec, ClientUsageError, parse_client
 from harness.reports.pytest_items import (
-    EXIT_HARNESS, ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker, option,
+    EXIT_HARNESS, ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker, option, runs_cases_in,
 )
 from harness.reports.results import CaseResult, format_case_line, format_details, write_json_report
 from harness.verdicts import HarnessError, Verdict
@@ -146,7 +146,7 @@ class ClientResults(ResultsReport):
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fcgispec_client: an HTTP client connection-reuse case")
     session = config.stash[_SESSION_KEY] = ClientSession(config)
-    if _runs_client_cases(config) and not is_worker(config):
+    if runs_cases_in(config, CLIENT_CASE_DIRS) and not is_worker(config):
         # Checked once, before the cases: a wrong --client is one line, not an error per case.
         try:
             session.client_spec()
@@ -155,16 +155,6 @@ def pytest_configure(config: pytest.Config) -> None:
         except HarnessError as error:
             pytest.exit(f"fcgispec: the client cannot run: {error}", returncode=EXIT_HARNESS)
     config.pluginmanager.register(ClientResults(config), "fcgispec-client-results")
-
-
-def _runs_client_cases(config: pytest.Config) -> bool:
-    """Whether the run's paths include the client cases (the plugin is loaded for every run)."""
-    for arg in config.args:
-        path = Path(arg.split("::", 1)[0]).absolute()
-        if any(path == directory or directory in path.parents or path in directory.parents
-               for directory in CLIENT_CASE_DIRS):
-            return True
-    return False
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

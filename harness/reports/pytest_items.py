@@ -79,6 +79,18 @@ def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def runs_cases_in(config: pytest.Config, directories: Iterable[Path], excluded: Iterable[Path] = ()) -> bool:
+    """Whether the run's paths hold case files of these directories (known before collection): a path
+    inside one of them, or one that contains one, and not inside an excluded directory."""
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0]).absolute()
+        if any(path == skipped or skipped in path.parents for skipped in excluded):
+            continue
+        if any(path == directory or directory in path.parents or path in directory.parents for directory in directories):
+            return True
+    return False
+
+
 def is_case_file(file_path: Path, directories: Iterable[Path], excluded: Iterable[Path] = ()) -> bool:
     """A case file: a .py file below one of the directories (and none of excluded), not a test, helper or conftest."""
     if file_path.suffix != ".py" or file_path.name.startswith(("test_", "_")) or file_path.name == "conftest.py":
@@ -304,14 +316,7 @@ class ResultsReport:
 
     def is_run_of_this_suite(self) -> bool:
         """Whether the run's paths hold this suite's cases (known before collection)."""
-        for arg in self.config.args:
-            path = Path(arg.split("::", 1)[0]).absolute()
-            if any(path == excluded or excluded in path.parents for excluded in self.excluded_directories):
-                continue
-            if any(path == directory or directory in path.parents or path in directory.parents
-                   for directory in self.case_directories):
-                return True
-        return False
+        return runs_cases_in(self.config, self.case_directories, self.excluded_directories)
 
     def planned(self, state: RunState) -> int | None:
         """How many of the collected items are this suite's cases (None before collection ended)."""

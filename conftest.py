@@ -39,12 +39,14 @@ from harness.targets.base import ROUND_TRIP_SAMPLES, Target, TargetError, Target
 from harness.targets.selection import declare_probe_app, parse_probe_limitations, parse_target
 from harness.verdicts import Outcome
 
-# The HTTP client suite (cases/client/, --client) is a plugin of its own; so is what an interrupted run does.
-pytest_plugins = ["harness.reports.interruption", "harness.reports.client_plugin"]
+# The HTTP client suite (cases/client/, --client) and the gateway suite (cases/gateway/, --gateway) are
+# plugins of their own; so is what an interrupted run does.
+pytest_plugins = ["harness.reports.interruption", "harness.reports.client_plugin", "harness.reports.gateway_plugin"]
 
 CASES_DIR = ROOT / "cases"
-# Collected by the client suite's plugin (harness/reports/client_plugin.py), not by this one.
-CLIENT_CASES_DIR = CASES_DIR / "client"
+# Collected by the client suite's and the gateway suite's plugins (harness/reports/client_plugin.py,
+# harness/reports/gateway_plugin.py), not by this one.
+OTHER_SUITES_CASES_DIRS = (CASES_DIR / "client", CASES_DIR / "gateway")
 REPORT_ATTRIBUTE = "fcgispec_result"
 # pytest's status when no test was collected: for the suite, a selection that matched nothing.
 PYTEST_NO_TESTS = 5
@@ -209,7 +211,7 @@ class ResultCollector(ResultsReport):
     item_type = CaseItem
     heading = "fcgispec report"
     case_directories = (CASES_DIR,)
-    excluded_directories = (CASES_DIR / "client",)  # the client suite's (harness/reports/client_plugin.py)
+    excluded_directories = OTHER_SUITES_CASES_DIRS
 
     def __init__(self, config: pytest.Config) -> None:
         super().__init__(config)
@@ -360,7 +362,8 @@ def check_options(config: pytest.Config, state: RunState, catalogue_dirs: list[P
 
 def server_case_paths(config: pytest.Config) -> list[Path]:
     """The case files and directories of the server suite among the run's paths (cases/ stands for
-    all but cases/client/); [] when the run collects no server cases (self-tests, the client suite)."""
+    all but cases/client/ and cases/gateway/); [] when the run collects no server cases (self-tests, the
+    client and gateway suites)."""
     found: list[Path] = []
     for arg in config.args:
         path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
@@ -368,8 +371,8 @@ def server_case_paths(config: pytest.Config) -> list[Path]:
             continue
         if path == CASES_DIR:
             found += [d for d in sorted(CASES_DIR.iterdir())
-                      if d.is_dir() and d != CLIENT_CASES_DIR and not d.name.startswith(("_", "."))]
-        elif path.is_relative_to(CASES_DIR) and not path.is_relative_to(CLIENT_CASES_DIR):
+                      if d.is_dir() and d not in OTHER_SUITES_CASES_DIRS and not d.name.startswith(("_", "."))]
+        elif path.is_relative_to(CASES_DIR) and not any(path.is_relative_to(d) for d in OTHER_SUITES_CASES_DIRS):
             found.append(path)
     return found
 
@@ -420,7 +423,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if not is_case_file(file_path, [CASES_DIR]):
+    if not is_case_file(file_path, [CASES_DIR], OTHER_SUITES_CASES_DIRS):
         return None
     return CaseFile.from_parent(parent, path=file_path)
 

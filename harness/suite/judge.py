@@ -48,7 +48,8 @@ The rules, in the order judge() applies them:
    an exit with status 0 no known bug is offered as a look-alike (Outcome.exited_cleanly).
 3. The client suite's processes: a scenario server's script error makes a PASS, INFO or WARN an
    ERROR (the harness's problem); a client adapter that crashed (a signal other than SIGKILL) or
-   printed a sanitizer report FAILs.
+   printed a sanitizer report FAILs. The gateway suite's: an application script's error is the
+   harness's as well; a gateway that exited by itself while the case ran FAILs.
 4. A notice (the target was restarted before the case) is added to the note, and the
    --exclude-file reason is attached (Outcome.excused: an excluded FAIL, WARN or ERROR).
 5. Deviations of other requirements the case saw (also_seen) are carried on the Outcome; they
@@ -151,6 +152,8 @@ class Facts:
     own_deviation: Deviation | None = None
     # Server suite: a spawned target that exited while the case ran.
     exit_during_case: "ExitDuringCase | None" = None
+    # Gateway suite: the gateway's exit status when it exited by itself during the case (negative: a signal).
+    gateway_exit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ def judge(facts: Facts) -> Outcome:
     if facts.exit_during_case is not None and not exit_allowed:
         _weigh_exit_during_case(outcome, facts.exit_during_case)
     _weigh_client_processes(outcome, facts)
+    _weigh_gateway_exit(outcome, facts.gateway_exit)
     if facts.notice:
         _add_note(outcome, facts.notice)
     outcome.excluded = facts.excluded
@@ -319,6 +323,18 @@ def _allowed_exit(liveness: Liveness) -> str | None:
     if liveness.spawned or REFUSED not in (liveness.problem or ""):
         return None
     return f"the target stopped accepting connections (exit status unknown): {liveness.problem}"
+
+
+def _weigh_gateway_exit(outcome: Outcome, status: int | None) -> None:
+    """Rule 3b: a gateway that exited by itself while the case ran FAILs (a web server stays up)."""
+    if status is None:
+        return
+    how = f"was killed by {signal.Signals(-status).name}" if status < 0 and -status in signal.valid_signals() \
+        else f"exited with status {status}"
+    saw = f"; the case saw: {outcome.actual}" if outcome.verdict in (Verdict.FAIL, Verdict.WARN) and outcome.actual else ""
+    outcome.verdict = Verdict.FAIL
+    outcome.expected = ["the gateway keeps running through the case"]
+    outcome.actual = f"the gateway {how} during the case{saw}"
 
 
 def _weigh_client_processes(outcome: Outcome, facts: Facts) -> None:

@@ -1,0 +1,146 @@
+"""Request bodies on FCGI_STDIN: delivered whole, and always ended by an empty record (spec §5.3, §3.3)."""
+
+from __future__ import annotations
+
+from harness.gateways.application import AppConn
+from harness.gateways.cases import gateway_case
+from harness.gateways.checks import expect_answer, first_difference, only_request, sha
+from harness.gateways.observations import STDIN_TERMINATED
+from harness.verdicts import Level, Violation
+
+FAMILY = "Request bodies on FCGI_STDIN (spec §5.3)"
+FAMILY_ORDER = 3
+
+STDIN_SENTENCE = ('Spec §5.3: "FCGI_STDIN is a stream record type used in sending arbitrary data from the Web server '
+                  'to the application." and §3.3: "Stream records ... a stream of records ... is terminated by an '
+                  'empty record (contentLength zero)" (the examples of §6 and App. B send {FCGI_STDIN, 1, ""} even '
+                  'for a request without a body).')
+
+
+def _body(length: int) -> bytes:
+    return bytes((i * 7 + 3) & 0xFF for i in range(length))
+
+
+def _echo_length(conn: AppConn) -> None:
+    """Answers with the number of body bytes it received and their sha256, so the HTTP side shows it too."""
+    while True:
+        request = conn.next_request()
+        if request is None:
+            return
+        conn.respond(request, f"{len(request.stdin)} {sha(request.stdin)}".encode())
+        if not request.keep_conn:
+            conn.close()
+            return
+
+
+@gateway_case(
+    STDIN_TERMINATED,
+    title="a request body on STDIN is ended by an empty STDIN record",
+    requirement=STDIN_SENTENCE,
+    level=Level.REQUIRED,
+    bugs=("no-stdin-terminator",),
+    allowed=("the body's STDIN records, then one empty STDIN record",),
+)
+def stdin_terminated(ctx) -> str:
+    app = ctx.start(_echo_length)
+    body = _body(5000)
+    expect_answer(ctx.request("POST", "/stdin-end", body=body), "POST of 5000 bytes",
+                  body=f"5000 {sha(body)}".encode())
+    ctx.settle()
+    request = only_request(app, "the POST")
+    return f"{len([r for r in request.stdin_records if r.content])} STDIN records, then the empty one"
+
+
+@gateway_case(
+    "GW-FCGI-5.3-2",
+    title="a request without a body still gets its empty STDIN record (a GET, and a POST with Content-Length: 0)",
+    requirement=STDIN_SENTENCE + " An application waits for the end of STDIN before it answers (HAProxy #2499: "
+    "an empty POST sent with no STDIN record left the application waiting).",
+    level=Level.REQUIRED,
+    bugs=("no-empty-stdin",),
+    relies_on=(),
+    allowed=("an empty STDIN record right after the empty PARAMS record",),
+)
+def empty_stdin(ctx) -> str:
+    def strict(conn: AppConn) -> None:
+        # This application, like most, answers only once STDIN has ended.
+        while True:
+            request = conn.next_request()
+            if request is None:
+                return
+            if not request.stdin_ended:
+                conn.note(f"request id={request.request_id}: no empty STDIN record came; not answered")
+                conn.observe(ctx.read_timeout + 2)
+                return
+            conn.respond(request, b"hello")
+            if not request.keep_conn:
+                conn.close()
+                return
+
+    app = ctx.start(strict)
+    for method in ("GET", "POST"):
+        answer = ctx.request(method, f"/empty-body/{method}", timeout=ctx.read_timeout + 4)
+        received = [r for r in app.requests() if r.param("REQUEST_METHOD") == method]
+        if received and not received[-1].stdin_ended:
+            raise Violation(f"{method} without a body: an empty STDIN record", f"{method}: PARAMS, then no STDIN record "
+                            f"(the HTTP client got {answer.describe()})")
+        expect_answer(answer, f"{method} without a body", body=b"hello")
+    return "GET and empty POST each ended STDIN with an empty record"
+
+
+def _chunks() -> list[bytes]:
+    return [_body(n) for n in (1, 100, 7000, 65536, 3, 20000)]
+
+
+@gateway_case(
+    "GW-FCGI-5.3-3",
+    title="a chunked upload reaches STDIN whole, with CONTENT_LENGTH its decoded length or absent",
+    requirement='RFC 3875 §4.1.2: "The CONTENT_LENGTH value must reflect the length of the message-body after the '
+    'server has removed any transfer-codings" and spec §5.3: STDIN carries the request body ("arbitrary data from '
+    'the Web server to the application").',
+    level=Level.REQUIRED,
+    bugs=("chunked-upload-cut",),
+    allowed=("the whole decoded body on STDIN, CONTENT_LENGTH equal to its length",
+             "the whole decoded body on STDIN without CONTENT_LENGTH",
+             "411 Length Required: the gateway does not take chunked uploads (not exercised)"),
+)
+def chunked_upload(ctx) -> str:
+    from harness.verdicts import Unsupported
+
+    app = ctx.start(_echo_length)
+    chunks = _chunks()
+    body = b"".join(chunks)
+    answer = ctx.request("POST", "/chunked", chunks=chunks)
+    if answer.status == 411 and not app.requests():
+        raise Unsupported("the gateway answers 411 Length Required to a chunked upload")
+    request = only_request(app, "the chunked POST")
+    if request.stdin != body:
+        raise Violation(f"the {len(body)}-byte decoded body on STDIN",
+                        f"{len(request.stdin)} bytes: {first_difference(request.stdin, body)}")
+    length = request.param("CONTENT_LENGTH")
+    if length not in (None, "", str(len(body))):
+        raise Violation(f"CONTENT_LENGTH {len(body)} or none", f"CONTENT_LENGTH={length!r}")
+    expect_answer(answer, "the chunked POST", body=f"{len(body)} {sha(body)}".encode())
+    return f"{len(body)} bytes in {len(request.stdin_records) - 1} STDIN records, CONTENT_LENGTH={length!r}"
+
+
+@gateway_case(
+    "GW-FCGI-5.3-4",
+    title="a 2 MiB POST body reaches STDIN byte for byte",
+    requirement='Spec §5.3: "FCGI_STDIN is a stream record type used in sending arbitrary data from the Web server to '
+    'the application." and §3.3: contentLength is at most 65535, so the body spans many records.',
+    level=Level.REQUIRED,
+    bugs=("short-body",),
+    allowed=("the whole body on STDIN",),
+)
+def large_post(ctx) -> str:
+    app = ctx.start(_echo_length)
+    body = _body(2 * 1024 * 1024)
+    answer = ctx.request("POST", "/large-post", body=body)
+    request = only_request(app, "the POST")
+    if request.stdin != body:
+        raise Violation(f"the {len(body)}-byte body on STDIN",
+                        f"{len(request.stdin)} bytes: {first_difference(request.stdin, body)}")
+    expect_answer(answer, "the POST", body=f"{len(body)} {sha(body)}".encode())
+    sizes = sorted({len(r.content) for r in request.stdin_records if r.content})
+    return f"{len(request.stdin_records) - 1} STDIN records of {sizes[0]}..{sizes[-1]} bytes"

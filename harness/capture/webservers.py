@@ -225,6 +225,8 @@ class WebServer:
     package = ""
     binary = ""
     template = ""
+    # Where the template is: the capture configurations here, the gateway suite's in fixtures/gateways/.
+    template_dir: Path = TEMPLATES
     # A one-line description of what matters in the configuration (for the transcript's metadata).
     config_summary = ""
     # Directories the server writes to under its prefix.
@@ -257,11 +259,19 @@ class WebServer:
     def argv(self, config: Path) -> list[str]:
         raise NotImplementedError
 
-    def render_config(self) -> str:
+    def placeholders(self) -> dict[str, str]:
+        """The values of the template's @@NAME@@ placeholders."""
         assert self.prefix is not None
-        text = (TEMPLATES / self.template).read_text()
-        values = {"PREFIX": str(self.prefix), "HTTP_PORT": str(self.http_port), "APP_HOST": self.app_host,
-                  "APP_PORT": str(self.app_port)}
+        return {"PREFIX": str(self.prefix), "HTTP_PORT": str(self.http_port), "APP_HOST": self.app_host,
+                "APP_PORT": str(self.app_port)}
+
+    def environment(self) -> dict[str, str]:
+        """The server's whole environment."""
+        return dict(SERVER_ENVIRONMENT)
+
+    def render_config(self) -> str:
+        text = (self.template_dir / self.template).read_text()
+        values = self.placeholders()
         return re.sub(r"@@([A-Z_]+)@@", lambda m: values[m.group(1)], text)
 
     def start(self) -> None:
@@ -285,7 +295,7 @@ class WebServer:
                 stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
                 # A clean environment: some servers pass theirs to the app (Apache passes PATH),
                 # and a capture must not carry the machine it was made on.
-                env=SERVER_ENVIRONMENT,
+                env=self.environment(),
             )
             self._wait_listening()
         except BaseException:  # a failed or interrupted start leaves no server and no files

@@ -1,0 +1,1 @@
+"""The gateway suite: web servers judged as FastCGI clients."""

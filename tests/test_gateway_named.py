@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from harness.gateways.named import NAMED_GATEWAYS, Gateway
+from harness.gateways.named import NAMED_GATEWAYS, WebServerGateway
 from harness.targets.process import group_members
 from harness.wire.codec import (
     KEEP_CONN,
@@ -205,7 +205,7 @@ def test_gateway_answers_passes_bodies_and_reuses_connections_as_declared(
     cls = NAMED_GATEWAYS[name]
     if not cls.available():
         pytest.skip(f"{cls.server} is not installed (scripts/install-packages {cls.package_section})")
-    gateway: Gateway = cls("127.0.0.1", application.port)
+    gateway: WebServerGateway = cls("127.0.0.1", application.port)
     gateway.start()
     try:
         assert gateway.process is not None and gateway.prefix is not None

@@ -184,13 +184,14 @@ def output_after_end(ctx) -> str:
 
 @gateway_case(
     "GW-FCGI-3.3-14",
-    title="STDOUT records for another request id, not active, are ignored",
+    title="STDOUT records for another request id never become part of the response",
     requirement='Spec §3.3: "the application keeps track of the current state of each request ID on a given '
-    'transport connection"; the Web server reads each record by its requestId, and a record for an id with no '
+    'transport connection"; a response is the STDOUT stream of its own request id, and a record for an id with no '
     'active request belongs to no response.',
     level=Level.REQUIRED,
     bugs=("other-id-output",),
-    allowed=("the response intact, the other id's output dropped (or the connection closed after the response)",),
+    allowed=("the response intact, the other id's output dropped",
+             "an error (502, or the connection closed): the gateway takes the record as a protocol error"),
 )
 def other_id_output(ctx) -> str:
     def answer(conn: AppConn, request: AppRequest) -> None:
@@ -200,8 +201,12 @@ def other_id_output(ctx) -> str:
         conn.stdout(request, BODY[100:])
         conn.end(request)
 
-    expect_answer(_get(ctx, answer), "GET", body=BODY)
-    return "another id's STDOUT ignored"
+    got = _get(ctx, answer)
+    if b"FOREIGN" in got.body:
+        raise Violation("no byte of the other id's output in the response", f"{got.describe()}: the body has it")
+    if got.complete and got.status == 200 and got.body != BODY:
+        raise Violation("the response intact, or an error", f"{got.describe()}: the body differs")
+    return f"another id's STDOUT: {'ignored, response intact' if got.body == BODY else 'an error: ' + got.describe()}"
 
 
 @gateway_case(

@@ -31,7 +31,7 @@ GATEWAY_TEMPLATES = Path(__file__).resolve().parents[2] / "fixtures" / "gateways
 DEFAULT_READ_TIMEOUT = 4
 
 
-class Gateway(WebServer):
+class WebServerGateway(WebServer):
     """One web server configuration in front of the suite's FastCGI application."""
 
     template_dir = GATEWAY_TEMPLATES
@@ -56,7 +56,7 @@ class Gateway(WebServer):
         return values
 
 
-class NginxGateway(Gateway, Nginx):
+class NginxGateway(WebServerGateway, Nginx):
     name = "nginx"
     server = "nginx"
     package_section = "nginx"
@@ -64,7 +64,7 @@ class NginxGateway(Gateway, Nginx):
     config_summary = "fastcgi_pass HOST:PORT (no upstream keepalive); include fastcgi_params"
 
 
-class NginxKeepConnGateway(Gateway, Nginx):
+class NginxKeepConnGateway(WebServerGateway, Nginx):
     name = "nginx-keepconn"
     server = "nginx"
     package_section = "nginx"
@@ -73,7 +73,7 @@ class NginxKeepConnGateway(Gateway, Nginx):
     keeps_backend_connections = True
 
 
-class ApacheGateway(Gateway, Apache):
+class ApacheGateway(WebServerGateway, Apache):
     name = "apache2"
     server = "apache2"
     package_section = "apache2"
@@ -81,7 +81,7 @@ class ApacheGateway(Gateway, Apache):
     config_summary = "mpm_event; ProxyPass / fcgi://HOST:PORT/ (mod_proxy_fcgi's default: no reuse)"
 
 
-class ApacheReuseGateway(Gateway, Apache):
+class ApacheReuseGateway(WebServerGateway, Apache):
     name = "apache2-reuse"
     server = "apache2"
     package_section = "apache2"
@@ -90,7 +90,7 @@ class ApacheReuseGateway(Gateway, Apache):
     keeps_backend_connections = True
 
 
-class LighttpdGateway(Gateway, Lighttpd):
+class LighttpdGateway(WebServerGateway, Lighttpd):
     name = "lighttpd"
     server = "lighttpd"
     package_section = "lighttpd"
@@ -98,7 +98,7 @@ class LighttpdGateway(Gateway, Lighttpd):
     config_summary = 'mod_fastcgi; fastcgi.server = ( "/" => (( host, port, "check-local" => "disable" )) )'
 
 
-class H2oGateway(Gateway, H2o):
+class H2oGateway(WebServerGateway, H2o):
     name = "h2o"
     server = "h2o"
     package_section = "h2o"
@@ -106,7 +106,7 @@ class H2oGateway(Gateway, H2o):
     config_summary = "fastcgi.connect: {host, port, type: tcp} (no fastcgi.timeout.keepalive)"
 
 
-class H2oKeepaliveGateway(Gateway, H2o):
+class H2oKeepaliveGateway(WebServerGateway, H2o):
     name = "h2o-keepalive"
     server = "h2o"
     package_section = "h2o"
@@ -115,7 +115,7 @@ class H2oKeepaliveGateway(Gateway, H2o):
     keeps_backend_connections = True
 
 
-class HaproxyGateway(Gateway):
+class HaproxyGateway(WebServerGateway):
     name = "haproxy"
     server = "haproxy"
     package = "haproxy"
@@ -159,7 +159,7 @@ class HaproxyMpxsGateway(HaproxyGateway):
     config_summary = "fcgi-app with option mpxs-conns, option max-reqs 8 (keep-conn on); use-fcgi-app"
 
 
-class CaddyGateway(Gateway):
+class CaddyGateway(WebServerGateway):
     name = "caddy"
     server = "caddy"
     package = "caddy"

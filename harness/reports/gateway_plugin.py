@@ -39,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fcgispec-gateway", "gateway suite: web servers as FastCGI clients")
     group.addoption("--gateway", default=None, metavar="SPEC",
                     help="the gateway: a named one (nginx, nginx-keepconn, apache2, apache2-reuse, lighttpd, h2o, "
-                         "h2o-keepalive, haproxy, haproxy-keepconn, caddy) or cmd:'COMMAND' with {http_port}, "
+                         "h2o-keepalive, haproxy, haproxy-no-keepconn, haproxy-mpxs, caddy) or cmd:'COMMAND' with {http_port}, "
                          "{app_host}, {app_port}")
 
 

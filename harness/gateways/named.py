@@ -184,7 +184,7 @@ class CaddyGateway(WebServerGateway):
         return ["{binary}", "run", "--config", str(config), "--adapter", "caddyfile"]
 
 
-NAMED_GATEWAYS: dict[str, type[Gateway]] = {
+NAMED_GATEWAYS: dict[str, type[WebServerGateway]] = {
     cls.name: cls
     for cls in (
         NginxGateway,

@@ -65,6 +65,7 @@ class HttpConnection:
         if rcvbuf is not None:
             # Set before connect, so the window the gateway sees is small from the start (a slow reader).
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.settimeout(timeout)
         try:
             self.sock.connect((host, port))

@@ -1,0 +1,120 @@
+"""The HTTP client going away, and an application that goes silent: what the gateway tells the
+application (ABORT_REQUEST, a close, or nothing), what it does with the application's later output,
+and how long it waits (spec §5.4; RFC 9110 §15.6.5)."""
+
+from __future__ import annotations
+
+import time
+
+from harness.gateways.application import AppConn, serve
+from harness.gateways.cases import gateway_case
+from harness.gateways.checks import expect_answer
+from harness.verdicts import Level, RecommendationMissed, Violation
+
+FAMILY = "The HTTP client going away; a silent application (spec §5.4)"
+FAMILY_ORDER = 9
+
+ABORT_SENTENCE = ('Spec §5.4: "The Web server sends a FCGI_ABORT_REQUEST record to abort a request. After receiving '
+                  '{FCGI_ABORT_REQUEST, R}, the application responds as soon as possible with {FCGI_END_REQUEST, R, '
+                  '{FCGI_REQUEST_COMPLETE, appStatus}}." ... "e.g. when the HTTP client closes its transport '
+                  'connection while the FastCGI request is running on behalf of that client".')
+
+
+def _hold_first(seconds: float):
+    """Connection 1: takes the request and answers only after `seconds` (watching for an ABORT or a close)."""
+
+    def script(conn: AppConn) -> None:
+        if conn.id != 1:
+            serve(conn)
+            return
+        request = conn.next_request()
+        if request is None:
+            return
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and request.aborted_at is None and not conn.gateway_closed:
+            conn.observe(0.05)
+        if conn.gateway_closed:
+            return
+        conn.respond(request, b"late answer " + b"L" * 20000)
+        if not request.keep_conn:
+            conn.close()
+            return
+        serve(conn)
+
+    return script
+
+
+@gateway_case(
+    "GW-FCGI-5.4-1",
+    title="the HTTP client closes while the application works: the gateway aborts the request or closes the connection",
+    requirement=ABORT_SENTENCE + " Telling the application is how it stops work nobody will read.",
+    level=Level.RECOMMENDED,
+    bugs=("no-abort",),
+    allowed=("FCGI_ABORT_REQUEST for the request", "the FastCGI connection closed",
+             "nothing (a warning: the application works on for nobody)"),
+)
+def abort_on_client_gone(ctx) -> str:
+    app = ctx.start(_hold_first(ctx.read_timeout + 1))
+    conn = ctx.http()
+    conn.send_request("GET", "/work")
+    if not app.wait_requests(1, 5.0):
+        raise Violation("the request reaches the application", "no request arrived")
+    ctx.sleep(0.3)
+    conn.close()
+    told = app.wait_for(lambda a: a.requests()[0].aborted_at is not None or a.connections()[0].closed_by == "gateway",
+                        ctx.read_timeout)
+    request = app.requests()[0]
+    if request.aborted_at is not None:
+        return f"FCGI_ABORT_REQUEST {request.aborted_at - request.began_at:.2f} s after the request began"
+    if told:
+        return "the gateway closed the FastCGI connection"
+    raise RecommendationMissed(["FCGI_ABORT_REQUEST", "the FastCGI connection closed"],
+                               f"neither within {ctx.read_timeout:g} s of the client's close")
+
+
+@gateway_case(
+    "GW-FCGI-5.4-2",
+    title="after the HTTP client left, the application's late answer does not stop the gateway serving the next request",
+    requirement='Spec §5.4: after an abort "the application responds as soon as possible with {FCGI_END_REQUEST ...}"'
+    ' and §3.3: the request becomes inactive with its END_REQUEST; the connection, and the gateway, go on.',
+    level=Level.REQUIRED,
+    bugs=("garbage-after-end",),
+    allowed=("the next request answered by the application, intact",),
+)
+def late_answer_then_next(ctx) -> str:
+    ctx.start(_hold_first(1.0))
+    conn = ctx.http()
+    conn.send_request("GET", "/abandoned")
+    ctx.sleep(0.3)
+    conn.close()
+    ctx.sleep(1.2)
+    expect_answer(ctx.request("GET", "/next"), "the next GET", body=b"hello")
+    return "the next GET answered intact"
+
+
+@gateway_case(
+    "GW-RFC9110-15.6.5-1",
+    title="an application that never answers: the HTTP client gets 504 (or 502) within the gateway's timeout",
+    requirement='RFC 9110 §15.6.5: "The 504 (Gateway Timeout) status code indicates that the server, while acting as '
+    'a gateway or proxy, did not receive a timely response from an upstream server it needed to access in order to '
+    'complete the request." A gateway configured to wait READ_TIMEOUT seconds answers by then.',
+    level=Level.RECOMMENDED,
+    bugs=("no-read-timeout",),
+    allowed=("504", "502", "the connection closed, within the timeout and some slack"),
+)
+def silent_application(ctx) -> str:
+    def silent(conn: AppConn) -> None:
+        conn.next_request()
+        conn.observe(ctx.read_timeout * 3 + 5)
+
+    ctx.start(silent)
+    limit = ctx.read_timeout * 2 + 3
+    started = time.monotonic()
+    got = ctx.request("GET", "/silent", timeout=limit)
+    waited = time.monotonic() - started
+    if got.status is None and "timeout" in got.ended:
+        raise RecommendationMissed(f"504 or 502 within {limit:g} s (the gateway waits {ctx.read_timeout:g} s)",
+                                   f"nothing after {waited:.1f} s")
+    if got.complete and got.status is not None and got.status < 500:
+        raise Violation("504, 502 or a close", f"{got.describe()} after {waited:.1f} s")
+    return f"{got.describe()} after {waited:.1f} s"

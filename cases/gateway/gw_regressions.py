@@ -1,0 +1,207 @@
+"""Regressions of known gateway bugs, each named after its report and shaped like it, quoting the
+requirement it broke."""
+
+from __future__ import annotations
+
+import time
+
+from harness.gateways.application import AppConn, AppRequest, serve
+from harness.gateways.cases import gateway_case
+from harness.gateways.checks import expect_answer, sha
+from harness.verdicts import Level, Observed, Violation
+from harness.wire.codec import Record, RecordType
+
+FAMILY = "Regressions of known gateway bugs"
+FAMILY_ORDER = 10
+
+
+def _each(answer):
+    def script(conn: AppConn) -> None:
+        while True:
+            request = conn.next_request()
+            if request is None:
+                return
+            answer(conn, request)
+            if not request.keep_conn:
+                conn.close()
+                return
+
+    return script
+
+
+@gateway_case(
+    "GW-REG-haproxy-743",
+    title="HAProxy #743: a short STDERR message before the response turned it into a 502",
+    requirement='Spec §5.3: "FCGI_STDERR is a stream record type for sending error data from the application to the '
+    'Web server." (the response is what STDOUT says)',
+    level=Level.REQUIRED,
+    bugs=("stderr-as-error",),
+    allowed=("200 with the body",),
+)
+def haproxy_743(ctx) -> str:
+    def answer(conn: AppConn, request: AppRequest) -> None:
+        conn.stderr(request, b"PHP Notice:  Undefined index: foo in /var/www/index.php on line 3\n")
+        conn.respond(request, b"the page")
+
+    ctx.start(_each(answer))
+    expect_answer(ctx.request("GET", "/index.php"), "GET", body=b"the page")
+    return "STDERR before STDOUT: 200 with the page"
+
+
+# Body sizes around the buffer sizes gateways use (8, 16 and 32 KiB, a record's 65535) and a chunk's size line.
+SIZES_886 = (4095, 4096, 8191, 8192, 8193, 16383, 16384, 16385, 32767, 32768, 65535, 65536, 65537, 100000)
+
+
+@gateway_case(
+    "GW-REG-haproxy-886",
+    title="HAProxy #886: responses without Content-Length truncated at certain sizes",
+    requirement='Spec §5.3: "FCGI_STDOUT is a stream record type for sending arbitrary data from the application to '
+    'the Web server" and RFC 9112 §7.1: the chunked body the gateway makes carries the whole stream.',
+    level=Level.REQUIRED,
+    bugs=("truncated-as-complete",),
+    allowed=("every size whole",),
+    timeout=60.0,
+)
+def haproxy_886(ctx) -> str:
+    def answer(conn: AppConn, request: AppRequest) -> None:
+        size = int((request.param("QUERY_STRING") or "size=0").split("=")[1])
+        conn.stdout(request, b"Content-Type: application/octet-stream\r\n\r\n")
+        conn.stdout(request, bytes((i * 13) & 0xFF for i in range(size)), chunk=[1000, 4096, 65535])
+        conn.end(request)
+
+    ctx.start(_each(answer))
+    conn = ctx.http()
+    for size in SIZES_886:
+        want = bytes((i * 13) & 0xFF for i in range(size))
+        got = ctx.request("GET", f"/sized?size={size}", conn=conn)
+        if got.body != want or not got.complete:
+            raise Violation(f"the {size}-byte body whole", f"{size} bytes: {got.describe()}, sha256 {sha(got.body)}")
+        if conn.closed_by_gateway:
+            conn = ctx.http()
+    return f"{len(SIZES_886)} sizes from {SIZES_886[0]} to {SIZES_886[-1]} bytes, all whole"
+
+
+@gateway_case(
+    "GW-REG-haproxy-2499",
+    title="HAProxy #2499: an empty POST sent with no FCGI_STDIN record, so the application waited for ever",
+    requirement='Spec §3.3: a stream "is terminated by an empty record (contentLength zero)" and §5.3: FCGI_STDIN is '
+    'such a stream, empty for an empty body.',
+    level=Level.REQUIRED,
+    bugs=("no-empty-stdin",),
+    allowed=("an empty STDIN record, and the application's answer",),
+)
+def haproxy_2499(ctx) -> str:
+    def strict(conn: AppConn) -> None:
+        while True:
+            request = conn.next_request()
+            if request is None:
+                return
+            if not request.stdin_ended:
+                conn.note("no empty STDIN record: a real application waits here")
+                conn.observe(ctx.read_timeout + 2)
+                return
+            conn.respond(request, b"posted")
+            if not request.keep_conn:
+                conn.close()
+                return
+
+    app = ctx.start(strict)
+    got = ctx.request("POST", "/form", headers=("Content-Type: application/x-www-form-urlencoded",),
+                      timeout=ctx.read_timeout + 4)
+    if app.requests() and not app.requests()[0].stdin_ended:
+        raise Violation("an empty STDIN record for the empty POST", f"none; the HTTP client got {got.describe()}")
+    expect_answer(got, "the empty POST", body=b"posted")
+    return "the empty POST got its empty STDIN record"
+
+
+@gateway_case(
+    "GW-REG-haproxy-3358",
+    title="HAProxy #3358: request ids allocated linearly and never reused on a kept connection",
+    requirement='Spec §3.3: "the Web server ... should use small request IDs so that the application can keep track '
+    'of request state using a short array". Recorded: how high the ids go over 300 requests.',
+    level=Level.UNSPECIFIED,
+    allowed=("any id from 1 to 65535; small ones are kinder",),
+    timeout=90.0,
+)
+def haproxy_3358(ctx) -> str:
+    app = ctx.start(serve)
+    conn = ctx.http()
+    for index in range(300):
+        got = ctx.request("GET", f"/n/{index}", conn=conn)
+        if not got.complete:
+            conn = ctx.http()
+    ids = [r.request_id for r in app.requests()]
+    kept = max((len(c.requests) for c in app.connections()), default=0)
+    raise Observed(f"300 requests on {len(app.connections())} connections (up to {kept} on one); ids from "
+                   f"{min(ids, default=0)} to {max(ids, default=0)}")
+
+
+@gateway_case(
+    "GW-REG-apache-68278",
+    title="Apache bug 68278: mod_proxy_fcgi passed NULL to memcpy for an empty request body",
+    requirement='Spec §5.3: FCGI_STDIN carries the request body, here empty; the gateway serves the request (and '
+    'keeps running).',
+    level=Level.REQUIRED,
+    bugs=("no-empty-stdin",),
+    allowed=("200 with the application's answer; the gateway still running",),
+)
+def apache_68278(ctx) -> str:
+    ctx.start(serve)
+    expect_answer(ctx.request("POST", "/empty", body=b""), "POST with an empty body", body=b"hello")
+    expect_answer(ctx.request("PUT", "/empty", body=b""), "PUT with an empty body", body=b"hello")
+    return "empty POST and PUT answered"
+
+
+@gateway_case(
+    "GW-REG-caddy-5420",
+    title="Caddy #5420: an unbuffered slow upload holds an application worker for the upload's whole length",
+    requirement='Spec §5.3: how a gateway feeds STDIN is its choice; a gateway that buffers the body first spares '
+    'the application a slow client. Recorded: when BEGIN_REQUEST came, relative to the end of the upload.',
+    level=Level.UNSPECIFIED,
+    allowed=("BEGIN_REQUEST after the whole body arrived (buffered)", "BEGIN_REQUEST while the body still uploads"),
+)
+def caddy_5420(ctx) -> str:
+    app = ctx.start(serve)
+    conn = ctx.http()
+    body = b"u" * 40000
+    conn.send_request("POST", "/slow-upload", headers=(f"Content-Length: {len(body)}",), send_body=False)
+    for offset in range(0, len(body), 10000):
+        if offset:
+            time.sleep(0.4)
+        conn.send_raw(body[offset:offset + 10000])
+    finished = time.monotonic()
+    got = conn.read_response("POST", timeout=ctx.read_timeout + 4)
+    ctx.log_http("POST /slow-upload (1.6 s upload)", got)
+    began = app.requests()[0].began_at if app.requests() else None
+    if began is None:
+        raise Observed(f"no request reached the application; the client got {got.describe()}")
+    lead = finished - began
+    raise Observed(f"BEGIN_REQUEST {lead:.1f} s before the upload ended" if lead > 0.2
+                   else "BEGIN_REQUEST after the whole body arrived (buffered)")
+
+
+@gateway_case(
+    "GW-REG-nginx-misframed",
+    title='nginx "upstream sent unsupported FastCGI protocol version: 0": a misframed response is an error, '
+    'not content',
+    requirement='Spec §3.3: "version: Identifies the FastCGI protocol version." A record stream that no longer '
+    'parses (a contentLength that does not match the bytes) yields no valid response; RFC 9110 §15.6.3: 502 for "an '
+    'invalid response from an inbound server".',
+    level=Level.REQUIRED,
+    bugs=("truncated-as-complete",),
+    allowed=("502", "a response cut short (no last chunk, a close)"),
+)
+def nginx_misframed(ctx) -> str:
+    def answer(conn: AppConn, request: AppRequest) -> None:
+        conn.stdout(request, b"Content-Type: text/plain\r\n\r\nstart ")
+        # A record that claims 100 bytes and carries 10, then a record whose version byte lands on body bytes.
+        bad = Record(RecordType.STDOUT, request.request_id, b"x" * 100).encode()[:18]
+        conn.send(bad + b"\0" * 8, "a STDOUT record that claims 100 bytes and carries 10, then 8 zero bytes")
+        conn.sleep(0.3)
+        conn.close()
+
+    ctx.start(_each(answer))
+    got = ctx.request("GET", "/misframed")
+    if got.complete and got.status is not None and got.status < 400:
+        raise Violation(["502", "a response cut short"], f"{got.describe()}: {got.body[:60]!r}")
+    return got.describe()

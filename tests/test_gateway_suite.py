@@ -8,7 +8,6 @@ line with the right exit status.
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from functools import lru_cache
@@ -44,9 +43,9 @@ def all_cases() -> tuple[GatewayCase, ...]:
 
 @lru_cache(maxsize=None)
 def buggy_modes() -> frozenset[str]:
-    """The --bug modes the gateway lists in its --help (the first word of each mode line)."""
-    text = subprocess.run([PYTHON, str(BUGGY), "--help"], capture_output=True, text=True, timeout=30).stdout
-    return frozenset(re.findall(r"^\s{2,}([a-z0-9-]+(?::NAME)?)\s", text, re.M))
+    """The --bug modes the gateway lists (--list-modes: MODE, bug or allowed, what it does)."""
+    text = subprocess.run([PYTHON, str(BUGGY), "--list-modes"], capture_output=True, text=True, timeout=30).stdout
+    return frozenset(line.split("\t")[0] for line in text.splitlines() if line.strip())
 
 
 def named_bugs() -> list[str]:

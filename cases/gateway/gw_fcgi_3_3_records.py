@@ -89,7 +89,9 @@ def no_active_id_reused(ctx) -> str:
 
     threads = [threading.Thread(target=fetch, args=(i,)) for i in range(3)]
     for thread in threads:
+        # Staggered, so each begins while the one before is active at the application.
         thread.start()
+        ctx.sleep(0.15)
     for thread in threads:
         thread.join(ctx.time_left())
     for index, answer in enumerate(answers):

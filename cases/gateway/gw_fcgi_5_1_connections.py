@@ -105,7 +105,9 @@ def no_multiplexing(ctx) -> str:
 
     threads = [threading.Thread(target=fetch, args=(i,)) for i in range(3)]
     for thread in threads:
+        # Staggered, so each begins while the one before is active at the application.
         thread.start()
+        ctx.sleep(0.15)
     for thread in threads:
         thread.join(ctx.time_left())
     ctx.settle()
@@ -150,7 +152,9 @@ def get_values_seen(ctx) -> str:
     app = ctx.start(slow, values={"FCGI_MPXS_CONNS": "1", "FCGI_MAX_CONNS": "16", "FCGI_MAX_REQS": "16"})
     threads = [threading.Thread(target=ctx.request, args=("GET", f"/mpx-allowed/{i}")) for i in range(3)]
     for thread in threads:
+        # Staggered, so each begins while the one before is active at the application.
         thread.start()
+        ctx.sleep(0.15)
     for thread in threads:
         thread.join(ctx.time_left())
     ctx.settle()

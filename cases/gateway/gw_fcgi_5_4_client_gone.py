@@ -78,7 +78,7 @@ def abort_on_client_gone(ctx) -> str:
     requirement='Spec §5.4: after an abort "the application responds as soon as possible with {FCGI_END_REQUEST ...}"'
     ' and §3.3: the request becomes inactive with its END_REQUEST; the connection, and the gateway, go on.',
     level=Level.REQUIRED,
-    bugs=("garbage-after-end",),
+    bugs=("pool-while-active",),
     allowed=("the next request answered by the application, intact",),
 )
 def late_answer_then_next(ctx) -> str:

@@ -58,7 +58,7 @@ SIZES_886 = (4095, 4096, 8191, 8192, 8193, 16383, 16384, 16385, 32767, 32768, 65
     requirement='Spec §5.3: "FCGI_STDOUT is a stream record type for sending arbitrary data from the application to '
     'the Web server" and RFC 9112 §7.1: the chunked body the gateway makes carries the whole stream.',
     level=Level.REQUIRED,
-    bugs=("truncated-as-complete",),
+    bugs=("truncate-at-size",),
     allowed=("every size whole",),
     timeout=60.0,
 )
@@ -142,7 +142,7 @@ def haproxy_3358(ctx) -> str:
     requirement='Spec §5.3: FCGI_STDIN carries the request body, here empty; the gateway serves the request (and '
     'keeps running).',
     level=Level.REQUIRED,
-    bugs=("no-empty-stdin",),
+    bugs=("crash-on-empty-body",),
     allowed=("200 with the application's answer; the gateway still running",),
 )
 def apache_68278(ctx) -> str:

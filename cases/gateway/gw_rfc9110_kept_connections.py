@@ -34,6 +34,9 @@ def _close_after_first(how: str, *, idle: float = 0.0):
         if request is None:
             return
         conn.respond(request, b"first")
+        if not request.keep_conn:  # not a kept connection: the plain close of §5.1 (the case is unsupported)
+            conn.close()
+            return
         if idle:
             conn.sleep(idle)
         conn.reset() if how == "RST" else conn.close()
@@ -104,6 +107,9 @@ def _post_dropped(conn: AppConn) -> None:
     if first is None:
         return
     conn.respond(first, b"first")
+    if not first.keep_conn:  # not a kept connection: the plain close of §5.1 (the case is unsupported)
+        conn.close()
+        return
     second = conn.next_request()
     if second is None:
         return

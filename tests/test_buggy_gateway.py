@@ -193,8 +193,12 @@ class Reply:
 
 
 class HttpClient:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, rcvbuf: int | None = None, timeout: float = 10) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connect: the window
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
         self.buffer = bytearray()
 
     def _more(self) -> bool:
@@ -468,6 +472,18 @@ def test_large_response_is_streamed_whole(gateway) -> None:
     assert (reply.status, reply.complete, reply.body == body) == (200, True, True)
 
 
+def test_header_line_of_128_kib_reaches_params_in_several_records(gateway) -> None:
+    run = gateway(FakeApp())
+    value = b"abcdefghijklmnopqrstuvwxyz" * 5042  # 131092 bytes
+    reply = fetch(run.port, headers=("X-Large: " + value.decode(),))
+    assert (reply.status, reply.body, reply.complete) == (200, b"hello", True)
+    request = run.app.only()
+    well_formed(request)
+    params = request.params
+    assert params is not None and params[b"HTTP_X_LARGE"] == value
+    assert request.count(RecordType.PARAMS, empty=False) >= 3
+
+
 def test_silent_application_gets_504_and_its_connection_closed(gateway) -> None:
     run = gateway(FakeApp(lambda request: []), read_timeout=0.5)
     started = time.monotonic()
@@ -673,6 +689,152 @@ def see_header_split_misread(start) -> bool:
     return reply.status == 502
 
 
+def see_version_0(start) -> bool:
+    run = start(FakeApp())
+    assert fetch(run.port).status == 200
+    versions = {record.version for record in run.app.only().records}
+    assert versions in ({0}, {1})
+    return versions == {0}
+
+
+def see_omit_var(start) -> bool:
+    run = start(FakeApp())  # started with omit-var:QUERY_STRING (MODE_ARGUMENTS)
+    assert fetch(run.port, "GET", "/x?a=1").status == 200
+    params = run.app.only().params
+    assert params is not None and params[b"REQUEST_METHOD"] == b"GET"
+    return b"QUERY_STRING" not in params
+
+
+def several_ids_active(app: FakeApp) -> bool:
+    active: dict[int, set[int]] = {}
+    for conn, event, request_id in app.log:
+        ids = active.setdefault(conn, set())
+        if event == "begin":
+            if ids - {request_id}:
+                return True
+            ids.add(request_id)
+        else:
+            ids.discard(request_id)
+    return False
+
+
+def see_multiplex(start) -> bool:
+    # The application answers concurrently, so the records of the three requests interleave.
+    run = start(FakeApp(lambda request: [0.4, answer(request.request_id, body=b"for %d" % request.request_id)]))
+    replies: dict[int, Reply] = {}
+
+    def get(index: int) -> None:
+        replies[index] = fetch(run.port, "GET", f"/{index}")
+
+    threads = [threading.Thread(target=get, args=(index,)) for index in range(3)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join()
+    assert all(reply.status == 200 and reply.complete and reply.body.startswith(b"for ") for reply in replies.values())
+    assert not overlapping_ids(run.app)
+    shared = several_ids_active(run.app)
+    if shared:
+        assert {r.conn for r in run.app.requests} == {0} and sorted(r.request_id for r in run.app.requests) == [1, 2, 3]
+        assert len({reply.body for reply in replies.values()}) == 3  # each got its own request's answer
+    return shared
+
+
+def see_no_retry(start) -> bool:
+    run = start(FakeApp(lambda request: [answer(request.request_id), CLOSE] if request.index == 0 else ok(request)))
+    assert fetch(run.port).status == 200
+    assert wait_for(lambda: 0 in run.app.eofs, 2)
+    time.sleep(0.1)  # the connection is idle in the gateway's pool, closed by the application
+    status = fetch(run.port).status
+    assert status in (200, 502)
+    return status == 502
+
+
+def see_short_body(start) -> bool:
+    run = start(FakeApp())
+    body = os.urandom(200000)
+    fetch(run.port, "POST", "/", body=body)
+    request = run.app.only()
+    assert request.params is not None and request.params[b"CONTENT_LENGTH"] == b"200000" and request.stdin_done
+    assert bytes(request.stdin) in (body, body[:65536])
+    return bytes(request.stdin) == body[:65536]
+
+
+def see_lenient_headers(start) -> bool:
+    outputs = [b"no header block at all", b"Content-Type: text/plain\r\nno colon here\r\n\r\nbody"]
+    run = start(FakeApp(lambda request: [answer(request.request_id, head=b"", body=outputs[request.index])]))
+    no_block = fetch(run.port)
+    no_colon = fetch(run.port)
+    assert no_block.status in (200, 502) and no_colon.status in (200, 502)
+    lenient = [no_block.status == 200 and no_block.body == outputs[0],
+               no_colon.status == 200 and "no colon here" in no_colon.headers and no_colon.body == b"body"]
+    assert lenient[0] == lenient[1]
+    return lenient[0]
+
+
+def see_needs_stdout_terminator(start) -> bool:
+    def no_terminator(request: AppRequest) -> list[Step]:
+        return [encode_record(RecordType.STDOUT, request.request_id, CGI_HEAD + b"hello")
+                + encode_record(RecordType.END_REQUEST, request.request_id, end_request_body(0, 0))]
+
+    run = start(FakeApp(no_terminator), read_timeout=1.0)
+    started = time.monotonic()
+    reply = fetch(run.port)
+    assert reply.status == 200 and reply.body == b"hello"
+    return not reply.complete and time.monotonic() - started >= 0.9
+
+
+def see_other_id_output(start) -> bool:
+    def foreign(request: AppRequest) -> list[Step]:
+        stray = encode_record(RecordType.STDOUT, request.request_id + 7, b"FOREIGN")
+        return [encode_record(RecordType.STDOUT, request.request_id, CGI_HEAD + b"hel") + stray
+                + answer(request.request_id, head=b"", body=b"lo")]
+
+    run = start(FakeApp(foreign))
+    reply = fetch(run.port)
+    assert reply.status == 200 and reply.complete
+    assert reply.body in (b"hello", b"helFOREIGNlo")
+    return reply.body == b"helFOREIGNlo"
+
+
+def see_drop_when_client_slow(start) -> bool:
+    body = os.urandom(8 << 20)
+
+    def large(request: AppRequest) -> list[Step]:
+        return [encode_record(RecordType.STDOUT, request.request_id, CGI_HEAD)
+                + b"".join(encode_record(RecordType.STDOUT, request.request_id, body[i:i + 65535])
+                           for i in range(0, len(body), 65535))
+                + answer(request.request_id, head=b"", body=b"")]
+
+    run = start(FakeApp(large))
+    client = HttpClient(run.port, rcvbuf=16384)
+    try:
+        client.send("GET", "/")
+        time.sleep(1.0)  # not reading: the gateway's sends to it would block
+        reply = client.reply()
+    finally:
+        client.close()
+    assert reply.status == 200 and reply.complete
+    assert body.startswith(reply.body)
+    return len(reply.body) < len(body)
+
+
+def see_no_read_timeout(start) -> bool:
+    run = start(FakeApp(lambda request: []), read_timeout=0.5)
+    client = HttpClient(run.port, timeout=2.5)
+    try:
+        client.send("GET", "/")
+        try:
+            reply = client.reply()
+        except TimeoutError:
+            return True  # nothing 5 read timeouts later
+    finally:
+        client.close()
+    assert reply.status == 504
+    return False
+
+
 def see_ids_increasing(start) -> bool:
     run = start(FakeApp())
     assert all(fetch(run.port).status == 200 for _ in range(3))
@@ -710,16 +872,36 @@ CHECKS = {
     "garbage-after-end": see_garbage_after_end,
     "padding-misread": see_padding_misread,
     "header-split-misread": see_header_split_misread,
+    "version-0": see_version_0,
+    "omit-var:NAME": see_omit_var,
+    "multiplex": see_multiplex,
+    "no-retry": see_no_retry,
+    "short-body": see_short_body,
+    "lenient-headers": see_lenient_headers,
+    "needs-stdout-terminator": see_needs_stdout_terminator,
+    "other-id-output": see_other_id_output,
+    "drop-when-client-slow": see_drop_when_client_slow,
+    "no-read-timeout": see_no_read_timeout,
     "ids-increasing": see_ids_increasing,
     "no-abort": see_no_abort,
 }
 
 
+# A parametrised mode is checked with this argument.
+MODE_ARGUMENTS = {"omit-var:NAME": "omit-var:QUERY_STRING"}
+
+
 @pytest.mark.parametrize("with_mode", [True, False], ids=["with-mode", "correct"])
 @pytest.mark.parametrize("mode", sorted(CHECKS))
 def test_mode_shows_its_mistake(gateway, mode, with_mode) -> None:
-    seen = CHECKS[mode](lambda app: gateway(app, mode if with_mode else ""))
+    argument = MODE_ARGUMENTS.get(mode, mode) if with_mode else ""
+    seen = CHECKS[mode](lambda app, **options: gateway(app, argument, **options))
     assert seen == with_mode
+
+
+def test_omit_var_takes_a_variable_name() -> None:
+    result = run_cli("--listen", "1", "--app", "127.0.0.1:2", "--bug", "omit-var:")
+    assert result.returncode == 2 and "omit-var:" in result.stderr
 
 
 # ---- command line ------------------------------------------------------------------------------------

@@ -53,6 +53,31 @@ padding-misread         bug      the application's paddingLength is ignored:   s
                                                                                sent unsupported FastCGI protocol version")
 header-split-misread    bug      a CGI header block spanning two STDOUT        parsers that look at one record only
                                  records is a 502
+version-0               bug      every record is written with version 0        spec 3.3: FCGI_VERSION_1 is the version;
+                                                                               a strict application drops the connection
+omit-var:NAME           bug      the CGI/1.1 variable NAME (QUERY_STRING,      RFC 3875 4.1: variables the server MUST set;
+                                 CONTENT_LENGTH, HTTP_X_FOO...) is left out    configurations that forget one
+                                 of PARAMS
+multiplex               bug      concurrent requests share one connection with spec 4.1/5.5: FCGI_MPXS_CONNS 0 means one
+                                 different ids (1, 2, 3 active at once),       request at a time per connection
+                                 without asking FCGI_MPXS_CONNS
+no-retry                bug      a kept connection the application closed      RFC 9110 9.2.2; the 502s of pooled upstream
+                                 (EOF while idle, or on the first read or      connections closed by the other side
+                                 write) gives a 502; a GET is not resent
+short-body              bug      only the first 64 KiB of a Content-Length     bodies cut at a buffer size
+                                 body reach STDIN (then the empty STDIN)
+lenient-headers         bug      output with no CGI header block, or a header  RFC 3875 6.2/6.3: not a CGI response; the
+                                 line without a colon, is passed on as a 200   gateway should answer 502
+needs-stdout-terminator bug      an END_REQUEST not preceded by the empty      spec 5.5: END_REQUEST ends the request; the
+                                 STDOUT record is ignored: the response waits  client waits for the read timeout
+                                 for the read timeout
+other-id-output         bug      STDOUT records of any request id on the       spec 3.3: a response is the STDOUT stream of
+                                 connection are taken into the response        its own request id
+drop-when-client-slow   bug      a client that does not keep up (a send would  proxies that drop what they cannot buffer
+                                 block, or 1 MiB waits) gets the rest of the   and still end the response normally
+                                 response dropped, ended with the last chunk
+no-read-timeout         bug      a silent application is waited for for ever   RFC 9110 15.6.5: the client never gets its
+                                 (no 504)                                      504
 ids-increasing          allowed  request ids 1, 2, 3... on a kept connection   spec 3.3 lets the server pick any unused id
 no-abort                allowed  a client that goes away is not reported: the  nginx fastcgi_ignore_client_abort on (the
                                  request runs to END_REQUEST, output dropped   spec does not require ABORT_REQUEST)
@@ -62,12 +87,15 @@ and pooled after its END_REQUEST, request id 1; PARAMS and STDIN each ended by a
 records padded to a multiple of 8; the response streamed to the client with chunked transfer
 coding, ended without the last chunk when the application's stream breaks; FCGI_ABORT_REQUEST when
 the client goes away; 502 for a broken or rejected response, 503 for OVERLOADED, 504 for a silent
-application (--read-timeout, default 4 s).
+application (--read-timeout, default 4 s). A kept connection the application closed is noticed
+before use (or on its first read or write) and a GET or HEAD is then sent on a new one. Request
+header lines of up to 256 KiB are accepted.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import http
 import os
 import re
@@ -77,7 +105,9 @@ import socket
 import socketserver
 import struct
 import sys
+import termios
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
@@ -100,10 +130,21 @@ BUGS = {
     "garbage-after-end": "output after END_REQUEST is read as the start of the next response",
     "padding-misread": "the application's paddingLength is ignored when reading records",
     "header-split-misread": "a CGI header block spanning two STDOUT records is a 502",
+    "version-0": "every record is written with version 0",
+    "omit-var:NAME": "the CGI/1.1 variable NAME is left out of PARAMS (e.g. omit-var:QUERY_STRING)",
+    "multiplex": "concurrent requests share one connection with different ids, whatever FCGI_MPXS_CONNS says",
+    "no-retry": "a kept connection the application closed gives a 502; a GET is not resent on a new one",
+    "short-body": "only the first 64 KiB of a Content-Length request body reach STDIN",
+    "lenient-headers": "output without a CGI header block, or with a line without a colon, is passed on as a 200",
+    "needs-stdout-terminator": "END_REQUEST without the empty STDOUT record before it is ignored (then 504)",
+    "other-id-output": "STDOUT records of any request id on the connection are taken into the response",
+    "drop-when-client-slow": "a client that does not keep up gets the rest of the response dropped, ended as complete",
+    "no-read-timeout": "a silent application is waited for for ever (no 504)",
     "ids-increasing": "(allowed) request ids 1, 2, 3... on a kept connection",
     "no-abort": "(allowed) a departed client is not reported: the request runs to its END_REQUEST",
 }
 ALLOWED_VARIATIONS = frozenset({"ids-increasing", "no-abort"})
+OMIT_VAR = "omit-var:"  # the parametrised mode: omit-var:NAME
 
 # FastCGI 1.0 constants (spec section 8).
 FCGI_VERSION_1 = 1
@@ -116,12 +157,16 @@ MAX_CONTENT = 0xFFFF
 
 SERVER_SOFTWARE = "fcgispec-buggy-gateway/1"
 SCRIPT_FILENAME = "/fcgispec/probe"
-MAX_HTTP_LINE = 16384
+# Request lines and header lines up to this size (values of 128 KiB and more pass; nginx's
+# large_client_header_buffers is 8 KiB by default, but the suite needs PARAMS above 64 KiB).
+MAX_HTTP_LINE = 256 * 1024
 MAX_HTTP_HEADERS = 200
 MAX_BODY = 64 * 1024 * 1024
 MAX_CGI_HEAD = 64 * 1024
 CLIENT_IDLE_TIMEOUT = 60.0
 MAX_IDLE_FCGI_CONNECTIONS = 16
+SHORT_BODY = 64 * 1024  # what short-body passes on
+SLOW_CLIENT_QUEUE = 1024 * 1024  # drop-when-client-slow: unsent bytes that count as not keeping up
 IDEMPOTENT_RETRY_METHODS = frozenset({"GET", "HEAD"})
 # Hop-by-hop or framing fields: the gateway frames the response to its client itself.
 DROPPED_RESPONSE_FIELDS = frozenset(
@@ -131,6 +176,7 @@ TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # Only letters, digits and '-' become HTTP_* variables: "X_Foo" and "X-Foo" would both be HTTP_X_FOO,
 # so a client could forge a header another proxy set (the reason nginx drops underscored names).
 CGI_SAFE_FIELD = re.compile(r"[A-Za-z0-9-]+\Z")
+CGI_VAR_NAME = re.compile(r"[A-Z][A-Z0-9_]*\Z")  # what omit-var:NAME takes
 ABSOLUTE_URL = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://")
 
 
@@ -141,18 +187,19 @@ def log(text: str) -> None:
 
 # ---- FastCGI encoding ---------------------------------------------------------------------------
 
-def fcgi_record(record_type: int, request_id: int, content: bytes = b"") -> bytes:
+def fcgi_record(record_type: int, request_id: int, content: bytes = b"", version: int = FCGI_VERSION_1) -> bytes:
     # Padding to a multiple of 8 is what the spec recommends (section 3.3); it also exercises the
     # application's skipping of paddingLength on every record.
     padding = -len(content) % 8
-    return RECORD_HEADER.pack(FCGI_VERSION_1, record_type, request_id, len(content), padding) + content + bytes(padding)
+    return RECORD_HEADER.pack(version, record_type, request_id, len(content), padding) + content + bytes(padding)
 
 
-def fcgi_stream(record_type: int, request_id: int, data: bytes, terminate: bool = True) -> list[bytes]:
-    records = [fcgi_record(record_type, request_id, data[start:start + MAX_CONTENT])
+def fcgi_stream(record_type: int, request_id: int, data: bytes, terminate: bool = True,
+                version: int = FCGI_VERSION_1) -> list[bytes]:
+    records = [fcgi_record(record_type, request_id, data[start:start + MAX_CONTENT], version)
                for start in range(0, len(data), MAX_CONTENT)]
     if terminate:
-        records.append(fcgi_record(record_type, request_id))
+        records.append(fcgi_record(record_type, request_id, version=version))
     return records
 
 
@@ -232,9 +279,15 @@ class FcgiConnection:
         self.received = 0  # bytes received since the current request was sent
         self.requests = 0
         self.next_id = 1
-        self.users = 0  # more than one only with reuse-active-id
+        self.users = 0  # more than one only with reuse-active-id or multiplex
+        self.closed = False
         self.send_lock = threading.Lock()
         self.read_lock = threading.Lock()
+        # multiplex: the request ids active on the connection, the records read for each, and whether
+        # one of the requests' threads is reading the socket for all of them.
+        self.active: dict[int, deque[tuple[int, int, bytes]]] = {}
+        self.demux = threading.Condition()
+        self.reading = False
 
     def send(self, records: list[bytes]) -> None:
         with self.send_lock:
@@ -246,7 +299,12 @@ class FcgiConnection:
             watched = [self.sock]
             if watch is not None and watch.watching:
                 watched.append(watch.sock)
-            readable, _, _ = select.select(watched, [], [], self.read_timeout)
+            # BUG no-read-timeout: no limit on the wait for the application.
+            timeout = None if "no-read-timeout" in self.bugs else self.read_timeout
+            try:
+                readable, _, _ = select.select(watched, [], [], timeout)
+            except (OSError, ValueError):
+                raise AppClosed("the connection was closed") from None  # by another request (multiplex)
             if not readable:
                 raise AppTimeout()
             if watch is not None and watch.sock in readable:
@@ -269,8 +327,44 @@ class FcgiConnection:
         del self.buffer[:count]
         return data
 
-    def read_record(self, watch: ClientWatch | None = None) -> tuple[int, int, bytes]:
-        """(type, requestId, content) of the next record."""
+    def read_record(self, watch: ClientWatch | None = None, want: int | None = None) -> tuple[int, int, bytes]:
+        """(type, requestId, content) of the next record; with multiplex, of the next record for `want`."""
+        if want is None or "multiplex" not in self.bugs:
+            return self._read_record(watch)
+        # BUG multiplex (part of it): the requests sharing the connection take turns reading it and file
+        # each record under its request id.
+        while True:
+            with self.demux:
+                while True:
+                    queue = self.active.get(want)
+                    if queue:
+                        return queue.popleft()
+                    if not self.reading:
+                        self.reading = True
+                        break
+                    self.demux.wait(0.1)
+            try:
+                record = self._read_record(watch)
+            finally:
+                with self.demux:
+                    self.reading = False
+                    self.demux.notify_all()
+            if record[1] == want:
+                return record
+            with self.demux:
+                if record[1] in self.active:
+                    self.active[record[1]].append(record)
+                    self.demux.notify_all()
+
+    def begin(self, request_id: int) -> None:
+        with self.demux:
+            self.active[request_id] = deque()
+
+    def done(self, request_id: int) -> None:
+        with self.demux:
+            self.active.pop(request_id, None)
+
+    def _read_record(self, watch: ClientWatch | None) -> tuple[int, int, bytes]:
         with self.read_lock:
             version, record_type, request_id, length, padding = RECORD_HEADER.unpack(self._take(8, watch))
             if version != FCGI_VERSION_1:
@@ -296,14 +390,16 @@ class FcgiConnection:
         try:
             data = self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except OSError:
-            return False
+            # BUG no-retry: a connection the application reset is not noticed; the request sent there fails.
+            return "no-retry" in self.bugs
         if not data:
-            return False
+            return "no-retry" in self.bugs  # BUG no-retry: nor one it closed
         # BUG garbage-after-end: bytes the application sent after END_REQUEST stay in the stream and
         # become the start of the next response.
         return "garbage-after-end" in self.bugs
 
     def close(self) -> None:
+        self.closed = True
         try:
             self.sock.close()
         except OSError:
@@ -327,6 +423,13 @@ class Pool:
                 # BUG reuse-active-id: the connection of a request still in progress takes another
                 # request, with the same request id.
                 conn = self.busy[-1]
+                conn.users += 1
+                return conn
+            shared = [c for c in self.busy if not c.closed]
+            if "multiplex" in self.bugs and shared:
+                # BUG multiplex: a connection with a request in progress takes the next one too (with an
+                # id of its own), although the application was never asked for FCGI_MPXS_CONNS.
+                conn = shared[0]
                 conn.users += 1
                 return conn
             conn = None
@@ -406,6 +509,16 @@ class ClientConnection:
             self.sock.sendall(data)
         except OSError:
             raise ClientGone() from None
+
+    def falling_behind(self) -> bool:
+        """Whether a send would block, or more than SLOW_CLIENT_QUEUE bytes wait in the socket."""
+        try:
+            if not select.select([], [self.sock], [], 0)[1]:
+                return True
+            queued = struct.unpack("i", fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        except (OSError, ValueError):
+            return False
+        return queued > SLOW_CLIENT_QUEUE
 
 
 @dataclass
@@ -501,13 +614,21 @@ def read_chunks(client: ClientConnection) -> list[bytes]:
 class HttpResponse:
     """The response to the HTTP client, streamed as the application's STDOUT arrives."""
 
-    def __init__(self, client: ClientConnection, chunked: bool, bodyless: bool) -> None:
+    def __init__(self, client: ClientConnection, chunked: bool, bodyless: bool, drop_when_slow: bool = False) -> None:
         self.client = client
         self.chunked = chunked
         self.bodyless = bodyless
+        self.drop_when_slow = drop_when_slow
+        self.dropping = False
 
     def write(self, data: bytes) -> None:
-        if self.bodyless or not data:
+        if self.bodyless or not data or self.dropping:
+            return
+        if self.drop_when_slow and self.client.falling_behind():
+            # BUG drop-when-client-slow: the rest of the body is thrown away instead of waiting for the
+            # client; finish() still sends the last chunk, so the client takes the body for whole.
+            log("the client does not keep up: the rest of the response is dropped")
+            self.dropping = True
             return
         if self.chunked:
             self.client.send(b"%x\r\n%s\r\n" % (len(data), data))
@@ -525,13 +646,13 @@ class HttpResponse:
 class CgiHead:
     status: int
     reason: bytes
-    fields: list[tuple[bytes, bytes]] = field(default_factory=list)
+    fields: list[tuple[bytes, bytes | None]] = field(default_factory=list)  # None: a raw line (lenient-headers)
 
 
 def parse_cgi_head(data: bytes, bugs: frozenset[str]) -> tuple[CgiHead, bytes] | None:
     """The header block at the start of STDOUT and the body bytes after it; None while incomplete.
     Lines end with CRLF or LF (RFC 3875 6.2); the block ends with an empty line."""
-    fields: list[tuple[bytes, bytes]] = []
+    fields: list[tuple[bytes, bytes | None]] = []
     start = 0
     while True:
         end = data.find(b"\n", start)
@@ -547,13 +668,20 @@ def parse_cgi_head(data: bytes, bugs: frozenset[str]) -> tuple[CgiHead, bytes] |
         name, colon, value = line.partition(b":")
         value = value.strip(b" \t")
         if not colon or not TOKEN.match(name) or re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", value):
+            if "lenient-headers" in bugs and not re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", line):
+                # BUG lenient-headers: a line that is no header field goes to the client as it is.
+                fields.append((line, None))
+                continue
             raise BrokenResponse(f"invalid CGI header line {line[:60]!r}")
         fields.append((name, value))
     head = CgiHead(200, b"OK")
     status_seen = False
-    kept: list[tuple[bytes, bytes]] = []
+    kept: list[tuple[bytes, bytes | None]] = []
     location = None
     for name, value in fields:
+        if value is None:  # lenient-headers: a raw line
+            kept.append((name, value))
+            continue
         lower = name.lower()
         if lower == b"status" and "pass-status-header" not in bugs:
             match = re.fullmatch(rb"([2-5][0-9][0-9])(?:[ \t]+(.*))?", value)
@@ -587,6 +715,8 @@ class Gateway:
         self.bugs = bugs
         self.port = port
         self.pool = Pool(app, bugs, read_timeout)
+        self.version = 0 if "version-0" in bugs else FCGI_VERSION_1  # BUG version-0: not FCGI_VERSION_1
+        self.omitted = {mode[len(OMIT_VAR):] for mode in bugs if mode.startswith(OMIT_VAR)}
 
     # -- building the request --
     def cgi_params(self, request: HttpRequest, client: ClientConnection) -> list[tuple[str, bytes]]:
@@ -633,9 +763,18 @@ class Gateway:
                 continue
             http_vars.setdefault("HTTP_" + name.upper().replace("-", "_"), []).append(value)
         params += [(name, b", ".join(values)) for name, values in http_vars.items()]
+        if self.omitted:
+            # BUG omit-var:NAME: that variable is left out of PARAMS.
+            params = [(name, value) for name, value in params if name not in self.omitted]
         return params
 
     def request_id(self, conn: FcgiConnection) -> int:
+        if "multiplex" in self.bugs:
+            # BUG multiplex (part of it): the smallest id not active on the shared connection.
+            with conn.demux:
+                request_id = next(i for i in range(1, 0x10000) if i not in conn.active)
+                conn.active[request_id] = deque()
+            return request_id
         if "zero-request-id" in self.bugs:
             return 0  # BUG zero-request-id: the management id used for an application request
         if "ids-increasing" in self.bugs:
@@ -649,17 +788,21 @@ class Gateway:
         flags = KEEP_CONN
         if "no-keepconn-but-reuse" in self.bugs:
             flags = 0  # BUG no-keepconn-but-reuse: the application is told it may close (then reused anyway)
-        records = [fcgi_record(BEGIN_REQUEST, request_id, struct.pack(">HB5x", RESPONDER, flags))]
+        version = self.version
+        records = [fcgi_record(BEGIN_REQUEST, request_id, struct.pack(">HB5x", RESPONDER, flags), version)]
         # BUG no-params-terminator: the PARAMS stream is left without its empty record.
         records += fcgi_stream(PARAMS, request_id, encode_params(params, self.bugs),
-                               terminate="no-params-terminator" not in self.bugs)
+                               terminate="no-params-terminator" not in self.bugs, version=version)
         body = request.body
         if "chunked-upload-cut" in self.bugs and request.chunks:
             body = request.chunks[0]  # BUG chunked-upload-cut: only the first chunk is forwarded
+        if "short-body" in self.bugs and request.chunks is None:
+            body = body[:SHORT_BODY]  # BUG short-body: the rest of a Content-Length body is not forwarded
         if not body and "no-empty-stdin" in self.bugs:
             return records  # BUG no-empty-stdin: no STDIN record at all for a bodiless request
         # BUG no-stdin-terminator: the STDIN stream is left without its empty record.
-        records += fcgi_stream(STDIN, request_id, body, terminate="no-stdin-terminator" not in self.bugs)
+        records += fcgi_stream(STDIN, request_id, body, terminate="no-stdin-terminator" not in self.bugs,
+                               version=version)
         return records
 
     # -- one request --
@@ -687,10 +830,13 @@ class Gateway:
                 # The connection is already discarded. A kept connection the application closed: resending is safe only when repeating the
                 # request cannot do harm, because the application may have processed it already.
                 # BUG retry-post: may_resend is true for every method in that mode.
-                if reused and attempt == 1 and may_resend:
+                # BUG no-retry: never resent, not even a GET.
+                if reused and attempt == 1 and may_resend and "no-retry" not in self.bugs:
                     log("kept connection died before the response; resending the request on a new one")
                     continue
                 return self.error(client, request, 502)
+            finally:
+                conn.done(request_id)
         return False  # not reached: the second attempt never continues
 
     def relay(self, conn: FcgiConnection, request_id: int, request: HttpRequest, client: ClientConnection) -> bool:
@@ -698,11 +844,13 @@ class Gateway:
         head = bytearray()
         response: HttpResponse | None = None
         close_client = not request.keep_alive
+        stdout_ended = False
         try:
             while True:
-                record_type, record_id, content = conn.read_record(watch)
-                if record_id != request_id:
+                record_type, record_id, content = conn.read_record(watch, request_id)
+                if record_id != request_id and not ("other-id-output" in self.bugs and record_type == STDOUT):
                     continue  # not this request's (a management record, or a stray id)
+                # BUG other-id-output: another id's STDOUT records fall through to here as if they were ours.
                 if record_type == STDOUT and content:
                     if response is not None:
                         response.write(content)
@@ -724,7 +872,14 @@ class Gateway:
                     if "stderr-as-error" in self.bugs:
                         # BUG stderr-as-error: error output is taken for a failed request.
                         raise BrokenResponse("STDERR data")
+                elif record_type == STDOUT:
+                    stdout_ended = True
                 elif record_type == END_REQUEST:
+                    if "needs-stdout-terminator" in self.bugs and not stdout_ended:
+                        # BUG needs-stdout-terminator: the request is taken to end with its STDOUT stream,
+                        # so an END_REQUEST without the empty STDOUT before it is not noticed.
+                        log("END_REQUEST before the end of STDOUT: ignored")
+                        continue
                     if len(content) != 8:
                         raise BrokenResponse("END_REQUEST body is not 8 bytes")
                     protocol_status = content[4]
@@ -764,6 +919,11 @@ class Gateway:
             if response is None:
                 return self.error(client, request, 503 if protocol_status == OVERLOADED else 502)
             return False
+        if response is None and head and "lenient-headers" in self.bugs:
+            # BUG lenient-headers: output without a CGI header block is the body of a 200.
+            response, close_after = self.start_response(client, request, CgiHead(200, b"OK"))
+            close_client = close_client or close_after
+            response.write(bytes(head))
         if response is None:
             if head or "ignore-protocol-status" not in self.bugs or protocol_status == REQUEST_COMPLETE:
                 log("END_REQUEST before the end of the CGI header block")
@@ -779,6 +939,9 @@ class Gateway:
         close_after = not request.keep_alive or (not bodyless and not chunked)
         lines = [b"HTTP/1.1 %d %s" % (head.status, head.reason)]
         for name, value in head.fields:
+            if value is None:  # lenient-headers: a line that is no header field, as it came
+                lines.append(name)
+                continue
             lower = name.lower()
             if lower in DROPPED_RESPONSE_FIELDS:
                 continue
@@ -792,7 +955,7 @@ class Gateway:
         if close_after:
             lines.append(b"Connection: close")
         client.send(b"\r\n".join(lines) + b"\r\n\r\n")
-        return HttpResponse(client, chunked, bodyless), close_after
+        return HttpResponse(client, chunked, bodyless, "drop-when-client-slow" in self.bugs), close_after
 
     def finish(self, response: HttpResponse, client: ClientConnection) -> bool:
         try:
@@ -805,14 +968,14 @@ class Gateway:
         """The client went away: tell the application, wait for its END_REQUEST, pool the connection."""
         if "no-abort" not in self.bugs:
             try:
-                conn.send([fcgi_record(ABORT_REQUEST, request_id)])
+                conn.send([fcgi_record(ABORT_REQUEST, request_id, version=self.version)])
             except OSError:
                 self.pool.discard(conn)
                 return
         # Allowed variation no-abort: no ABORT_REQUEST; the request runs on and its output is dropped.
         try:
             while True:
-                record_type, record_id, content = conn.read_record()
+                record_type, record_id, content = conn.read_record(want=request_id)
                 if record_id == request_id and record_type == END_REQUEST:
                     break
         except (AppClosed, AppTimeout, BrokenResponse):
@@ -909,7 +1072,8 @@ def main(argv: list[str]) -> int:
             kind = "allowed" if name in ALLOWED_VARIATIONS else "bug"
             print(f"{name}\t{kind}\t{description.removeprefix('(allowed) ')}")
         return 0
-    unknown = [mode for mode in args.bug if mode not in BUGS]
+    unknown = [mode for mode in args.bug
+               if mode not in BUGS and not (mode.startswith(OMIT_VAR) and CGI_VAR_NAME.match(mode[len(OMIT_VAR):]))]
     if unknown:
         return usage_error(f"unknown bug mode {unknown[0]!r} (--help lists the modes)")
     listen = args.listen or os.environ.get("FCGISPEC_HTTP_PORT")

@@ -59,7 +59,7 @@ def length_forms(ctx) -> str:
     'always encoded in four bytes" (up to 2^31-1), and §3.3: "contentLength ... between 0 and 65535": a pair longer '
     'than a record spans records of the PARAMS stream.',
     level=Level.REQUIRED,
-    bugs=("wrong-4-byte-length",),
+    bugs=("params-truncated",),
     allowed=("the 70000-byte value arrives whole",
              "the gateway refuses the HTTP request itself (4xx: its own limit on header size); not exercised"),
 )

@@ -44,7 +44,7 @@ def _get(ctx, answer, path: str = "/response", **request_options):
     requirement='Spec §3.3: "Stream records ... The stream\'s content is the concatenation of the contentData '
     'components of the records" (however the application cuts it into records).',
     level=Level.REQUIRED,
-    bugs=("other-id-output",),
+    bugs=("first-body-record-only",),
     allowed=("the body intact",),
 )
 def one_byte_records(ctx) -> str:

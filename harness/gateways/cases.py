@@ -62,6 +62,8 @@ BUGS = {
     "pool-while-active": "after the HTTP client left, pools the connection before the request's END_REQUEST",
     "truncate-at-size": "cuts a response body at 65535 bytes and ends it as complete",
     "crash-on-empty-body": "crashes on a request whose body is empty",
+    "params-truncated": "cuts a name-value pair too long for one PARAMS record to fit in one",
+    "first-body-record-only": "takes only the first STDOUT record after the header block into the body",
     "no-abort": "neither aborts nor closes when the HTTP client goes away",
     "version-0": "writes records with version 0",
     "no-read-timeout": "waits for a silent application for ever",

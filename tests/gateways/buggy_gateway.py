@@ -79,6 +79,18 @@ drop-when-client-slow   bug      a client that does not keep up (a send would  p
 no-read-timeout         bug      a silent application is waited for for ever   RFC 9110 15.6.5: the client never gets its
                                  (no 504)                                      504
 ids-increasing          allowed  request ids 1, 2, 3... on a kept connection   spec 3.3 lets the server pick any unused id
+pool-while-active       bug      a client that goes away leaves its request    a later request's answer made of an earlier
+                                 running, and the connection is pooled at     request's late output
+                                 once; the next request's answer is read
+                                 from whatever STDOUT comes
+truncate-at-size        bug      a response body is cut at 65535 bytes and     responses truncated at certain sizes
+                                 ended as complete                             (HAProxy #886)
+crash-on-empty-body     bug      the gateway crashes on a request whose body   a NULL pointer for an empty body
+                                 is empty (Content-Length: 0)                  (Apache mod_proxy_fcgi, bug 68278)
+params-truncated        bug      a name-value pair too long for one PARAMS     values cut to fit one record
+                                 record has its value cut to fit in one
+first-body-record-only  bug      the response body is the first STDOUT record  streams read one record at a time
+                                 after the header block; later ones dropped    (HHVM PR #2933, the STDIN twin)
 no-abort                allowed  a client that goes away is not reported: the  nginx fastcgi_ignore_client_abort on (the
                                  request runs to END_REQUEST, output dropped   spec does not require ABORT_REQUEST)
 
@@ -141,6 +153,11 @@ BUGS = {
     "drop-when-client-slow": "a client that does not keep up gets the rest of the response dropped, ended as complete",
     "no-read-timeout": "a silent application is waited for for ever (no 504)",
     "ids-increasing": "(allowed) request ids 1, 2, 3... on a kept connection",
+    "pool-while-active": "a departed client's connection is pooled at once; the next answer is read from any STDOUT",
+    "truncate-at-size": "a response body is cut at 65535 bytes and ended as complete",
+    "crash-on-empty-body": "the gateway crashes on a request with an empty body",
+    "params-truncated": "a name-value pair too long for one PARAMS record has its value cut to fit",
+    "first-body-record-only": "the response body is only the first STDOUT record after the header block",
     "no-abort": "(allowed) a departed client is not reported: the request runs to its END_REQUEST",
 }
 ALLOWED_VARIATIONS = frozenset({"ids-increasing", "no-abort"})
@@ -217,6 +234,8 @@ def encode_params(pairs: list[tuple[str, bytes]], bugs: frozenset[str]) -> bytes
     out = bytearray()
     for name, value in pairs:
         name_bytes = name.encode("latin-1")
+        if "params-truncated" in bugs and len(name_bytes) + len(value) + 8 > 65535:
+            value = value[:65535 - 8 - len(name_bytes) - 64]  # BUG params-truncated: the value cut to fit a record
         out += nv_length(len(name_bytes), bugs) + nv_length(len(value), bugs) + name_bytes + value
     return bytes(out)
 
@@ -620,10 +639,18 @@ class HttpResponse:
         self.bodyless = bodyless
         self.drop_when_slow = drop_when_slow
         self.dropping = False
+        self.truncate_at: int | None = None
+        self.written = 0
 
     def write(self, data: bytes) -> None:
         if self.bodyless or not data or self.dropping:
             return
+        if self.truncate_at is not None:
+            # BUG truncate-at-size: what does not fit the first buffer is lost, and finish() ends the body.
+            data = data[:max(self.truncate_at - self.written, 0)]
+            self.written += len(data)
+            if not data:
+                return
         if self.drop_when_slow and self.client.falling_behind():
             # BUG drop-when-client-slow: the rest of the body is thrown away instead of waiting for the
             # client; finish() still sends the last chunk, so the client takes the body for whole.
@@ -775,6 +802,11 @@ class Gateway:
                 request_id = next(i for i in range(1, 0x10000) if i not in conn.active)
                 conn.active[request_id] = deque()
             return request_id
+        if "pool-while-active" in self.bugs:
+            # Part of BUG pool-while-active: a new id each time, so the abandoned one is never begun again.
+            request_id = conn.next_id
+            conn.next_id = conn.next_id % 0xFFFF + 1
+            return request_id
         if "zero-request-id" in self.bugs:
             return 0  # BUG zero-request-id: the management id used for an application request
         if "ids-increasing" in self.bugs:
@@ -809,6 +841,9 @@ class Gateway:
     def serve(self, request: HttpRequest, client: ClientConnection) -> bool:
         """Forwards one request and answers the client; whether the client connection stays open."""
         params = self.cgi_params(request, client)
+        if "crash-on-empty-body" in self.bugs and request.method in ("POST", "PUT") and not request.body:
+            log("an empty body: crashing")  # BUG crash-on-empty-body
+            os.kill(os.getpid(), signal.SIGSEGV)
         may_resend = request.method in IDEMPOTENT_RETRY_METHODS or "retry-post" in self.bugs
         for attempt in (1, 2):
             try:
@@ -845,14 +880,19 @@ class Gateway:
         response: HttpResponse | None = None
         close_client = not request.keep_alive
         stdout_ended = False
+        body_records = 0
         try:
             while True:
                 record_type, record_id, content = conn.read_record(watch, request_id)
-                if record_id != request_id and not ("other-id-output" in self.bugs and record_type == STDOUT):
+                any_stdout = "other-id-output" in self.bugs or "pool-while-active" in self.bugs
+                if record_id != request_id and not (any_stdout and record_type == STDOUT):
                     continue  # not this request's (a management record, or a stray id)
                 # BUG other-id-output: another id's STDOUT records fall through to here as if they were ours.
                 if record_type == STDOUT and content:
                     if response is not None:
+                        if "first-body-record-only" in self.bugs and body_records > 0:
+                            continue  # BUG first-body-record-only: later STDOUT records are dropped
+                        body_records += 1
                         response.write(content)
                         continue
                     head += content
@@ -955,7 +995,10 @@ class Gateway:
         if close_after:
             lines.append(b"Connection: close")
         client.send(b"\r\n".join(lines) + b"\r\n\r\n")
-        return HttpResponse(client, chunked, bodyless, "drop-when-client-slow" in self.bugs), close_after
+        response = HttpResponse(client, chunked, bodyless, "drop-when-client-slow" in self.bugs)
+        if "truncate-at-size" in self.bugs:
+            response.truncate_at = 65535
+        return response, close_after
 
     def finish(self, response: HttpResponse, client: ClientConnection) -> bool:
         try:
@@ -966,6 +1009,10 @@ class Gateway:
 
     def abandon(self, conn: FcgiConnection, request_id: int) -> None:
         """The client went away: tell the application, wait for its END_REQUEST, pool the connection."""
+        if "pool-while-active" in self.bugs:
+            # BUG pool-while-active: the connection is pooled while the request still runs.
+            self.pool.release(conn, reusable=True)
+            return
         if "no-abort" not in self.bugs:
             try:
                 conn.send([fcgi_record(ABORT_REQUEST, request_id, version=self.version)])

@@ -112,7 +112,7 @@ def chunked_upload(ctx) -> str:
     body = b"".join(chunks)
     answer = ctx.request("POST", "/chunked", chunks=chunks)
     if answer.status is not None and 400 <= answer.status < 500 and not app.requests():
-        # RFC 9112 §7.1 has a recipient parse chunked uploads; refusing one is an HTTP-side deviation, not this case's.
+        # Refusing a chunked upload is GW-RFC9112-6.3-2's to judge; this case has nothing to look at.
         raise Unsupported(f"the gateway refuses the chunked upload with {answer.status} {answer.reason} before any "
                           "request reaches the application")
     request = only_request(app, "the chunked POST")
@@ -124,6 +124,29 @@ def chunked_upload(ctx) -> str:
         raise Violation(f"CONTENT_LENGTH {len(body)} or none", f"CONTENT_LENGTH={length!r}")
     expect_answer(answer, "the chunked POST", body=f"{len(body)} {sha(body)}".encode())
     return f"{len(body)} bytes in {len(request.stdin_records) - 1} STDIN records, CONTENT_LENGTH={length!r}"
+
+
+@gateway_case(
+    "GW-RFC9112-6.3-2",
+    title="a chunked upload is taken, or refused only with 411 Length Required (or 413), never called malformed",
+    requirement='RFC 9112 §7.1: "A recipient MUST be able to parse the chunked transfer coding." and §6.3: "A server '
+    'MAY reject a request that contains a message body but not a Content-Length by responding with 411 (Length '
+    'Required)." A 400 tells the client its valid request was malformed.',
+    level=Level.REQUIRED,
+    bugs=("chunked-400",),
+    allowed=("the upload passed on (2xx from the application)", "411 Length Required", "413 Content Too Large"),
+)
+def chunked_upload_accepted(ctx) -> str:
+    app = ctx.start(_echo_length)
+    chunks = [_body(1000)] * 40
+    answer = ctx.request("POST", "/chunked-40k", chunks=chunks)
+    if answer.status in (411, 413):
+        return f"refused with {answer.status} {answer.reason}"
+    if answer.status is not None and 400 <= answer.status < 500:
+        raise Violation(["the upload passed on", "411 Length Required", "413 Content Too Large"],
+                        f"{answer.describe()} for a valid 40000-byte chunked upload; the application received "
+                        f"{len(app.requests())} requests")
+    return f"passed on: {answer.describe()}"
 
 
 @gateway_case(

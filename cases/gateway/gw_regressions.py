@@ -194,9 +194,13 @@ def caddy_5420(ctx) -> str:
 def nginx_misframed(ctx) -> str:
     def answer(conn: AppConn, request: AppRequest) -> None:
         conn.stdout(request, b"Content-Type: text/plain\r\n\r\nstart ")
-        # A record that claims 100 bytes and carries 10, then a record whose version byte lands on body bytes.
-        bad = Record(RecordType.STDOUT, request.request_id, b"x" * 100).encode()[:18]
-        conn.send(bad + b"\0" * 8, "a STDOUT record that claims 100 bytes and carries 10, then 8 zero bytes")
+        # A STDOUT record that declares 5 bytes and carries 21: a reader that trusts contentLength takes the
+        # next header from the 16 bytes after them, whose version byte is 0.
+        header = Record(RecordType.STDOUT, request.request_id, b"x" * 5).encode()[:8]
+        conn.send(header + b"xxxxx" + b"\0" * 8 + b"leftover", "a STDOUT record that declares 5 bytes and "
+                  "carries 21: then a header of version 0")
+        conn.sleep(0.5)
+        conn.end(request)
         conn.sleep(0.3)
         conn.close()
 

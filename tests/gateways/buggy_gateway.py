@@ -89,6 +89,8 @@ crash-on-empty-body     bug      the gateway crashes on a request whose body   a
                                  is empty (Content-Length: 0)                  (Apache mod_proxy_fcgi, bug 68278)
 params-truncated        bug      a name-value pair too long for one PARAMS     values cut to fit one record
                                  record has its value cut to fit in one
+chunked-400             bug      a chunked upload larger than 8 KiB is         a valid upload called malformed (HAProxy
+                                 answered 400 Bad Request                      2.6 with fcgi-app)
 first-body-record-only  bug      the response body is the first STDOUT record  streams read one record at a time
                                  after the header block; later ones dropped    (HHVM PR #2933, the STDIN twin)
 no-abort                allowed  a client that goes away is not reported: the  nginx fastcgi_ignore_client_abort on (the
@@ -157,6 +159,7 @@ BUGS = {
     "truncate-at-size": "a response body is cut at 65535 bytes and ended as complete",
     "crash-on-empty-body": "the gateway crashes on a request with an empty body",
     "params-truncated": "a name-value pair too long for one PARAMS record has its value cut to fit",
+    "chunked-400": "a chunked upload larger than 8 KiB is answered 400 Bad Request",
     "first-body-record-only": "the response body is only the first STDOUT record after the header block",
     "no-abort": "(allowed) a departed client is not reported: the request runs to its END_REQUEST",
 }
@@ -840,6 +843,9 @@ class Gateway:
     # -- one request --
     def serve(self, request: HttpRequest, client: ClientConnection) -> bool:
         """Forwards one request and answers the client; whether the client connection stays open."""
+        if "chunked-400" in self.bugs and request.chunks is not None and len(request.body) > 8192:
+            # BUG chunked-400: a chunked upload larger than one buffer is refused as a bad request.
+            return self.error(client, request, 400)
         params = self.cgi_params(request, client)
         if "crash-on-empty-body" in self.bugs and request.method in ("POST", "PUT") and not request.body:
             log("an empty body: crashing")  # BUG crash-on-empty-body

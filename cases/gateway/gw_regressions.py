@@ -188,7 +188,7 @@ def caddy_5420(ctx) -> str:
     'parses (a contentLength that does not match the bytes) yields no valid response; RFC 9110 §15.6.3: 502 for "an '
     'invalid response from an inbound server".',
     level=Level.REQUIRED,
-    bugs=("truncated-as-complete",),
+    bugs=("misframed-as-complete",),
     allowed=("502", "a response cut short (no last chunk, a close)"),
 )
 def nginx_misframed(ctx) -> str:

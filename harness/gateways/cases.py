@@ -48,6 +48,7 @@ BUGS = {
     "no-stdin-terminator": "never ends STDIN with an empty record",
     "zero-request-id": "uses request id 0 for application records",
     "short-body": "passes on only the first 64 KiB of a request body",
+    "misframed-as-complete": "ends the response as complete when the application's records stop parsing",
     "chunked-400": "answers 400 Bad Request to a valid chunked upload",
     "chunked-upload-cut": "passes on only the first chunk of a chunked upload",
     "ignore-protocol-status": "answers 200 when END_REQUEST says the request was not served",

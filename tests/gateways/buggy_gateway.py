@@ -89,6 +89,9 @@ crash-on-empty-body     bug      the gateway crashes on a request whose body   a
                                  is empty (Content-Length: 0)                  (Apache mod_proxy_fcgi, bug 68278)
 params-truncated        bug      a name-value pair too long for one PARAMS     values cut to fit one record
                                  record has its value cut to fit in one
+misframed-as-complete   bug      a record that cannot be parsed (version 0)    what was read so far delivered as the whole
+                                 ends the response as if it were whole         response (nginx's "unsupported FastCGI
+                                                                               protocol version: 0" seen by others)
 chunked-400             bug      a chunked upload larger than 8 KiB is         a valid upload called malformed (HAProxy
                                  answered 400 Bad Request                      2.6 with fcgi-app)
 first-body-record-only  bug      the response body is the first STDOUT record  streams read one record at a time
@@ -159,6 +162,7 @@ BUGS = {
     "truncate-at-size": "a response body is cut at 65535 bytes and ended as complete",
     "crash-on-empty-body": "the gateway crashes on a request with an empty body",
     "params-truncated": "a name-value pair too long for one PARAMS record has its value cut to fit",
+    "misframed-as-complete": "a record stream that stops parsing ends the response as if it were whole",
     "chunked-400": "a chunked upload larger than 8 KiB is answered 400 Bad Request",
     "first-body-record-only": "the response body is only the first STDOUT record after the header block",
     "no-abort": "(allowed) a departed client is not reported: the request runs to its END_REQUEST",
@@ -950,6 +954,9 @@ class Gateway:
                 return self.error(client, request, 502)
             if "truncated-as-complete" in self.bugs and isinstance(error, AppClosed):
                 # BUG truncated-as-complete: the cut-off response is ended as if it were whole.
+                return self.finish(response, client) and not close_client
+            if "misframed-as-complete" in self.bugs and isinstance(error, BrokenResponse):
+                # BUG misframed-as-complete: a record stream that no longer parses ends the response as if whole.
                 return self.finish(response, client) and not close_client
             return False  # without the last chunk: the client sees the truncation
         # END_REQUEST received.

@@ -100,6 +100,21 @@ def test_missing_gateway_option_is_a_usage_error() -> None:
     assert "needs --gateway" in done.stderr
 
 
+def test_a_case_selection_that_matches_nothing_is_a_usage_error() -> None:
+    done = launcher("--gateway", "nginx", "--case", "GW-NOPE")
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "--case 'GW-NOPE': no gateway case's id is or starts with it" in done.stderr
+    client = subprocess.run([str(ROOT / "fcgispec"), "client", "--case", "CLI-NOPE"], capture_output=True, text=True,
+                            timeout=120)
+    assert client.returncode == 4 and "no client case's id" in client.stderr, client.stdout + client.stderr
+
+
+def test_a_gateway_that_never_listens_ends_the_run_once() -> None:
+    done = launcher("--gateway", "cmd:sleep 60", timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "did not listen on 127.0.0.1:{http_port} within 10 s" in done.stdout + done.stderr
+
+
 def test_a_gateway_that_cannot_start_ends_the_run_once(tmp_path: Path) -> None:
     done = launcher("--gateway", "cmd:/bin/false")
     assert done.returncode == 3, done.stdout + done.stderr

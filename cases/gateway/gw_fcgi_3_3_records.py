@@ -7,7 +7,7 @@ after every other gateway case too (harness/gateways/observations.py), where a d
 
 from __future__ import annotations
 
-from harness.gateways.application import AppConn, serve
+from harness.gateways.application import answer_each, respond_with, serve
 from harness.gateways.cases import gateway_case
 from harness.gateways.checks import expect_answer
 from harness.gateways.observations import NO_ACTIVE_ID_REUSED, NONZERO_REQUEST_IDS, RECORDS_WELL_FRAMED
@@ -54,17 +54,8 @@ def nonzero_request_ids(ctx) -> str:
     return f"request ids used: {ids}"
 
 
-def _slow(conn: AppConn) -> None:
-    """Answers each request after 1 s, so that concurrent HTTP requests overlap at the application."""
-    while True:
-        request = conn.next_request()
-        if request is None:
-            return
-        conn.sleep(1.0)
-        conn.respond(request, b"slow")
-        if not request.keep_conn:
-            conn.close()
-            return
+# Each request answered after 1 s, so that concurrent HTTP requests overlap at the application.
+_slow = answer_each(respond_with(b"slow", delay=1.0))
 
 
 @gateway_case(
@@ -79,21 +70,8 @@ def _slow(conn: AppConn) -> None:
     allowed=("each concurrent request on its own connection", "one connection, a different id for each active request"),
 )
 def no_active_id_reused(ctx) -> str:
-    import threading
-
     app = ctx.start(_slow)
-    answers: list = [None, None, None]
-
-    def fetch(index: int) -> None:
-        answers[index] = ctx.request("GET", f"/concurrent/{index}")
-
-    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(3)]
-    for thread in threads:
-        # Staggered, so each begins while the one before is active at the application.
-        thread.start()
-        ctx.sleep(0.15)
-    for thread in threads:
-        thread.join(ctx.time_left())
+    answers = ctx.concurrent_gets([f"/concurrent/{index}" for index in range(3)])
     for index, answer in enumerate(answers):
         if answer is None:
             raise Violation("three concurrent GETs answered", f"GET {index + 1}: no answer in time")

@@ -3,9 +3,7 @@ multiplexed only when the application said it can (spec §5.1, §3.5, §4.1)."""
 
 from __future__ import annotations
 
-import threading
-
-from harness.gateways.application import REQUEST_WAIT, AppConn
+from harness.gateways.application import REQUEST_WAIT, AppConn, answer_each, respond_with
 from harness.gateways.cases import gateway_case
 from harness.gateways.checks import expect_answer
 from harness.gateways.observations import NO_REUSE_WITHOUT_KEEP_CONN
@@ -91,30 +89,9 @@ def keep_conn_means_reuse(ctx) -> str:
     allowed=("each concurrent request on a connection of its own",),
 )
 def no_multiplexing(ctx) -> str:
-    def slow(conn: AppConn) -> None:
-        while True:
-            request = conn.next_request()
-            if request is None:
-                return
-            conn.sleep(0.8)
-            conn.respond(request, b"slow")
-            if not request.keep_conn:
-                conn.close()
-                return
-
-    app = ctx.start(slow, values={"FCGI_MPXS_CONNS": "0", "FCGI_MAX_CONNS": "16", "FCGI_MAX_REQS": "16"})
-    answers: list = [None] * 3
-
-    def fetch(index: int) -> None:
-        answers[index] = ctx.request("GET", f"/mpx/{index}")
-
-    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(3)]
-    for thread in threads:
-        # Staggered, so each begins while the one before is active at the application.
-        thread.start()
-        ctx.sleep(0.15)
-    for thread in threads:
-        thread.join(ctx.time_left())
+    app = ctx.start(answer_each(respond_with(b"slow", delay=0.8)),
+                    values={"FCGI_MPXS_CONNS": "0", "FCGI_MAX_CONNS": "16", "FCGI_MAX_REQS": "16"})
+    answers = ctx.concurrent_gets([f"/mpx/{index}" for index in range(3)])
     ctx.settle()
     for ledger in app.connections():
         for request in ledger.requests:
@@ -143,25 +120,9 @@ def no_multiplexing(ctx) -> str:
     allowed=("any",),
 )
 def get_values_seen(ctx) -> str:
-    def slow(conn: AppConn) -> None:
-        while True:
-            request = conn.next_request()
-            if request is None:
-                return
-            conn.sleep(0.5)
-            conn.respond(request, b"slow")
-            if not request.keep_conn:
-                conn.close()
-                return
-
-    app = ctx.start(slow, values={"FCGI_MPXS_CONNS": "1", "FCGI_MAX_CONNS": "16", "FCGI_MAX_REQS": "16"})
-    threads = [threading.Thread(target=ctx.request, args=("GET", f"/mpx-allowed/{i}")) for i in range(3)]
-    for thread in threads:
-        # Staggered, so each begins while the one before is active at the application.
-        thread.start()
-        ctx.sleep(0.15)
-    for thread in threads:
-        thread.join(ctx.time_left())
+    app = ctx.start(answer_each(respond_with(b"slow", delay=0.5)),
+                    values={"FCGI_MPXS_CONNS": "1", "FCGI_MAX_CONNS": "16", "FCGI_MAX_REQS": "16"})
+    ctx.concurrent_gets([f"/mpx-allowed/{index}" for index in range(3)])
     ctx.settle()
     from harness.wire.codec import decode_params
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.gateways.application import AppConn
+from harness.gateways.application import answer_after_stdin_ends, answer_each
 from harness.gateways.cases import gateway_case
 from harness.gateways.checks import expect_answer, first_difference, only_request, sha
 from harness.gateways.observations import STDIN_TERMINATED
@@ -21,16 +21,8 @@ def _body(length: int) -> bytes:
     return bytes((i * 7 + 3) & 0xFF for i in range(length))
 
 
-def _echo_length(conn: AppConn) -> None:
-    """Answers with the number of body bytes it received and their sha256, so the HTTP side shows it too."""
-    while True:
-        request = conn.next_request()
-        if request is None:
-            return
-        conn.respond(request, f"{len(request.stdin)} {sha(request.stdin)}".encode())
-        if not request.keep_conn:
-            conn.close()
-            return
+# Answers with the number of body bytes it received and their sha256, so the HTTP side shows it too.
+_echo_length = answer_each(lambda conn, request: conn.respond(request, f"{len(request.stdin)} {sha(request.stdin)}".encode()))
 
 
 @gateway_case(
@@ -62,22 +54,7 @@ def stdin_terminated(ctx) -> str:
     allowed=("an empty STDIN record right after the empty PARAMS record",),
 )
 def empty_stdin(ctx) -> str:
-    def strict(conn: AppConn) -> None:
-        # This application, like most, answers only once STDIN has ended.
-        while True:
-            request = conn.next_request()
-            if request is None:
-                return
-            if not request.stdin_ended:
-                conn.note(f"request id={request.request_id}: no empty STDIN record came; not answered")
-                conn.observe(ctx.read_timeout + 2)
-                return
-            conn.respond(request, b"hello")
-            if not request.keep_conn:
-                conn.close()
-                return
-
-    app = ctx.start(strict)
+    app = ctx.start(answer_each(answer_after_stdin_ends(hold=ctx.read_timeout + 2)))
     for method in ("GET", "POST"):
         answer = ctx.request(method, f"/empty-body/{method}", timeout=ctx.read_timeout + 4)
         received = [r for r in app.requests() if r.param("REQUEST_METHOD") == method]

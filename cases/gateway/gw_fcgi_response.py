@@ -4,7 +4,7 @@ slow reader (spec §3.3, §4.2, §5.3, §5.5)."""
 
 from __future__ import annotations
 
-from harness.gateways.application import AppConn, AppRequest
+from harness.gateways.application import AppConn, AppRequest, answer_each
 from harness.gateways.cases import gateway_case
 from harness.gateways.checks import expect_answer, expect_not_success, sha
 from harness.verdicts import Level, Observed, Violation
@@ -17,24 +17,8 @@ HEAD = b"Content-Type: text/plain\r\n\r\n"
 BODY = bytes(range(32, 127)) * 40  # 3800 bytes whose every offset is visible in a diff
 
 
-def _scripted(answer):
-    """A script that answers each request with answer(conn, request), closing when KEEP_CONN is not set."""
-
-    def script(conn: AppConn) -> None:
-        while True:
-            request = conn.next_request()
-            if request is None:
-                return
-            answer(conn, request)
-            if not request.keep_conn:
-                conn.close()
-                return
-
-    return script
-
-
 def _get(ctx, answer, path: str = "/response", **request_options):
-    ctx.start(_scripted(answer))
+    ctx.start(answer_each(answer))
     return ctx.request("GET", path, **request_options)
 
 
@@ -168,7 +152,7 @@ def output_after_end(ctx) -> str:
         conn.respond(request, b"answer " + str(request.ordinal).encode())
         conn.send_records([Record(RecordType.STDOUT, request.request_id, b"LATE OUTPUT AFTER END_REQUEST\r\n")])
 
-    ctx.start(_scripted(answer))
+    ctx.start(answer_each(answer))
     conn = ctx.http()
     first = ctx.request("GET", "/late/1", conn=conn)
     ctx.sleep(0.2)
@@ -281,7 +265,7 @@ def large_response_slow_reader(ctx) -> str:
         conn.stdout(request, b"Content-Type: application/octet-stream\r\n\r\n" + big)
         conn.end(request)
 
-    ctx.start(_scripted(answer))
+    ctx.start(answer_each(answer))
     conn = ctx.http(rcvbuf=16384, timeout=50)
     conn.send_request("GET", "/big")
     got = conn.read_response("GET", timeout=ctx.time_left(), pace=0.002)

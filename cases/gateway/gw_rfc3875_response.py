@@ -3,7 +3,7 @@ and responses that are not CGI responses at all (RFC 3875 §6)."""
 
 from __future__ import annotations
 
-from harness.gateways.application import AppConn, AppRequest
+from harness.gateways.application import AppConn, AppRequest, answer_each
 from harness.gateways.cases import gateway_case
 from harness.gateways.checks import expect_answer, expect_not_success
 from harness.verdicts import Level, Observed, Violation
@@ -13,17 +13,8 @@ FAMILY_ORDER = 7
 
 
 def _answer_with(stdout: bytes):
-    def script(conn: AppConn) -> None:
-        while True:
-            request = conn.next_request()
-            if request is None:
-                return
-            _write(conn, request, stdout)
-            if not request.keep_conn:
-                conn.close()
-                return
-
-    return script
+    """The application's whole STDOUT is `stdout`."""
+    return answer_each(lambda conn, request: _write(conn, request, stdout))
 
 
 def _write(conn: AppConn, request: AppRequest, stdout: bytes) -> None:
@@ -79,20 +70,13 @@ def client_redirect(ctx) -> str:
     allowed=("a second request for /local-target reaches the application", "a 302 to the client with the Location"),
 )
 def local_redirect(ctx) -> str:
-    def script(conn: AppConn) -> None:
-        while True:
-            request = conn.next_request()
-            if request is None:
-                return
-            if (request.param("REQUEST_URI") or "").startswith("/local-target"):
-                _write(conn, request, b"Content-Type: text/plain\r\n\r\nlocal target")
-            else:
-                _write(conn, request, b"Location: /local-target?x=1\r\n\r\n")
-            if not request.keep_conn:
-                conn.close()
-                return
+    def answer(conn: AppConn, request: AppRequest) -> None:
+        if (request.param("REQUEST_URI") or "").startswith("/local-target"):
+            _write(conn, request, b"Content-Type: text/plain\r\n\r\nlocal target")
+        else:
+            _write(conn, request, b"Location: /local-target?x=1\r\n\r\n")
 
-    app = ctx.start(script)
+    app = ctx.start(answer_each(answer))
     got = ctx.request("GET", "/local-redirect")
     reprocessed = any((r.param("REQUEST_URI") or "").startswith("/local-target") for r in app.requests())
     raise Observed(("reprocessed: the application received /local-target; " if reprocessed else "not reprocessed; ")

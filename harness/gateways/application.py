@@ -388,17 +388,56 @@ class AppConn:
 Script = Callable[[AppConn], None]
 
 
-def serve(conn: AppConn, body: bytes = b"hello", *, headers: Sequence[str] = ("Content-Type: text/plain",),
-          timeout: float = REQUEST_WAIT) -> None:
-    """The plain application: answers every request, and closes after one without KEEP_CONN (spec §5.1)."""
-    while True:
-        request = conn.next_request(timeout)
-        if request is None:
+Answer = Callable[[AppConn, AppRequest], None]
+
+
+def answer_each(answer: Answer, *, timeout: float = REQUEST_WAIT) -> Script:
+    """A script that answers every request with answer(conn, request), and closes after one without
+    KEEP_CONN, as spec §5.1 has the application do."""
+
+    def script(conn: AppConn) -> None:
+        while True:
+            request = conn.next_request(timeout)
+            if request is None:
+                return
+            answer(conn, request)
+            if not request.keep_conn:
+                if not conn.gateway_closed:
+                    conn.close()
+                return
+
+    return script
+
+
+def respond_with(body: bytes = b"hello", *, delay: float = 0.0) -> Answer:
+    """An answer: the plain response with this body, after `delay` seconds (still reading meanwhile)."""
+
+    def answer(conn: AppConn, request: AppRequest) -> None:
+        if delay:
+            conn.sleep(delay)
+        conn.respond(request, body)
+
+    return answer
+
+
+def answer_after_stdin_ends(body: bytes = b"hello", *, hold: float = REQUEST_WAIT) -> Answer:
+    """An answer as most applications give it: only once STDIN has ended. A request whose STDIN never
+    ended is left unanswered (noted in the ledger) for `hold` seconds, as a real application waits."""
+
+    def answer(conn: AppConn, request: AppRequest) -> None:
+        if request.stdin_ended:
+            conn.respond(request, body)
             return
-        conn.respond(request, body, headers=headers)
-        if not request.keep_conn:
-            conn.close()
-            return
+        conn.note(f"request id={request.request_id}: no empty STDIN record came; a real application waits here")
+        conn.observe(hold)
+        raise GatewayGone("the request was never complete")
+
+    return answer
+
+
+def serve(conn: AppConn) -> None:
+    """The plain application: answers every request with "hello", and closes after one without KEEP_CONN."""
+    answer_each(respond_with())(conn)
 
 
 def scripts_by_connection(*scripts: Script, then: Script = serve) -> Script:

@@ -2,8 +2,8 @@
 
 A case is a short function over a GatewayContext. It starts the application with a script
 (harness/gateways/application.py) and the gateway in front of it (ctx.start), sends HTTP requests
-through the gateway (raw: ctx.http(), harness/gateways/http_side.py; or the reference HTTP client:
-ctx.client()), and judges both sides: the ledger of what the gateway sent the application, and
+through the gateway (raw: ctx.http() and ctx.request(), harness/gateways/http_side.py; or the
+reference HTTP client: ctx.fetch()), and judges both sides: the ledger of what the gateway sent the application, and
 what the HTTP client got back. It raises the verdict exceptions of harness/verdicts.py; the
 verdict is the judge's (harness/suite/judge.py), as in the other suites. The deviations every
 exchange relies on (harness/gateways/observations.py) are read from the ledgers after the case:
@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from harness.clients.adapters import ClientProcess, ClientResult
 from harness.gateways.application import AppRequest, ScriptedApp, Script, serve
 from harness.gateways.gateway import Gateway, GatewayStartError
 from harness.gateways.http_side import HttpAnswer, HttpConnection, HttpSideError
@@ -159,7 +160,7 @@ class GatewayContext:
         self.gateway: Gateway | None = None
         self.connections: list[HttpConnection] = []
         self.http_log: list[str] = []
-        self.clients: list[object] = []
+        self.clients: list[ClientProcess] = []
         self.gateway_exit: int | None = None
 
     def time_left(self) -> float:
@@ -225,19 +226,42 @@ class GatewayContext:
         self.log_http(f"{method} {target}", answer)
         return answer
 
+    def concurrent_gets(self, paths: Sequence[str], *, stagger: float = 0.15) -> list[HttpAnswer | None]:
+        """GETs on connections of their own, each begun `stagger` s after the one before (so that, in front
+        of a slow application, each begins while the one before is active); None: no answer in time."""
+        import threading
+
+        answers: list[HttpAnswer | None] = [None] * len(paths)
+
+        def fetch(index: int) -> None:
+            answers[index] = self.request("GET", paths[index])
+
+        threads = [threading.Thread(target=fetch, args=(i,), daemon=True) for i in range(len(paths))]
+        for thread in threads:
+            thread.start()
+            self.sleep(stagger)
+        for thread in threads:
+            thread.join(self.time_left())
+        return answers
+
     def log_http(self, what: str, answer: HttpAnswer) -> None:
         self.http_log.append(f"{time.monotonic() - self.started:7.3f}s {what} -> {answer.describe()}")
 
-    def client(self) -> "object":
-        """The reference HTTP client (its adapter process), with a pool of its own."""
-        from harness.clients.adapters import ClientProcess, parse_client
-        from harness.installation.paths import PROJECT_ROOT
+    def fetch(self, method: str, path: str, *, body_length: int | None = None) -> "ClientResult":
+        """One request through the reference HTTP client (http-client/: one process per case, so its pool
+        reuses HTTP connections as a real client's would); status, body length and sha256, or its error."""
+        if not self.clients:
+            from harness.clients.adapters import ClientProcess, parse_client
+            from harness.installation.paths import PROJECT_ROOT
 
-        spec = parse_client("reference", PROJECT_ROOT)
-        process = ClientProcess(spec, cacert=None, timeout=max(self.read_timeout * 2 + 4, 10.0))
-        self.clients.append(process)
-        process.start()
-        return process
+            process = ClientProcess(parse_client("reference", PROJECT_ROOT), timeout=max(self.read_timeout * 2 + 4, 10.0))
+            self.clients.append(process)
+            process.start()
+        process = self.clients[0]
+        line = f"{method} {self.url(path)}" + ("" if body_length is None else f" {body_length}")
+        result = process.request(line, min(process.timeout + 3.0, max(self.time_left(), 1.0)))
+        self.http_log.append(f"{time.monotonic() - self.started:7.3f}s {method} {path} (reference client) -> {result}")
+        return result
 
     def url(self, path: str) -> str:
         assert self.gateway is not None
@@ -257,7 +281,7 @@ class GatewayContext:
         for conn in self.connections:
             conn.close()
         for process in self.clients:
-            process.stop()  # type: ignore[attr-defined]
+            process.stop()
         if self.gateway is not None:
             self.gateway.stop()
         if self.app is not None:

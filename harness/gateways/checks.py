@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from harness.clients.adapters import ClientResult
 from harness.gateways.application import AppRequest, ScriptedApp
 from harness.gateways.http_side import HttpAnswer
 from harness.verdicts import Violation
@@ -22,6 +23,14 @@ def expect_answer(answer: HttpAnswer, what: str, *, status: int = 200, body: byt
     if body is not None and answer.body != body:
         raise Violation(want, f"{what}: {len(answer.body)} body bytes (sha256 {sha(answer.body)}, expected "
                               f"{sha(body)}): {first_difference(answer.body, body)}")
+
+
+def expect_fetched(result: "ClientResult", what: str, *, status: int = 200, body: bytes) -> None:
+    """The reference HTTP client got this status and this body (by length and sha256)."""
+    want = f"{what}: {status} with the {len(body)}-byte body"
+    if not result.ok or result.status != status or result.body_length != len(body) \
+            or result.body_sha256 != hashlib.sha256(body).hexdigest():
+        raise Violation(want, f"{what}: {result}" + ("" if not result.ok else f", sha256 {(result.body_sha256 or '')[:16]}"))
 
 
 def first_difference(got: bytes, want: bytes) -> str:

@@ -22,9 +22,10 @@ from harness.clients.cases import CLIENT_TIMEOUT, ClientCase, cases_in_client_mo
 from harness.clients.adapters import ClientSpec, ClientUsageError, parse_client
 from harness.reports.pytest_items import (
     EXIT_HARNESS, ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker, option, runs_cases_in,
+    runs_only_cases_in, unmatched_case_selections,
 )
-from harness.reports.results import CaseResult, format_case_line, format_details, write_json_report
-from harness.verdicts import HarnessError, Verdict
+from harness.reports.results import CaseResult, format_by_family, write_json_report
+from harness.verdicts import HarnessError
 
 ROOT = Path(__file__).resolve().parents[2]
 # Client cases live in cases/client/, regressions of real HTTP-client bugs in cases/client/regressions/:
@@ -53,6 +54,17 @@ def _matches(case_id: str, prefix: str) -> bool:
     """CLI-REUSE-1 selects 1, 1b, 1c (not 10); CLI-REUSE selects all."""
     rest = case_id[len(prefix):] if case_id.startswith(prefix) else None
     return rest is not None and (rest == "" or rest.isalpha() or rest[0] == "-" or prefix.endswith("-"))
+
+
+def client_case_ids() -> list[str]:
+    from harness.suite.case import import_case_module
+
+    ids: list[str] = []
+    for directory in CLIENT_CASE_DIRS:
+        for path in sorted(directory.rglob("*.py")):
+            if is_case_file(path, CLIENT_CASE_DIRS):
+                ids += [case.id for case in cases_in_client_module(import_case_module(path))]
+    return ids
 
 
 class ClientSession:
@@ -109,19 +121,7 @@ _SESSION_KEY = pytest.StashKey[ClientSession]()
 
 def format_client_report(results: list[CaseResult], *, colour: bool = False) -> str:
     """Cases grouped by scenario family, in catalogue order, details under non-passing ones."""
-    lines: list[str] = []
-    family: str | None = None
-    for result in sorted(results, key=lambda r: r.case.sort_key):
-        if result.case.section != family:
-            family = result.case.section
-            if lines:
-                lines.append("")
-            lines.append(family or "Other")
-        # A client scenario is judged from its server ledger: the FastCGI depth tags do not apply.
-        lines.append(format_case_line(result, colour, with_depth=False))
-        if result.outcome.verdict is not Verdict.UNSUPPORTED:
-            lines.extend(format_details(result))
-    return "\n".join(lines)
+    return format_by_family(results, colour=colour)
 
 
 class ClientResults(ResultsReport):
@@ -154,6 +154,11 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--client: {error}") from None
         except HarnessError as error:
             pytest.exit(f"fcgispec: the client cannot run: {error}", returncode=EXIT_HARNESS)
+        unmatched = unmatched_case_selections(
+            [p for p in option(config, "--case", []) or []], client_case_ids(), lambda case_id, p: _matches(case_id, p))
+        if unmatched and runs_only_cases_in(config, CLIENT_CASE_DIRS):
+            raise pytest.UsageError(f"--case {unmatched[0]!r}: no client case's id is or starts with it "
+                                    "(client case ids look like CLI-REUSE-7, CLI-REUSE-7b, REG-...)")
     config.pluginmanager.register(ClientResults(config), "fcgispec-client-results")
 
 

@@ -24,10 +24,11 @@ from harness.gateways.cases import GatewayCase, cases_in_gateway_module, run_gat
 from harness.gateways.gateway import GatewaySpec, GatewayUsageError, parse_gateway
 from harness.reports.pytest_items import (
     EXIT_HARNESS, ResultsReport, VerdictItem, carry_result, is_case_file, is_strict, is_worker, option, runs_cases_in,
+    runs_only_cases_in, unmatched_case_selections,
 )
-from harness.reports.results import CaseResult, format_case_line, format_details, write_json_report
+from harness.reports.results import CaseResult, format_by_family, write_json_report
 from harness.suite.exclusions import ExclusionError, exclusion_for, load_exclusions
-from harness.verdicts import HarnessError, Verdict
+from harness.verdicts import HarnessError
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_CASE_DIRS = (ROOT / "cases" / "gateway",)
@@ -43,11 +44,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "{app_host}, {app_port}")
 
 
+def _matches(case_id: str, selection: str) -> bool:
+    """GW-FCGI-3.3 selects every GW-FCGI-3.3-n, GW-RFC3875-4.1 every GW-RFC3875-4.1.x-n, GW-FCGI-3.3-1 only itself."""
+    return case_id == selection or case_id.startswith(selection.rstrip("-") + "-") or case_id.startswith(selection + ".")
+
+
 def _selected(case: GatewayCase, prefixes: list[str]) -> bool:
-    wanted = [p for p in prefixes if p.startswith(GATEWAY_ID_PREFIX)]
-    if prefixes and not wanted:
-        return False
-    return not wanted or any(case.id == p or case.id.startswith(p.rstrip("-") + "-") for p in wanted)
+    return not prefixes or any(_matches(case.id, p) for p in prefixes)
+
+
+def gateway_case_ids() -> list[str]:
+    from harness.suite.case import import_case_module
+
+    ids: list[str] = []
+    for directory in GATEWAY_CASE_DIRS:
+        for path in sorted(directory.glob("*.py")):
+            if is_case_file(path, GATEWAY_CASE_DIRS):
+                ids += [case.id for case in cases_in_gateway_module(import_case_module(path))]
+    return ids
 
 
 class GatewaySession:
@@ -55,6 +69,7 @@ class GatewaySession:
         self.config = config
         self.spec: GatewaySpec | None = None
         self.exclusions: dict[str, str] = {}
+        self.active = False  # the run takes the gateway cases
 
     def gateway_spec(self) -> GatewaySpec:
         if self.spec is None:
@@ -101,18 +116,7 @@ _SESSION_KEY = pytest.StashKey[GatewaySession]()
 
 def format_gateway_report(results: list[CaseResult], *, colour: bool = False) -> str:
     """Cases grouped by family, in catalogue order, details under non-passing ones."""
-    lines: list[str] = []
-    family: str | None = None
-    for result in sorted(results, key=lambda r: r.case.sort_key):
-        if result.case.section != family:
-            family = result.case.section
-            if lines:
-                lines.append("")
-            lines.append(family or "Other")
-        lines.append(format_case_line(result, colour, with_depth=False))
-        if result.outcome.verdict is not Verdict.UNSUPPORTED:
-            lines.extend(format_details(result))
-    return "\n".join(lines)
+    return format_by_family(results, colour=colour)
 
 
 class GatewayResults(ResultsReport):
@@ -168,7 +172,10 @@ def check_gateway_before_the_cases(spec: GatewaySpec) -> str | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "fcgispec_gateway: a gateway (web server as FastCGI client) case")
     session = config.stash[_SESSION_KEY] = GatewaySession(config)
-    if runs_cases_in(config, GATEWAY_CASE_DIRS):
+    # A run of cases/ as a whole takes the gateway cases only when --gateway says which gateway.
+    session.active = runs_only_cases_in(config, GATEWAY_CASE_DIRS) or (
+        runs_cases_in(config, GATEWAY_CASE_DIRS) and bool(config.getoption("--gateway")))
+    if session.active:
         exclude_file = option(config, "--exclude-file", None)
         try:
             session.exclusions = dict(load_exclusions(exclude_file)) if exclude_file else {}
@@ -178,6 +185,10 @@ def pytest_configure(config: pytest.Config) -> None:
             spec = session.gateway_spec()
         except GatewayUsageError as error:
             raise pytest.UsageError(f"--gateway: {error}") from None
+        unmatched = unmatched_case_selections(option(config, "--case", []) or [], gateway_case_ids(), _matches)
+        if unmatched and runs_only_cases_in(config, GATEWAY_CASE_DIRS):
+            raise pytest.UsageError(f"--case {unmatched[0]!r}: no gateway case's id is or starts with it "
+                                    "(gateway case ids look like GW-FCGI-3.3-1, GW-RFC3875-6.2.3-1, GW-REG-haproxy-743)")
         if not is_worker(config) and not option(config, "collectonly", False):
             problem = check_gateway_before_the_cases(spec)
             if problem is not None:
@@ -186,7 +197,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if not is_case_file(file_path, GATEWAY_CASE_DIRS):
+    if not is_case_file(file_path, GATEWAY_CASE_DIRS) or not parent.config.stash[_SESSION_KEY].active:
         return None
     return GatewayCaseFile.from_parent(parent, path=file_path)
 

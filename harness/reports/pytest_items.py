@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import pytest
 
@@ -91,6 +91,13 @@ def runs_cases_in(config: pytest.Config, directories: Iterable[Path], excluded: 
     return False
 
 
+def runs_only_cases_in(config: pytest.Config, directories: Iterable[Path]) -> bool:
+    """Whether every path of the run is inside one of these directories (a run of that suite alone, so a
+    --case that selects none of its cases is a mistake)."""
+    paths = [Path(arg.split("::", 1)[0]).absolute() for arg in config.args]
+    return bool(paths) and all(any(p == d or d in p.parents for d in directories) for p in paths)
+
+
 def is_case_file(file_path: Path, directories: Iterable[Path], excluded: Iterable[Path] = ()) -> bool:
     """A case file: a .py file below one of the directories (and none of excluded), not a test, helper or conftest."""
     if file_path.suffix != ".py" or file_path.name.startswith(("test_", "_")) or file_path.name == "conftest.py":
@@ -99,6 +106,13 @@ def is_case_file(file_path: Path, directories: Iterable[Path], excluded: Iterabl
     if any(resolved.is_relative_to(directory) for directory in excluded):
         return False
     return any(resolved.is_relative_to(directory) for directory in directories)
+
+
+def unmatched_case_selections(selections: Iterable[str], case_ids: Iterable[str],
+                              matches: "Callable[[str, str], bool]") -> list[str]:
+    """The --case values that select none of these cases (a usage error: a mistyped id selects nothing)."""
+    ids = list(case_ids)
+    return [selection for selection in selections if not any(matches(case_id, selection) for case_id in ids)]
 
 
 class CaseFailed(Exception):

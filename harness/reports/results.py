@@ -265,6 +265,23 @@ def format_summary(
     return summary
 
 
+def format_by_family(results: list[CaseResult], *, colour: bool = False) -> str:
+    """Cases grouped by family (their section), in catalogue order, details under non-passing ones: the
+    report of the client and gateway suites, whose verdicts rest on ledgers, not on FastCGI depth."""
+    lines: list[str] = []
+    family: str | None = None
+    for result in sorted(results, key=lambda r: r.case.sort_key):
+        if result.case.section != family:
+            family = result.case.section
+            if lines:
+                lines.append("")
+            lines.append(family or "Other")
+        lines.append(format_case_line(result, colour, with_depth=False))
+        if result.outcome.verdict is not Verdict.UNSUPPORTED:
+            lines.extend(format_details(result))
+    return "\n".join(lines)
+
+
 def json_report(
     results: Sequence[CaseResult],
     *,

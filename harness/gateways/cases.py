@@ -218,6 +218,13 @@ class GatewayContext:
         """One request on `conn` (a new connection when None); logged for the trace."""
         conn = conn or self.http()
         try:
+            if conn.sent_requests and conn.ensure_open():
+                self.http_log.append(f"{time.monotonic() - self.started:7.3f}s (the gateway had closed the HTTP "
+                                     "connection: a new one)")
+        except HttpSideError as error:
+            self._check_gateway_alive()
+            raise Violation("the gateway accepts HTTP connections", str(error)) from None
+        try:
             conn.send_request(method, target, **options)  # type: ignore[arg-type]
         except OSError as error:
             answer = HttpAnswer(ended=f"the request could not be written: {error.strerror or error}")

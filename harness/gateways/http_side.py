@@ -61,20 +61,37 @@ class HttpConnection:
 
     def __init__(self, port: int, host: str = "127.0.0.1", *, timeout: float = 10.0, rcvbuf: int | None = None) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.rcvbuf = rcvbuf
+        self.sent_requests = 0
+        # New connections opened because the gateway had closed this one (it need not keep HTTP connections).
+        self.reconnects = 0
+        self._connect()
+
+    def _connect(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:
+        if self.rcvbuf is not None:
             # Set before connect, so the window the gateway sees is small from the start (a slow reader).
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock.settimeout(timeout)
+        self.sock.settimeout(self.timeout)
         try:
-            self.sock.connect((host, port))
+            self.sock.connect((self.host, self.port))
         except OSError as error:
             self.sock.close()
-            raise HttpSideError(f"cannot connect to the gateway at {host}:{port}: {error.strerror or error}") from None
+            raise HttpSideError(f"cannot connect to the gateway at {self.host}:{self.port}: "
+                                f"{error.strerror or error}") from None
         self._buffer = b""
         self.closed_by_gateway = False
-        self.sent_requests = 0
+
+    def ensure_open(self) -> bool:
+        """Before the next request: a new connection if the gateway closed this one (HTTP/1.1 lets a server
+        close after any response); whether it had to."""
+        if not self.peer_closed():
+            return False
+        self.close()
+        self._connect()
+        self.reconnects += 1
+        return True
 
     def send_raw(self, data: bytes) -> None:
         try:
@@ -144,6 +161,10 @@ class HttpConnection:
                 continue
             break
         self._read_body(answer, method, deadline, pace, limit)
+        connection = (answer.header("connection") or "").lower()
+        if "close" in connection or (answer.version == "HTTP/1.0" and "keep-alive" not in connection):
+            # The gateway said it closes: the next request goes on a new connection (ensure_open).
+            self.closed_by_gateway = True
         return answer
 
     def _parse_head(self, head: bytes, answer: HttpAnswer) -> bool:

@@ -9,7 +9,7 @@ import time
 from harness.gateways.application import AppConn, serve
 from harness.gateways.cases import gateway_case
 from harness.gateways.checks import expect_answer
-from harness.verdicts import Level, RecommendationMissed, Violation
+from harness.verdicts import Level, Observed, RecommendationMissed, Violation
 
 FAMILY = "The HTTP client going away; a silent application (spec §5.4)"
 FAMILY_ORDER = 9
@@ -121,3 +121,76 @@ def silent_application(ctx) -> str:
     if got.complete and got.status is not None and got.status < 500:
         raise Violation("504, 502 or a close", f"{got.describe()} after {waited:.1f} s")
     return f"{got.describe()} after {waited:.1f} s"
+
+
+def _stream_until_told(conn: AppConn) -> None:
+    """Streams a 4 MiB response in 64 KiB pieces, 20 ms apart, and stops early when the gateway aborts the
+    request or closes the connection (then, after an abort, ends the request as §5.4 asks)."""
+    request = conn.next_request()
+    if request is None:
+        return
+    conn.stdout(request, b"Content-Type: application/octet-stream\r\n\r\n")
+    for _ in range(64):
+        if request.aborted_at is not None or conn.gateway_closed:
+            break
+        try:
+            conn.stdout(request, b"s" * 65536)
+        except Exception:
+            return
+        conn.observe(0.02)
+    if not conn.gateway_closed:
+        conn.end(request)
+
+
+@gateway_case(
+    "GW-FCGI-5.4-3",
+    title="the HTTP client closes in the middle of a long response: the gateway aborts the request or closes",
+    requirement=ABORT_SENTENCE + " A response nobody reads is work the application can stop.",
+    level=Level.RECOMMENDED,
+    bugs=("no-abort",),
+    allowed=("FCGI_ABORT_REQUEST", "the FastCGI connection closed", "nothing (a warning)"),
+)
+def abort_mid_response(ctx) -> str:
+    app = ctx.start(_stream_until_told)
+    conn = ctx.http()
+    conn.send_request("GET", "/long")
+    conn.read_response("GET", timeout=5.0, limit=16384)
+    conn.reset()
+    left = time.monotonic()
+    wait = min(2.0, ctx.read_timeout / 2)
+    told = app.wait_for(lambda a: bool(a.requests()) and (a.requests()[0].aborted_at is not None
+                                                           or a.connections()[0].closed_by == "gateway"), wait)
+    request = app.requests()[0] if app.requests() else None
+    if request is not None and request.aborted_at is not None:
+        return f"FCGI_ABORT_REQUEST {request.aborted_at - left:.2f} s after the client left"
+    if told:
+        ledger = app.connections()[0]
+        return f"the gateway closed the connection ({ledger.close_how}) {ledger.closed_at - left:.2f} s after"
+    raise RecommendationMissed(["FCGI_ABORT_REQUEST", "the FastCGI connection closed"],
+                               f"neither within {wait:g} s of the client's reset, while the application streamed")
+
+
+@gateway_case(
+    "GW-FCGI-5.4-4",
+    title="the HTTP client closes in the middle of its upload: what the application sees",
+    requirement='Spec §5.4 (FCGI_ABORT_REQUEST) and §5.3 (STDIN). A gateway that buffers the upload sends the '
+    'application nothing; one that streams it has begun a request whose STDIN will never end, and tells the '
+    'application or leaves it waiting. Recorded.',
+    level=Level.UNSPECIFIED,
+    allowed=("no request", "a request, then ABORT_REQUEST or a close", "a request left waiting for its STDIN"),
+)
+def client_gone_mid_upload(ctx) -> str:
+    app = ctx.start()
+    conn = ctx.http()
+    conn.send_request("POST", "/upload", headers=("Content-Length: 1048576",), send_body=False)
+    conn.send_raw(b"u" * 300000)
+    ctx.sleep(0.5)
+    conn.reset()
+    ctx.sleep(min(2.0, ctx.read_timeout / 2))
+    request = app.requests()[0] if app.requests() else None
+    if request is None:
+        raise Observed("no request reached the application (the upload was buffered)")
+    ledger = app.connections()[0]
+    told = ("FCGI_ABORT_REQUEST" if request.aborted_at is not None else
+            f"the connection closed by the {ledger.closed_by}" if ledger.closed_by else "nothing: left waiting")
+    raise Observed(f"a request with {len(request.stdin)} of 1048576 STDIN bytes; then {told}")

@@ -9,7 +9,7 @@ from harness.gateways.application import AppConn, AppRequest, answer_after_stdin
 from harness.gateways.cases import gateway_case
 from harness.gateways.checks import expect_answer, expect_fetched
 from harness.verdicts import Level, Observed, Violation
-from harness.wire.codec import Record, RecordType
+from harness.wire.codec import CodecError, Record, RecordType
 
 FAMILY = "Regressions of known gateway bugs"
 FAMILY_ORDER = 10
@@ -177,3 +177,36 @@ def nginx_misframed(ctx) -> str:
     if got.complete and got.status is not None and got.status < 400:
         raise Violation(["502", "a response cut short"], f"{got.describe()}: {got.body[:60]!r}")
     return got.describe()
+
+
+@gateway_case(
+    "GW-REG-nginx-1194",
+    title="nginx #1194: PARAMS sized with one length of a variable and filled with another",
+    requirement='Spec §3.4: each name-value pair is "the length of the name, followed by the length of the value, '
+    'followed by the name, followed by the value". nginx sized its PARAMS buffer in one pass and filled it in '
+    'another, so a variable whose length changed in between overflowed it or misframed the pairs. Here every '
+    'request carries values whose lengths change from request to request across the 1- and 4-byte forms, on one '
+    'HTTP connection; each must arrive whole.',
+    level=Level.REQUIRED,
+    bugs=("wrong-4-byte-length",),
+    same_requirement_as=("GW-FCGI-3.4-1",),
+    allowed=("every value whole under its name",),
+)
+def nginx_1194(ctx) -> str:
+    app = ctx.start(serve)
+    conn = ctx.http()
+    lengths = (5, 127, 128, 126, 300, 129, 1, 4000, 127)
+    for index, length in enumerate(lengths):
+        value = "".join("0123456789abcdef"[(index + i) % 16] for i in range(length))
+        expect_answer(ctx.request("GET", f"/vary/{index}?q={'x' * (length % 200)}", conn=conn,
+                                  headers=[f"X-Vary: {value}"]), f"GET {index + 1}", body=b"hello")
+        received = app.requests()[-1]
+        try:
+            received.pairs()
+        except CodecError as error:
+            raise Violation(f"request {index + 1}: PARAMS that decode", f"they do not: {error}") from None
+        if received.param("HTTP_X_VARY") != value:
+            got = received.param("HTTP_X_VARY")
+            raise Violation(f"request {index + 1}: HTTP_X_VARY with its {length} bytes",
+                            "missing" if got is None else f"{len(got)} bytes")
+    return f"{len(lengths)} requests, values of {min(lengths)} to {max(lengths)} bytes, each whole"

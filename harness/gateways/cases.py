@@ -88,14 +88,18 @@ class GatewayCase:
     bugs: tuple[str, ...] = ()
     # What else it relies on beyond COMMON_PREREQUISITES (ids of the cases that own them).
     relies_on: tuple[str, ...] = ()
-    # Every outcome the texts allow, for the catalogue (docs/gateway-cases.md) and the report.
+    # Every outcome the texts allow (the report's "expected" lines say them too).
     allowed: tuple[str, ...] = ()
+    # A regression whose bug breaks a requirement another case owns names it here: that requirement's
+    # deviation is then this case's own verdict too, not a block.
+    same_requirement_as: tuple[str, ...] = ()
     section: str = ""
     family_order: int = 0
 
     @property
     def prerequisites(self) -> tuple[str, ...]:
-        return tuple(p for p in (*COMMON_PREREQUISITES, *self.relies_on) if p != self.id)
+        own = (self.id, *self.same_requirement_as)
+        return tuple(p for p in (*COMMON_PREREQUISITES, *self.relies_on) if p not in own)
 
     @property
     def catches(self) -> tuple[str, ...]:
@@ -124,6 +128,7 @@ def gateway_case(
     relies_on: Sequence[str] = (),
     allowed: Sequence[str] = (),
     timeout: float = CASE_TIMEOUT,
+    same_requirement_as: Sequence[str] = (),
 ) -> Callable[[Callable[["GatewayContext"], "str | None"]], GatewayCase]:
     """Decorator turning `def run(ctx) -> None | str` into a GatewayCase."""
     if not _ID.match(id):
@@ -134,7 +139,8 @@ def gateway_case(
         raise ValueError(f"unknown bugs {unknown}")
 
     def wrap(run: Callable[["GatewayContext"], "str | None"]) -> GatewayCase:
-        return GatewayCase(id, title, requirement, level, run, timeout, tuple(bugs), tuple(relies_on), tuple(allowed))
+        return GatewayCase(id, title, requirement, level, run, timeout, tuple(bugs), tuple(relies_on), tuple(allowed),
+                           tuple(same_requirement_as))
 
     return wrap
 
@@ -324,13 +330,13 @@ def run_gateway_case(case: GatewayCase, make_gateway: Callable[[], Gateway], *, 
         deviations = ctx.deviations()
         log = ctx.gateway.log_tail() if ctx.gateway is not None else ""
         ctx.close_all()
-    own = next((d for d in deviations if d.requirement == case.id), None)
+    own = next((d for d in deviations if d.requirement in (case.id, *case.same_requirement_as)), None)
     if own is not None and raised is None:
         raised = Violation(case.title, f"{own.what} ({own.evidence})")
     outcome = judge(Facts(
         level=case.level, returned=returned, raised=raised,
         scenario_errors=tuple(ctx.app.errors) if ctx.app is not None else (),
-        also_seen=tuple(d for d in deviations if d.requirement != case.id),
+        also_seen=tuple(d for d in deviations if d is not own),
         prerequisites=case.prerequisites, own_deviation=own,
         gateway_exit=ctx.gateway_exit, excluded=excluded,
     ))

@@ -94,7 +94,7 @@ class GatewayCaseFile(pytest.File):
 class GatewayCaseItem(VerdictItem):
     case_type = GatewayCase
     case_fields = ("id", "section", "family_order", "title", "requirement", "level", "timeout", "bugs", "relies_on",
-                   "allowed")
+                   "allowed", "same_requirement_as")
     report_attribute = REPORT_ATTRIBUTE
     marker = "fcgispec_gateway"
 

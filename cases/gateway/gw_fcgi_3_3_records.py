@@ -39,9 +39,8 @@ def records_well_framed(ctx) -> str:
 @gateway_case(
     NONZERO_REQUEST_IDS,
     title="application records carry a non-zero request id",
-    requirement='Spec §3.3: "The Web server re-uses FastCGI request IDs; the application keeps track of the current '
-    'state of each request ID on a given transport connection." and §8: "#define FCGI_NULL_REQUEST_ID 0": '
-    'requestId 0 is the management id ("a management record has a requestId value of zero").',
+    requirement='Spec §3.3: "Management records have a requestId value of zero, also called the null request ID. '
+    'Application records have a nonzero requestId."',
     level=Level.REQUIRED,
     bugs=("zero-request-id",),
     allowed=("BEGIN_REQUEST, PARAMS, STDIN, DATA and ABORT_REQUEST with an id from 1 to 65535",),
@@ -83,9 +82,9 @@ def no_active_id_reused(ctx) -> str:
 @gateway_case(
     "GW-FCGI-3.3-4",
     title="request ids on a kept connection: which ones the gateway uses (reused after END_REQUEST, or increasing)",
-    requirement='Spec §3.3: "The Web server re-uses FastCGI request IDs" and "the Web server ... should use small '
-    'request IDs so that the application can keep track of request state using a short array rather than a long '
-    'array or a hash table." Applications that size such an array break on ids that only grow (HAProxy #3358).',
+    requirement='Spec §3.3: "The Web server attempts to keep FastCGI request IDs small. That way the application can '
+    'keep track of request ID states using a short array rather than a long array or a hash table." Applications '
+    'that size such an array break on ids that only grow (HAProxy #3358).',
     level=Level.RECOMMENDED,
     bugs=("ids-increasing",),
     allowed=("the same small id for each request on a connection",

@@ -56,8 +56,9 @@ def length_forms(ctx) -> str:
     "GW-FCGI-3.4-2",
     title="PARAMS above 64 KiB: a 70000-byte value spread over several PARAMS records",
     requirement='Spec §3.4: "Lengths of 127 bytes and less can be encoded in one byte, while longer lengths are '
-    'always encoded in four bytes" (up to 2^31-1), and §3.3: "contentLength ... between 0 and 65535": a pair longer '
-    'than a record spans records of the PARAMS stream.',
+    'always encoded in four bytes" (up to 2^31-1), and §3.3: "contentData: Between 0 and 65535 bytes of data": a '
+    'pair longer than a record spans records of the PARAMS stream, whose value "is independent of how many records '
+    'it contains".',
     level=Level.REQUIRED,
     bugs=("params-truncated",),
     allowed=("the 70000-byte value arrives whole",
@@ -83,8 +84,8 @@ def params_over_64k(ctx) -> str:
     PARAMS_TERMINATED,
     title="PARAMS end with an empty PARAMS record",
     requirement='Spec §5.2: "FCGI_PARAMS is a stream record type used in sending name-value pairs from the Web server '
-    'to the application." and §3.3: "a stream ... ends with a record of zero length: the zero-length record that '
-    'signals the end of the stream" ("Stream records ... The stream is terminated by an empty record").',
+    'to the application." and §3.3: a stream is "a series of zero or more non-empty records (length != 0) of the '
+    'stream type, followed by an empty record (length == 0) of the stream type."',
     level=Level.REQUIRED,
     bugs=("no-params-terminator",),
     allowed=("an empty PARAMS record after the last pair, before STDIN",),

@@ -12,9 +12,10 @@ FAMILY = "Request bodies on FCGI_STDIN (spec §5.3)"
 FAMILY_ORDER = 3
 
 STDIN_SENTENCE = ('Spec §5.3: "FCGI_STDIN is a stream record type used in sending arbitrary data from the Web server '
-                  'to the application." and §3.3: "Stream records ... a stream of records ... is terminated by an '
-                  'empty record (contentLength zero)" (the examples of §6 and App. B send {FCGI_STDIN, 1, ""} even '
-                  'for a request without a body).')
+                  'to the application." and §3.3: a stream is "a series of zero or more non-empty records (length != '
+                  '0) of the stream type, followed by an empty record (length == 0) of the stream type."')
+EMPTY_STREAM_SENTENCE = ('Spec §6.1: "When a role protocol calls for transmitting a stream other than FCGI_STDERR, at '
+                         'least one record of the stream type is always transmitted, even if the stream is empty."')
 
 
 def _body(length: int) -> bytes:
@@ -46,8 +47,8 @@ def stdin_terminated(ctx) -> str:
 @gateway_case(
     "GW-FCGI-5.3-2",
     title="a request without a body still gets its empty STDIN record (a GET, and a POST with Content-Length: 0)",
-    requirement=STDIN_SENTENCE + " An application waits for the end of STDIN before it answers (HAProxy #2499: "
-    "an empty POST sent with no STDIN record left the application waiting).",
+    requirement=EMPTY_STREAM_SENTENCE + " An application waits for the end of STDIN before it answers (HAProxy "
+    "#2499: an empty POST sent with no STDIN record left the application waiting).",
     level=Level.REQUIRED,
     bugs=("no-empty-stdin",),
     relies_on=(),

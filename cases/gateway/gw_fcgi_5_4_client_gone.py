@@ -14,10 +14,10 @@ from harness.verdicts import Level, Observed, RecommendationMissed, Violation
 FAMILY = "The HTTP client going away; a silent application (spec §5.4)"
 FAMILY_ORDER = 9
 
-ABORT_SENTENCE = ('Spec §5.4: "The Web server sends a FCGI_ABORT_REQUEST record to abort a request. After receiving '
-                  '{FCGI_ABORT_REQUEST, R}, the application responds as soon as possible with {FCGI_END_REQUEST, R, '
-                  '{FCGI_REQUEST_COMPLETE, appStatus}}." ... "e.g. when the HTTP client closes its transport '
-                  'connection while the FastCGI request is running on behalf of that client".')
+ABORT_SENTENCE = ('Spec §5.4: "A Web server aborts a FastCGI request when an HTTP client closes its transport '
+                  'connection while the FastCGI request is running on behalf of that client." and "When a Web server '
+                  'is not multiplexing requests over a transport connection, the Web server can abort a request by '
+                  'closing the request\'s transport connection."')
 
 
 def _hold_first(seconds: float):

@@ -25,8 +25,9 @@ def _get(ctx, answer, path: str = "/response", **request_options):
 @gateway_case(
     "GW-FCGI-3.3-10",
     title="a response body in 1-byte STDOUT records arrives whole",
-    requirement='Spec §3.3: "Stream records ... The stream\'s content is the concatenation of the contentData '
-    'components of the records" (however the application cuts it into records).',
+    requirement='Spec §3.3: "The contentData components of a stream\'s records, when concatenated, form a byte '
+    'sequence; this byte sequence is the value of the stream. Therefore the value of a stream is independent of how '
+    'many records it contains or how its bytes are divided among the non-empty records."',
     level=Level.REQUIRED,
     bugs=("first-body-record-only",),
     allowed=("the body intact",),
@@ -45,8 +46,9 @@ def one_byte_records(ctx) -> str:
 @gateway_case(
     "GW-FCGI-3.3-11",
     title="the CGI header block split across STDOUT records, inside a header line and inside the blank line",
-    requirement='Spec §3.3: "The stream\'s content is the concatenation of the contentData components of the '
-    'records"; the header block of the CGI response (RFC 3875 §6.2) is part of that stream.',
+    requirement='Spec §3.3: "the value of a stream is independent of how many records it contains or how its bytes '
+    'are divided among the non-empty records"; the header block of the CGI response (RFC 3875 §6.2) is part of the '
+    'STDOUT stream.',
     level=Level.REQUIRED,
     bugs=("header-split-misread",),
     allowed=("status, headers and body as one unsplit answer would give them",),
@@ -68,9 +70,9 @@ def header_block_split(ctx) -> str:
 @gateway_case(
     "GW-FCGI-3.3-12",
     title="255 bytes of padding on every record the application sends are skipped",
-    requirement='Spec §3.3: "paddingLength: The number of bytes in the paddingData component of the record." and '
-    '"We recommend that records be placed on boundaries that are multiples of eight bytes" ... "receivers '
-    'interpret the paddingLength and skip the paddingData".',
+    requirement='Spec §3.3: "The protocol allows senders to pad the records they send, and requires receivers to '
+    'interpret the paddingLength and skip the paddingData." and "paddingData: Between 0 and 255 bytes of data, '
+    'which are ignored."',
     level=Level.REQUIRED,
     bugs=("padding-misread",),
     allowed=("the body intact, no padding byte in it",),
@@ -86,9 +88,10 @@ def padding_255(ctx) -> str:
     return "every record with 255 bytes of padding: body intact"
 
 
-STDERR_SENTENCE = ('Spec §5.3: "FCGI_STDERR is a stream record type for sending error data from the application to '
-                   'the Web server." It is the application\'s log, not part of the response: the response stays what '
-                   'STDOUT says.')
+STDERR_SENTENCE = ('Spec §6.1: "role protocols that use both FCGI_STDOUT and FCGI_STDERR allow these two streams to '
+                   'be interleaved", and FCGI_STDERR is used "just the way stderr is used in conventional applications '
+                   'programming: to report application-level errors". It is not part of the response: the response '
+                   'stays what STDOUT says.')
 
 
 @gateway_case(
@@ -141,8 +144,8 @@ def ctx_timeout_guess() -> float:
     title="STDOUT after END_REQUEST is neither in this response nor in the next one",
     requirement='Spec §3.3: "A request ID R becomes active when the application receives a record '
     '{FCGI_BEGIN_REQUEST, R, ...} and becomes inactive when the application sends a record {FCGI_END_REQUEST, R, '
-    '...}" and "the Web server ... ignores records for an inactive request" (what arrives for an inactive id is '
-    'ignored).',
+    '...} to the Web server." and "requestId: Identifies the FastCGI request to which the record belongs": output '
+    'after END_REQUEST belongs to no request, least of all the next one.',
     level=Level.REQUIRED,
     bugs=("garbage-after-end",),
     allowed=("both responses intact; the late output dropped, or the connection closed",),
@@ -169,9 +172,8 @@ def output_after_end(ctx) -> str:
 @gateway_case(
     "GW-FCGI-3.3-14",
     title="STDOUT records for another request id never become part of the response",
-    requirement='Spec §3.3: "the application keeps track of the current state of each request ID on a given '
-    'transport connection"; a response is the STDOUT stream of its own request id, and a record for an id with no '
-    'active request belongs to no response.',
+    requirement='Spec §3.3: "requestId: Identifies the FastCGI request to which the record belongs." A response is '
+    'the STDOUT stream of its own request; a record of another id is not part of it.',
     level=Level.REQUIRED,
     bugs=("other-id-output",),
     allowed=("the response intact, the other id's output dropped",
@@ -250,9 +252,9 @@ unknown_role = _status_case(
 @gateway_case(
     "GW-FCGI-5.3-6",
     title="an 8 MiB response to an HTTP client that reads slowly arrives whole",
-    requirement='Spec §5.3: "FCGI_STDOUT is a stream record type for sending arbitrary data from the application to '
-    'the Web server"; the gateway passes the stream on whatever the pace of the HTTP client (by buffering, or by '
-    'reading the application more slowly).',
+    requirement='Spec §5.3: "FCGI_STDOUT and FCGI_STDERR are stream record types for sending arbitrary data and error '
+    'data respectively from the application to the Web server", and §5.4: "the Web server providing output buffering '
+    'if the client is slow". The whole stream reaches the HTTP client, whatever its pace.',
     level=Level.REQUIRED,
     bugs=("drop-when-client-slow",),
     allowed=("the 8 MiB body intact",),

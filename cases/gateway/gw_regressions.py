@@ -18,8 +18,10 @@ FAMILY_ORDER = 10
 @gateway_case(
     "GW-REG-haproxy-743",
     title="HAProxy #743: a short STDERR message before the response turned it into a 502",
-    requirement='Spec §5.3: "FCGI_STDERR is a stream record type for sending error data from the application to the '
-    'Web server." (the response is what STDOUT says)',
+    requirement='Spec §5.3: "FCGI_STDOUT and FCGI_STDERR are stream record types for sending arbitrary data and error '
+    'data respectively from the application to the Web server." and §6.1: FCGI_STDERR is used "just the way stderr '
+    'is used in conventional applications programming: to report application-level errors". The response is what '
+    'STDOUT says.',
     level=Level.REQUIRED,
     bugs=("stderr-as-error",),
     allowed=("200 with the body",),
@@ -41,8 +43,9 @@ SIZES_886 = (4095, 4096, 8191, 8192, 8193, 16383, 16384, 16385, 32767, 32768, 65
 @gateway_case(
     "GW-REG-haproxy-886",
     title="HAProxy #886: responses without Content-Length truncated at certain sizes",
-    requirement='Spec §5.3: "FCGI_STDOUT is a stream record type for sending arbitrary data from the application to '
-    'the Web server" and RFC 9112 §7.1: the chunked body the gateway makes carries the whole stream.',
+    requirement='Spec §3.3: "The contentData components of a stream\'s records, when concatenated, form a byte '
+    'sequence; this byte sequence is the value of the stream." The response body is that value, whole, at every '
+    'size.',
     level=Level.REQUIRED,
     bugs=("truncate-at-size",),
     allowed=("every size whole",),
@@ -66,8 +69,8 @@ def haproxy_886(ctx) -> str:
 @gateway_case(
     "GW-REG-haproxy-2499",
     title="HAProxy #2499: an empty POST sent with no FCGI_STDIN record, so the application waited for ever",
-    requirement='Spec §3.3: a stream "is terminated by an empty record (contentLength zero)" and §5.3: FCGI_STDIN is '
-    'such a stream, empty for an empty body.',
+    requirement='Spec §6.1: "When a role protocol calls for transmitting a stream other than FCGI_STDERR, at least '
+    'one record of the stream type is always transmitted, even if the stream is empty."',
     level=Level.REQUIRED,
     bugs=("no-empty-stdin",),
     allowed=("an empty STDIN record, and the application's answer",),
@@ -85,8 +88,8 @@ def haproxy_2499(ctx) -> str:
 @gateway_case(
     "GW-REG-haproxy-3358",
     title="HAProxy #3358: request ids allocated linearly and never reused on a kept connection",
-    requirement='Spec §3.3: "the Web server ... should use small request IDs so that the application can keep track '
-    'of request state using a short array". Recorded: how high the ids go over 300 requests.',
+    requirement='Spec §3.3: "The Web server attempts to keep FastCGI request IDs small. That way the application can '
+    'keep track of request ID states using a short array". Recorded: how high the ids go over 300 requests.',
     level=Level.UNSPECIFIED,
     allowed=("any id from 1 to 65535; small ones are kinder",),
     timeout=90.0,
@@ -107,8 +110,9 @@ def haproxy_3358(ctx) -> str:
 @gateway_case(
     "GW-REG-apache-68278",
     title="Apache bug 68278: mod_proxy_fcgi passed NULL to memcpy for an empty request body",
-    requirement='Spec §5.3: FCGI_STDIN carries the request body, here empty; the gateway serves the request (and '
-    'keeps running).',
+    requirement='Spec §6.1: "When a role protocol calls for transmitting a stream other than FCGI_STDERR, at least '
+    'one record of the stream type is always transmitted, even if the stream is empty." An empty body is such a '
+    'stream; the gateway sends it, serves the request, and keeps running.',
     level=Level.REQUIRED,
     bugs=("crash-on-empty-body",),
     allowed=("200 with the application's answer; the gateway still running",),
@@ -123,8 +127,9 @@ def apache_68278(ctx) -> str:
 @gateway_case(
     "GW-REG-caddy-5420",
     title="Caddy #5420: an unbuffered slow upload holds an application worker for the upload's whole length",
-    requirement='Spec §5.3: how a gateway feeds STDIN is its choice; a gateway that buffers the body first spares '
-    'the application a slow client. Recorded: when BEGIN_REQUEST came, relative to the end of the upload.',
+    requirement='Spec §6.1: "As the application begins to receive the final stream input, it can begin writing its '
+    'output." Whether the gateway streams STDIN as it arrives or buffers it first is its choice; a buffer spares the '
+    'application a slow client. Recorded: when BEGIN_REQUEST came, relative to the end of the upload.',
     level=Level.UNSPECIFIED,
     allowed=("BEGIN_REQUEST after the whole body arrived (buffered)", "BEGIN_REQUEST while the body still uploads"),
 )

@@ -26,8 +26,9 @@ def _write(conn: AppConn, request: AppRequest, stdout: bytes) -> None:
     "GW-RFC3875-6.3.3-1",
     title="a Status header sets the HTTP status and is not passed on as a header",
     requirement='RFC 3875 §6.3.3: "The Status header field contains a 3-digit integer result code that indicates the '
-    'level of success of the script\'s attempt to handle the request." and §6.3: "The server MUST translate the '
-    'header data from the CGI header syntax to the HTTP header syntax if these differ."',
+    'level of success of the script\'s attempt to handle the request." and §6.3: "The response header fields are '
+    'either CGI or extension header fields to be interpreted by the server, or protocol-specific header fields to '
+    'be included in the response returned to the client." Status is a CGI field: the server interprets it.',
     level=Level.REQUIRED,
     bugs=("pass-status-header",),
     allowed=("HTTP status 404 with the body; no Status header in the HTTP response",),
@@ -44,9 +45,9 @@ def status_header(ctx) -> str:
 @gateway_case(
     "GW-RFC3875-6.2.3-1",
     title="a client redirect (an absolute Location, no Status) becomes a 302 with that Location",
-    requirement='RFC 3875 §6.2.3: "If the script returns a Location header field containing an absolute URI, the '
-    'server MUST generate a 302 \'Found\' message ... The header MUST contain a Location header field with the URI"'
-    ' (client-redirect response).',
+    requirement='RFC 3875 §6.2.3 (a client redirect response: a Location field with an absolute URI and no other CGI '
+    'field): "For an HTTP client request, the server MUST generate a 302 \'Found\' HTTP response message." Spec §6.1: '
+    '"FastCGI applications set response status using the Status and Location CGI headers."',
     level=Level.REQUIRED,
     bugs=("pass-status-header",),
     allowed=("302 with Location: http://example.test/elsewhere",),
@@ -87,7 +88,8 @@ def local_redirect(ctx) -> str:
     "GW-RFC3875-6.2-1",
     title="output with no CGI header block is not delivered as a successful response",
     requirement='RFC 3875 §6.2: "The response comprises a message-header and a message-body, separated by a blank '
-    'line." and §6.3: "at least one CGI-Field MUST be supplied". Output without them is not a CGI response; RFC 9110 '
+    'line." and "The script MUST return one of either a document response, a local redirect response or a client '
+    'redirect (with optional document) response." Output without a header block is none of them; RFC 9110 '
     '§15.6.3: a 502 means the gateway "received an invalid response from an inbound server".',
     level=Level.RECOMMENDED,
     bugs=("lenient-headers",),

@@ -107,7 +107,7 @@ def chunked_upload(ctx) -> str:
 @gateway_case(
     "GW-RFC9112-6.3-2",
     title="a chunked upload is taken, or refused only with 411 Length Required (or 413), never called malformed",
-    requirement='RFC 9112 §7.1: "A recipient MUST be able to parse the chunked transfer coding." and §6.3: "A server '
+    requirement='RFC 9112 §7.1: "A recipient MUST be able to parse and decode the chunked transfer coding." and §6.3: "A server '
     'MAY reject a request that contains a message body but not a Content-Length by responding with 411 (Length '
     'Required)." A 400 tells the client its valid request was malformed.',
     level=Level.REQUIRED,

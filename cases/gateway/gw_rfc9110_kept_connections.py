@@ -20,7 +20,9 @@ FAMILY_ORDER = 5
 RETRY_SENTENCE = ('RFC 9110 §9.2.2: "A user agent SHOULD NOT automatically retry a request with a non-idempotent '
                   'method unless it has some means to know that the request semantics are actually idempotent" and '
                   '"A proxy MUST NOT automatically retry non-idempotent requests."')
-IDEMPOTENT_SENTENCE = ('RFC 9110 §9.2.2: "Clients can automatically retry requests with idempotent methods"; spec '
+IDEMPOTENT_SENTENCE = ('RFC 9110 §9.2.2: idempotent methods "are distinguished because the request can be repeated '
+                       'automatically if a communication failure occurs before the client is able to read the '
+                       'server\'s response"; spec '
                        '§3.5: "The Web server controls the lifetime of transport connections", so a kept connection '
                        'the application closed is the gateway\'s to notice: the HTTP client should not see a 502 for '
                        'a GET the application never received.')

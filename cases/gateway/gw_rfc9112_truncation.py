@@ -10,12 +10,13 @@ from harness.verdicts import Level, Violation
 FAMILY = "Responses the application cuts short (RFC 9112 §6.3, §7.1)"
 FAMILY_ORDER = 8
 
-TRUNCATION_SENTENCE = ('RFC 9112 §7.1: "A recipient ... MUST ... treat the message as incomplete" when the chunked '
-                       'body ends without its last chunk, and §6.3: "If a valid Content-Length header field is present '
-                       '... and the sender closes the connection ... before the indicated number of octets are '
-                       'received, the recipient MUST consider the message to be incomplete". A gateway that lost the '
-                       'end of the application\'s output says so in the framing it chooses (no last chunk, a short '
-                       'Content-Length body, a reset) or answers 502: it never ends the message as if it were whole.')
+TRUNCATION_SENTENCE = ('RFC 9112 §8: "A message body that uses the chunked transfer coding is incomplete if the '
+                       'zero-sized chunk that terminates the encoding has not been received. A message that uses a '
+                       'valid Content-Length is incomplete if the size of the message body received (in octets) is '
+                       'less than the value given by Content-Length." A gateway that lost the end of the '
+                       'application\'s output (no END_REQUEST before the close) says so in the framing it sends (no '
+                       'last chunk, a short Content-Length body, a reset) or answers 502: it never frames the message '
+                       'as whole.')
 PART = b"partial body " * 300
 
 

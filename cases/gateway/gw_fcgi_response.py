@@ -153,6 +153,8 @@ def ctx_timeout_guess() -> float:
 def output_after_end(ctx) -> str:
     def answer(conn: AppConn, request: AppRequest) -> None:
         conn.respond(request, b"answer " + str(request.ordinal).encode())
+        # A moment later, so that it reaches a connection the gateway has already put back to rest.
+        conn.sleep(0.05)
         conn.send_records([Record(RecordType.STDOUT, request.request_id, b"LATE OUTPUT AFTER END_REQUEST\r\n")])
 
     ctx.start(answer_each(answer))

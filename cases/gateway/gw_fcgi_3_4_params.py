@@ -99,14 +99,15 @@ def params_terminated(ctx) -> str:
 
 
 def _variable_case(case_id: str, name: str, quote: str, check, *, level=Level.REQUIRED, method: str = "GET",
-                   target: str = "/cgi/path?a=1&b=2", body: bytes = b"", headers: tuple[str, ...] = ()):
-    """A case on one variable; the buggy gateway's omit-var:NAME leaves it out."""
+                   target: str = "/cgi/path?a=1&b=2", body: bytes = b"", headers: tuple[str, ...] = (),
+                   also_bugs: tuple[str, ...] = ()):
+    """A case on one variable; the buggy gateway's omit-var:NAME leaves it out (no-cgi-vars leaves out three)."""
     @gateway_case(
         case_id,
         title=f"{name} is set as CGI/1.1 says",
         requirement=quote,
         level=level,
-        bugs=(f"omit-var:{name}",),
+        bugs=(f"omit-var:{name}", *also_bugs),
         allowed=(f"{name} set as the RFC describes",),
     )
     def run(ctx) -> str:
@@ -126,20 +127,22 @@ gateway_interface = _variable_case(
     "GW-RFC3875-4.1.4-1", "GATEWAY_INTERFACE",
     'RFC 3875 §4.1.4: "The GATEWAY_INTERFACE variable MUST be set to the dialect of CGI being used by the server to '
     'communicate with the script." (CGI/1.1 for this version)',
-    lambda value: None if value and value.startswith("CGI/1.") else f"GATEWAY_INTERFACE={value!r}")
+    lambda value: None if value and value.startswith("CGI/1.") else f"GATEWAY_INTERFACE={value!r}",
+    also_bugs=("no-cgi-vars",))
 
 request_method = _variable_case(
     "GW-RFC3875-4.1.12-1", "REQUEST_METHOD",
     'RFC 3875 §4.1.12: "The REQUEST_METHOD meta-variable MUST be set to the method which should be used by the '
     'script to process the request"',
     lambda value: None if value == "POST" else f"REQUEST_METHOD={value!r} for a POST",
-    method="POST", body=b"m" * 10)
+    method="POST", body=b"m" * 10, also_bugs=("no-cgi-vars",))
 
 server_protocol = _variable_case(
     "GW-RFC3875-4.1.16-1", "SERVER_PROTOCOL",
     'RFC 3875 §4.1.16: "The SERVER_PROTOCOL meta-variable MUST be set to the name and version of the application '
     'protocol used for this CGI request."',
-    lambda value: None if value == "HTTP/1.1" else f"SERVER_PROTOCOL={value!r} for an HTTP/1.1 request")
+    lambda value: None if value == "HTTP/1.1" else f"SERVER_PROTOCOL={value!r} for an HTTP/1.1 request",
+    also_bugs=("no-cgi-vars",))
 
 query_string = _variable_case(
     "GW-RFC3875-4.1.7-1", "QUERY_STRING",

@@ -3,6 +3,7 @@ requirement it broke."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from harness.gateways.application import AppConn, AppRequest, answer_after_stdin_ends, answer_each, serve
@@ -53,7 +54,11 @@ SIZES_886 = (4095, 4096, 8191, 8192, 8193, 16383, 16384, 16385, 32767, 32768, 65
 )
 def haproxy_886(ctx) -> str:
     def answer(conn: AppConn, request: AppRequest) -> None:
-        size = int((request.param("QUERY_STRING") or "size=0").split("=")[1])
+        # The size is in the path, and whichever of the path's variables the gateway sends carries it: this case
+        # is about the response, not about which CGI variables arrive.
+        where = " ".join(request.param(n) or "" for n in ("REQUEST_URI", "PATH_INFO", "SCRIPT_NAME", "DOCUMENT_URI"))
+        found = re.search(r"/sized/([0-9]+)", where)
+        size = int(found.group(1)) if found else 0
         conn.stdout(request, b"Content-Type: application/octet-stream\r\n\r\n")
         conn.stdout(request, bytes((i * 13) & 0xFF for i in range(size)), chunk=[1000, 4096, 65535])
         conn.end(request)
@@ -61,7 +66,7 @@ def haproxy_886(ctx) -> str:
     ctx.start(answer_each(answer))
     for size in SIZES_886:
         # Through the reference HTTP client, which checks the chunked framing as it reads.
-        expect_fetched(ctx.fetch("GET", f"/sized?size={size}"), f"GET of {size} bytes",
+        expect_fetched(ctx.fetch("GET", f"/sized/{size}"), f"GET of {size} bytes",
                        body=bytes((i * 13) & 0xFF for i in range(size)))
     return f"{len(SIZES_886)} sizes from {SIZES_886[0]} to {SIZES_886[-1]} bytes, all whole"
 

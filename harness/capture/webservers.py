@@ -75,6 +75,16 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
+def log_file_tail(log: "tempfile._TemporaryFileWrapper[bytes] | None", limit: int = 4000) -> str:
+    """The last `limit` bytes of a process's log file, as text ("" when there is none)."""
+    if log is None:
+        return ""
+    try:
+        return Path(log.name).read_bytes()[-limit:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 class HttpDriver:
     """Runs scenario lines against an HTTP server; returns one provenance line per request."""
 
@@ -321,12 +331,7 @@ class WebServer:
         raise RuntimeError(f"{self.name} did not listen on port {self.http_port}:\n{self.log_tail()}")
 
     def log_tail(self, limit: int = 4000) -> str:
-        if self._log is None:
-            return ""
-        try:
-            return Path(self._log.name).read_bytes()[-limit:].decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return log_file_tail(self._log, limit)
 
     def stop(self) -> None:
         """SIGTERM to its process group (the server closes its upstream connections), then SIGKILL whatever is left."""

@@ -17,7 +17,6 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from harness.targets.base import free_tcp_port
@@ -173,12 +172,9 @@ class CommandGateway(Gateway):
         return None if self.process is None else self.process.poll()
 
     def log_tail(self, limit: int = 4000) -> str:
-        if self._log is None:
-            return ""
-        try:
-            return Path(self._log.name).read_bytes()[-limit:].decode("utf-8", "replace")
-        except OSError:
-            return ""
+        from harness.capture.webservers import log_file_tail
+
+        return log_file_tail(self._log, limit)
 
     def stop(self) -> None:
         if self.process is not None:

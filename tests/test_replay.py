@@ -20,7 +20,7 @@ from harness.replay.plan import Plan, plan_connection
 from harness.replay.results import ConnectionResult
 from harness.replay.runner import replay
 from harness.targets.base import CommandTarget, ReferenceTarget, Target, TcpTarget, reference_binary
-from harness.capture.transcript import APP_TO_WS, Connection, Transcript, read_transcript
+from harness.capture.transcript import APP_TO_WS, CloseItem, Connection, Transcript, read_transcript
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = sorted((ROOT / "fixtures" / "captures").glob("*/*.transcript"))
@@ -170,6 +170,26 @@ def test_meaning_ignores_ports_and_splitting() -> None:
     summary = meaning(transcript)
     assert len(summary) == 1 and len(summary[0]) == 6  # five requests and who closed first
     assert "REMOTE_PORT=*" in summary[0][0] and "closed first: ws FIN" in summary[0][-1]
+
+
+def test_meaning_leaves_the_closing_race_after_a_request_without_keep_conn_out() -> None:
+    # lighttpd sets no KEEP_CONN: the application must close and lighttpd closes too, so either
+    # FIN may come first; with KEEP_CONN (nginx) only the web server closes, and that is kept.
+    lighttpd = read_transcript(ROOT / "fixtures" / "captures" / "lighttpd" / "sequential-keepalive.transcript")
+    swapped = copy.deepcopy(lighttpd)
+    for connection in swapped.connections:
+        closes = [i for i, item in enumerate(connection.items) if isinstance(item, CloseItem)]
+        first, second = closes[0], closes[1]
+        connection.items[first], connection.items[second] = connection.items[second], connection.items[first]
+    assert swapped.connections[0].closed_first().direction != lighttpd.connections[0].closed_first().direction
+    assert meaning(swapped) == meaning(lighttpd)
+    assert all("without KEEP_CONN: FIN" in summary[-1] for summary in meaning(lighttpd))
+    nginx = copy.deepcopy(read_transcript(NGINX_KEEPALIVE))
+    for connection in nginx.connections:
+        for item in connection.items:
+            if isinstance(item, CloseItem):
+                item.direction = APP_TO_WS
+    assert meaning(nginx) != meaning(read_transcript(NGINX_KEEPALIVE))
 
 
 # -- concurrent replay ----------------------------------------------------------------------

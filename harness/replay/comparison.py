@@ -24,7 +24,8 @@ def meaning(transcript: Transcript, volatile: frozenset[bytes] = VOLATILE_PARAMS
 
     One tuple per connection, sorted (concurrent connections open in any order): per
     request its role, flags, params (volatile values masked), stdin length and digest,
-    whether it was aborted; the answer's status line and protocolStatus; who closed first.
+    whether it was aborted; the answer's status line and protocolStatus; who closed first
+    (unless both sides were meant to close).
     Record splitting, padding, times and write pieces are left out.
     """
     summaries = []
@@ -50,10 +51,25 @@ def meaning(transcript: Transcript, volatile: frozenset[bytes] = VOLATILE_PARAMS
             lines.append(f"request id={captured.request_id} keep_conn={captured.keep_conn} aborted={captured.aborted} "
                          f"params=[{', '.join(pairs)}] stdin={len(stdin)}:{hashlib.sha256(stdin).hexdigest()[:16]} "
                          f"answer=[{status}] stderr={len(captured.stderr)} {end}")
-        first = connection.closed_first()
-        lines.append(f"closed first: {first.direction.split('->')[0]} {first.how}" if first else "never closed")
+        lines.append(_closing(connection, plan.requests))
         summaries.append(tuple(lines))
     return sorted(summaries)
+
+
+def _closing(connection: Connection, requests: list[CapturedRequest]) -> str:
+    """Who closed first and how, where that is decided by the protocol and not by timing.
+
+    After an END_REQUEST for a request without KEEP_CONN both sides are meant to close (the
+    application must, and the web server has no further use for the connection), so which FIN
+    is seen first is a race: only how the connection was closed is kept.
+    """
+    first = connection.closed_first()
+    if first is None:
+        return "never closed"
+    last = requests[-1] if requests else None
+    if last is not None and not last.keep_conn and last.end is not None:
+        return f"closed after END_REQUEST without KEEP_CONN: {first.how}"
+    return f"closed first: {first.direction.split('->')[0]} {first.how}"
 
 
 def _streams_of(connection: Connection, captured: CapturedRequest) -> tuple[bytes, bytes]:

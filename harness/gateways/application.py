@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from harness.wire.codec import (
+    FCGI_VERSION_1,
     KEEP_CONN,
     CodecError,
     ProtocolStatus,
@@ -176,6 +177,8 @@ class AppConn:
         self._open: dict[int, AppRequest] = {}
         self._ready: list[AppRequest] = []
         self._eof = False
+        # Passing the connection through to a real application (relay()): it answers, not the script.
+        self.relaying = False
 
     @property
     def id(self) -> int:
@@ -214,11 +217,14 @@ class AppConn:
         if not data:
             self._gateway_closed("FIN")
             return False
+        self._received(data)
+        return True
+
+    def _received(self, data: bytes) -> None:
         now = time.monotonic()
         for record in self._reader.feed(data):
             self.ledger.received.append((now, record))
             self._take(record, now)
-        return True
 
     def _gateway_closed(self, how: str) -> None:
         self._eof = True
@@ -230,7 +236,8 @@ class AppConn:
         """Files the record under its request (leniently: see the module's docstring); answers a
         management record at once, as a real application's library does."""
         if record.request_id == 0 and record.type == RecordType.GET_VALUES:
-            self._answer_get_values(record)
+            if not self.relaying:  # relayed, the real application answers it
+                self._answer_get_values(record)
             return
         if record.type == RecordType.BEGIN_REQUEST and len(record.content) >= 3:
             role, flags = struct.unpack(">HB", record.content[:3])
@@ -383,6 +390,101 @@ class AppConn:
     def sleep(self, seconds: float) -> None:
         """Waits, still reading what the gateway sends (so an ABORT or a close is recorded when it comes)."""
         self.observe(seconds)
+
+    # ---- passing through to a real application ------------------------------------------------
+    def relay(self, address: tuple[str, int]) -> None:
+        """Passes the connection through to the FastCGI application at `address`, byte for byte both ways,
+        until one side closes; the other side's close follows it (a reset as a reset). The ledger records
+        both directions, and an END_REQUEST passed on ends its request, as a script's end() does."""
+        self.relaying = True
+        try:
+            upstream = socket.create_connection(address, timeout=5)
+            upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as error:
+            self.note(f"the application at {address[0]}:{address[1]} cannot be reached: {error.strerror or error}")
+            self.close()
+            return
+        answers = _AnswerReader()
+        try:
+            while not self.app.stopping and not self._eof:
+                try:
+                    readable, _, _ = select.select([self.sock, upstream], [], [], 0.2)
+                except (OSError, ValueError):
+                    return
+                if self.sock in readable and not self._forward_from_gateway(upstream):
+                    return
+                if upstream in readable and not self._forward_from_application(upstream, answers):
+                    return
+        finally:
+            upstream.close()
+
+    def _forward_from_gateway(self, upstream: socket.socket) -> bool:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except ConnectionResetError:
+            self._gateway_closed("RST")
+            return False
+        except OSError:
+            self._eof = True
+            return False
+        if not data:
+            self._gateway_closed("FIN")
+            return False
+        self._received(data)
+        try:
+            upstream.sendall(data)
+        except OSError as error:
+            self.note(f"the application did not take the gateway's bytes: {error.strerror or error}")
+        return True
+
+    def _forward_from_application(self, upstream: socket.socket, answers: "_AnswerReader") -> bool:
+        try:
+            data = upstream.recv(RECV_SIZE)
+        except OSError:
+            self.reset()
+            return False
+        if not data:
+            self.close()
+            return False
+        now = time.monotonic()
+        described = answers.feed(data)
+        for record in answers.ended:
+            request = self._open.get(record.request_id)
+            if request is not None and request.ended_at is None:
+                request.ended_at = now
+        answers.ended.clear()
+        self.ledger.sent.extend((now, what) for what in described[:-1])
+        self.send(data, described[-1] if described else f"{len(data)} bytes of a record still to come")
+        return True
+
+
+class _AnswerReader:
+    """Describes what a relayed application sends, record by record, until its records stop parsing
+    (a version other than 1); after that, as bytes."""
+
+    def __init__(self) -> None:
+        self._reader = RecordReader()
+        self.misframed = False
+        self.ended: list[Record] = []
+
+    def feed(self, data: bytes) -> list[str]:
+        if self.misframed:
+            return [f"{len(data)} more bytes after the records stopped parsing"]
+        described = []
+        for record in self._reader.feed(data):
+            if record.version != FCGI_VERSION_1:
+                self.misframed = True
+                return [*described, f"{record.describe()}: the records stop parsing here"]
+            if record.type == RecordType.END_REQUEST:
+                self.ended.append(record)
+            described.append(record.describe())
+        pending = self._reader.pending
+        if pending and pending[0] != FCGI_VERSION_1:
+            # A header that cannot be one: said now, not when its bogus length is complete (it may never be).
+            self.misframed = True
+            described.append(f"{len(pending)} bytes starting {pending[:8]!r}: no version-1 record header, the "
+                             "records stop parsing here")
+        return described
 
 
 Script = Callable[[AppConn], None]

@@ -27,6 +27,7 @@ from harness.gateways.application import AppRequest, ScriptedApp, Script, serve
 from harness.gateways.gateway import Gateway, GatewayStartError
 from harness.gateways.http_side import HttpAnswer, HttpConnection, HttpSideError
 from harness.gateways.observations import COMMON_PREREQUISITES, ledger_deviations
+from harness.gateways.reference_app import ReferenceApplication
 from harness.suite.judge import Facts, judge
 from harness.verdicts import Deviation, HarnessError, Level, Outcome, Unsupported, Verdict, Violation
 
@@ -163,6 +164,7 @@ class GatewayContext:
         self.started = time.monotonic()
         self.deadline = self.started + case.timeout * scale
         self.app: ScriptedApp | None = None
+        self.reference: ReferenceApplication | None = None
         self.gateway: Gateway | None = None
         self.connections: list[HttpConnection] = []
         self.http_log: list[str] = []
@@ -187,6 +189,14 @@ class GatewayContext:
         except GatewayStartError as error:
             raise HarnessError(f"the gateway could not be started: {error}") from None
         return self.app
+
+    def start_reference(self, *faults: str) -> ScriptedApp:
+        """The reference responder replaying these fault modes as the application (reference_app.py), its
+        connections passed through the scripted application's ledger, and the gateway in front of it."""
+        if self.app is not None:
+            raise HarnessError("a gateway case starts its application once")
+        self.reference = ReferenceApplication(faults)
+        return self.start(self.reference.script())
 
     @property
     def read_timeout(self) -> float:
@@ -299,6 +309,8 @@ class GatewayContext:
             self.gateway.stop()
         if self.app is not None:
             self.app.stop()
+        if self.reference is not None:
+            self.reference.stop()
 
     def deviations(self) -> list[Deviation]:
         return [] if self.app is None else ledger_deviations(self.app.connections())
@@ -307,6 +319,8 @@ class GatewayContext:
         parts = []
         if self.gateway is not None:
             parts.append(f"gateway: {self.gateway.description}")
+        if self.reference is not None:
+            parts.append(f"application: {self.reference.description}, passed through")
         if self.http_log:
             parts.append("HTTP:")
             parts += ["  " + line for line in self.http_log]

@@ -206,19 +206,23 @@ class AppConn:
             return False
         if not readable:
             return not self.app.stopping
+        return self._read_once() is not None
+
+    def _read_once(self) -> bytes | None:
+        """One read from the gateway, recorded in the ledger; None once it closed or reset the connection."""
         try:
             data = self.sock.recv(RECV_SIZE)
         except ConnectionResetError:
             self._gateway_closed("RST")
-            return False
+            return None
         except OSError:
             self._eof = True
-            return False
+            return None
         if not data:
             self._gateway_closed("FIN")
-            return False
+            return None
         self._received(data)
-        return True
+        return data
 
     def _received(self, data: bytes) -> None:
         now = time.monotonic()
@@ -419,18 +423,9 @@ class AppConn:
             upstream.close()
 
     def _forward_from_gateway(self, upstream: socket.socket) -> bool:
-        try:
-            data = self.sock.recv(RECV_SIZE)
-        except ConnectionResetError:
-            self._gateway_closed("RST")
+        data = self._read_once()
+        if data is None:
             return False
-        except OSError:
-            self._eof = True
-            return False
-        if not data:
-            self._gateway_closed("FIN")
-            return False
-        self._received(data)
         try:
             upstream.sendall(data)
         except OSError as error:

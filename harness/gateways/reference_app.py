@@ -36,6 +36,7 @@ class ReferenceApplication:
             self.target.start()
         except TargetError as error:
             self.target.stop()
+            self.target.discard_log()
             raise HarnessError(f"the reference responder could not be started as the application: {error}") from None
         assert self.target.port is not None
         self.address = ("127.0.0.1", self.target.port)
@@ -53,8 +54,6 @@ class ReferenceApplication:
 
         return relay
 
-    def log_tail(self) -> str:
-        return self.target.log_tail()
-
     def stop(self) -> None:
         self.target.stop()
+        self.target.discard_log()

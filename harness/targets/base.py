@@ -294,6 +294,13 @@ class SpawnedTarget(Target):
         if process.stdout is not None:
             process.stdout.close()
 
+    def discard_log(self) -> None:
+        """Removes the log file of a target that will be neither started nor read again (stop() keeps it:
+        a restarted target appends to it, and a failed case reads its tail)."""
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
     def restart(self) -> None:
         self.stop()
         self.restarts += 1

@@ -12,6 +12,7 @@ from harness.gateways.application import AppRequest, ScriptedApp
 from harness.gateways.cases import GatewayContext, gateway_case
 from harness.gateways.checks import expect_answer, expect_fetched, expect_not_success
 from harness.verdicts import Level, RecommendationMissed, Unsupported
+from harness.wire.probe_app import pattern_bytes
 
 FAMILY = "Known application bugs behind the gateway (the reference responder's fault modes)"
 FAMILY_ORDER = 11
@@ -20,11 +21,6 @@ FAMILY_ORDER = 11
 REUSE_ATTEMPTS = 4
 # Well under a gateway's read timeout: END_REQUEST must end a response, not the gateway's timer.
 END_WAIT = 3.0
-
-
-def probe_output(length: int) -> bytes:
-    """The body of the probe app's answer to ?out=N."""
-    return bytes(ord("a") + index % 26 for index in range(length))
 
 
 def _reused_request(app: ScriptedApp, path: str) -> AppRequest | None:
@@ -49,14 +45,14 @@ def _reused_request(app: ScriptedApp, path: str) -> AppRequest | None:
 def hhvm_2522(ctx: GatewayContext) -> str:
     app = ctx.start_reference("keep-conn-close")
     first = ctx.fetch("GET", "/hhvm-2522/1?out=100")
-    expect_fetched(first, "GET 1", body=probe_output(100))
+    expect_fetched(first, "GET 1", body=pattern_bytes(100))
     ctx.need_kept_connections(app.requests()[0] if app.requests() else None)
     for index in range(2, 5):
         ctx.sleep(0.05)
         got = ctx.fetch("GET", f"/hhvm-2522/{index}?out={100 * index}")
         if not got.ok or got.status != 200:
             raise RecommendationMissed(f"GET {index} served on a new connection (200)", f"GET {index}: {got}")
-        expect_fetched(got, f"GET {index}", body=probe_output(100 * index))
+        expect_fetched(got, f"GET {index}", body=pattern_bytes(100 * index))
     return f"4 GETs served; the application closed each of the {len(app.connections())} connections"
 
 
@@ -74,7 +70,7 @@ def hhvm_2522(ctx: GatewayContext) -> str:
 def hyperfastcgi_55(ctx: GatewayContext) -> str:
     app = ctx.start_reference("misframe-on-reuse")
     conn = ctx.http()
-    expect_answer(ctx.request("GET", "/hyperfastcgi-55/1?out=100", conn=conn), "GET 1", body=probe_output(100))
+    expect_answer(ctx.request("GET", "/hyperfastcgi-55/1?out=100", conn=conn), "GET 1", body=pattern_bytes(100))
     ctx.need_kept_connections(app.requests()[0] if app.requests() else None)
     # The bug shows only on a reused FastCGI connection: a gateway with several may open a new one first.
     for index in range(2, 2 + REUSE_ATTEMPTS):
@@ -83,7 +79,7 @@ def hyperfastcgi_55(ctx: GatewayContext) -> str:
         if _reused_request(app, path) is not None:
             expect_not_success(got, f"GET {index}", "its records stopped parsing before END_REQUEST")
             return f"GET {index}, on the reused connection: {got.describe()}"
-        expect_answer(got, f"GET {index} (on a new FastCGI connection)", body=probe_output(100))
+        expect_answer(got, f"GET {index} (on a new FastCGI connection)", body=pattern_bytes(100))
     raise Unsupported(f"{ctx.gateway_name()} sent none of {REUSE_ATTEMPTS} further requests on a FastCGI connection "
                       "it had used before: the misframing appears only there")
 
@@ -104,7 +100,7 @@ def phpfpm_67583(ctx: GatewayContext) -> str:
     conn = ctx.http()
     for index in range(1, 5):
         expect_answer(ctx.request("GET", f"/phpfpm-67583/{index}?out={100 * index}", conn=conn), f"GET {index}",
-                      body=probe_output(100 * index))
+                      body=pattern_bytes(100 * index))
     reused = sum(1 for r in app.requests() if r.ordinal > 1)
     return (f"4 responses whole; {reused} of the requests went on a reused FastCGI connection, "
             f"{len(app.connections())} connections in all")
@@ -126,5 +122,5 @@ def protocolfcgi_6(ctx: GatewayContext) -> str:
     conn = ctx.http()
     for index in (1, 2):
         expect_answer(ctx.request("GET", f"/protocol-fcgi-6/{index}?out=300", conn=conn, timeout=END_WAIT),
-                      f"GET {index}", body=probe_output(300))
+                      f"GET {index}", body=pattern_bytes(300))
     return "2 responses complete without the empty STDOUT record"
